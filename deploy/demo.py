@@ -1,0 +1,17 @@
+"""Demo data for ``cityos up``: loaded once, idempotently, into the local platform."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+#: "module:function(stack, report)" of each demo loader, in order; components add theirs here.
+DEMO_LOADERS: list[str] = []
+
+
+def load_demo(stack, report: Callable[[str], None] = print) -> None:
+    """Run every registered demo loader."""
+    import importlib
+
+    for spec in DEMO_LOADERS:
+        module, _, attr = spec.partition(":")
+        getattr(importlib.import_module(module), attr)(stack, report)

@@ -1,0 +1,74 @@
+"""The API service (uvicorn), started as a daemon with the connection settings of the stack."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import httpx
+
+from cityos.deploy.runtime.component import ComponentStatus
+from cityos.deploy.runtime.process import read_pid, spawn, stop_pid, wait_until
+from cityos.deploy.runtime.state import StateDir
+from cityos.platform.settings import Settings
+
+
+class ApiServer:
+    """The platform's HTTP API on ``CITYOS_API_HOST:CITYOS_API_PORT``."""
+
+    name = "api"
+    external = False
+
+    def __init__(self, settings: Settings, state: StateDir, env: dict[str, str]):
+        self.settings = settings
+        self.state = state
+        self.env = env
+        self.pidfile = state.pidfile("api")
+        self.logfile = state.logs / "api.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.settings.api_host}:{self.settings.api_port}"
+
+    def _healthy(self) -> bool:
+        try:
+            return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def up(self) -> None:
+        if read_pid(self.pidfile) is None:
+            argv = [sys.executable, "-m", "uvicorn", "cityos.platform.api.app:create_app", "--factory",
+                    "--host", self.settings.api_host, "--port", str(self.settings.api_port),
+                    "--no-access-log", "--timeout-graceful-shutdown", "10"]
+            spawn(argv, self.pidfile, self.logfile, env={**os.environ, **self.env})
+        wait_until(self._healthy, 30, "the API service")
+
+    def down(self) -> bool:
+        return stop_pid(self.pidfile)
+
+    def status(self) -> ComponentStatus:
+        running = read_pid(self.pidfile) is not None
+        st = ComponentStatus(self.name, "local" if running else "stopped", running, False, url=self.url)
+        if running:
+            try:
+                resp = httpx.get(f"{self.url}/readyz", timeout=5)
+                st.healthy = resp.status_code == 200
+                st.detail = resp.json().get("checks", {})
+            except httpx.HTTPError as exc:
+                st.detail["error"] = str(exc)
+            st.version = _package_version()
+        return st
+
+    def log_path(self) -> Path | None:
+        return self.logfile
+
+
+def _package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("cityos")
+    except PackageNotFoundError:
+        return "dev"

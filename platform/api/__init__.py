@@ -1,0 +1,1 @@
+"""The platform's HTTP API (FastAPI); components contribute routers, mounted in :mod:`.app`."""

@@ -1,0 +1,65 @@
+"""The FastAPI application: mounts every component's router by name, in this one place."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from cityos.platform.logs import configure_logging
+from cityos.platform.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+#: "module:attribute" of each router; a component adds its API by adding one line here.
+ROUTERS: list[str] = [
+    "cityos.platform.api.health:router",
+]
+
+
+def _load(spec: str):
+    module, _, attr = spec.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+async def _maintenance_loop(settings: Settings) -> None:
+    """Run roll-ups and retention periodically (Apache-only TimescaleDB has no job scheduler)."""
+    from cityos.platform.db.maintenance import run_maintenance
+
+    while True:
+        try:
+            await asyncio.to_thread(run_maintenance, settings.database_url)
+        except Exception:
+            log.exception("maintenance pass failed")
+        await asyncio.sleep(settings.maintenance_interval_s)
+
+
+def create_app(settings: Settings | None = None, *, maintenance: bool = True) -> FastAPI:
+    """Build the API application for ``settings`` (default: from the environment)."""
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(_maintenance_loop(settings)) if maintenance else None
+        log.info("api started", extra={"url": settings.api_url})
+        yield
+        if task:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    app = FastAPI(
+        title="cityos API",
+        version="1",
+        summary="City as Platform: telemetry, GIS layers and open data of the city",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    for spec in ROUTERS:
+        app.include_router(_load(spec))
+    return app

@@ -1,0 +1,44 @@
+"""The ``cityos`` command line: a thin layer over the same functions the API calls.
+
+Each component contributes a Typer app; they are mounted here by name so that an install
+without the server extras (the edge gateway) still runs the commands it has.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+app = typer.Typer(name="cityos", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  help="cityos: City as Platform (IoT ingest, GIS, open data).")
+
+#: (module:attribute of a Typer app, group name or "" to merge its commands at top level)
+COMMANDS: list[tuple[str, str]] = [
+    ("cityos.deploy.cli:app", ""),
+    ("cityos.platform.db_cli:app", "db"),
+    ("cityos.platform.test_cli:app", ""),
+]
+
+
+def _mount() -> None:
+    for spec, group in COMMANDS:
+        module, _, attr = spec.partition(":")
+        sub = getattr(importlib.import_module(module), attr)
+        if group:
+            app.add_typer(sub, name=group)
+        else:
+            for command in sub.registered_commands:
+                app.registered_commands.append(command)
+
+
+_mount()
+
+
+def main() -> None:
+    """Entry point of the ``cityos`` script."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""One settings object for the platform, read from ``CITYOS_*`` environment variables.
+
+Values not set in the environment fall back to ``<home>/local.env``, which ``cityos up`` writes
+(mode 600) when it provisions local servers, and then to the defaults below. The README's
+configuration table lists every field.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def default_home() -> Path:
+    """Where local state lives: ``CITYOS_HOME``, else ``.cityos`` in a source checkout, else ``~/.cityos``."""
+    if env := os.environ.get("CITYOS_HOME"):
+        return Path(env).expanduser().resolve()
+    if (REPO_ROOT / "pyproject.toml").exists():
+        return REPO_ROOT / ".cityos"
+    return Path.home() / ".cityos"
+
+
+class Settings(BaseSettings):
+    """Every configurable value of the platform (environment prefix ``CITYOS_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="CITYOS_", extra="ignore")
+
+    home: Path = Field(default_factory=default_home, description="Local state folder (data, credentials, logs).")
+    database_url: str = Field("", description="PostgreSQL URL of the platform database (owner role).")
+    admin_database_url: str = Field("", description="Superuser URL of the local server (provisioning, tests).")
+    mqtt_url: str = Field("", description="Broker URL for platform services, mqtt://user:pass@host:port.")
+    api_host: str = Field("127.0.0.1", description="Address the API service binds to.")
+    api_port: int = Field(8000, description="Port of the API service.")
+    public_base_url: str = Field("", description="Base URL under which the API is reachable (links, feeds).")
+    pg_port: int = Field(55432, description="Port of the locally provisioned PostgreSQL.")
+    mqtt_port: int = Field(1883, description="Port of the locally provisioned Mosquitto (plain MQTT).")
+    mqtt_tls_port: int = Field(0, description="TLS listener port of the local broker (0 = off).")
+    ckan_url: str = Field("", description="CKAN portal to publish to; empty = the local CKAN of `cityos up`.")
+    ckan_token: str = Field("", description="API token of the CKAN publishing user.")
+    ckan_port: int = Field(5000, description="Port of the locally provisioned CKAN.")
+    redis_port: int = Field(56379, description="Port of the locally provisioned Redis (CKAN's).")
+    debian_mirror: str = Field("http://deb.debian.org/debian", description="Mirror for the trixie root.")
+    log_level: str = Field("INFO", description="Log level of the services.")
+    log_json: bool = Field(True, description="Write structured (JSON) logs.")
+    k_anonymity: int = Field(10, ge=2, description="Smallest count published in any cell.")
+    retention_days_raw: int = Field(400, ge=1, description="Days of raw telemetry kept before drop_chunks.")
+    maintenance_interval_s: int = Field(300, ge=5, description="Seconds between retention/roll-up runs.")
+
+    @property
+    def api_url(self) -> str:
+        """The base URL of the API service."""
+        return self.public_base_url or f"http://{self.api_host}:{self.api_port}"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment, then ``<home>/local.env``, then defaults."""
+    home = Path(str(overrides.get("home") or default_home()))
+    env_file = home / "local.env"
+    return Settings(_env_file=env_file if env_file.exists() else None, **overrides)  # type: ignore[call-arg]
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (cached; call ``get_settings.cache_clear()`` after changing env)."""
+    return load_settings()
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password replaced by ``***`` (for logs and status output)."""
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}"

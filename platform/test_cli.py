@@ -1,0 +1,25 @@
+"""``cityos test``: bring up the real servers and run the whole test suite against them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import typer
+
+from cityos.platform.settings import REPO_ROOT
+
+app = typer.Typer()
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def test(ctx: typer.Context) -> None:
+    """Start the local runtime (no demo data) and run pytest; extra arguments go to pytest."""
+    from cityos.deploy.runtime.stack import Stack
+
+    stack = Stack.from_env()
+    stack.up(report=typer.echo)
+    # The tests read the connection settings from the state folder's local.env, like every
+    # other client; CITYOS_* variables set by the caller (external servers) pass through.
+    result = subprocess.run([sys.executable, "-m", "pytest", *ctx.args], cwd=REPO_ROOT, check=False)
+    raise typer.Exit(result.returncode)

@@ -1,0 +1,87 @@
+"""Shared fixtures: the real servers started by ``cityos test`` (or named by CITYOS_* URLs).
+
+Integration tests get a fresh database ``cityos_test`` on the platform's PostgreSQL server,
+migrated with the real migrations, so demo data in the main database is never touched.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cityos.platform.settings import Settings, load_settings
+
+REPO = Path(__file__).resolve().parents[1]
+TEST_DATABASE = "cityos_test"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "/integration/" in str(item.path):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    """Settings of the running stack (environment, then .cityos/local.env)."""
+    return load_settings()
+
+
+@pytest.fixture(scope="session")
+def stack():
+    """The local runtime (for tests that stop and start its servers)."""
+    from cityos.deploy.runtime.stack import Stack
+
+    return Stack.from_env()
+
+
+def _with_database(url: str, database: str) -> str:
+    base, _, _ = url.rpartition("/")
+    return f"{base}/{database}"
+
+
+@pytest.fixture(scope="session")
+def database_url(settings: Settings) -> Iterator[str]:
+    """URL (owner role) of a freshly created and migrated test database."""
+    import psycopg
+    from psycopg import sql
+
+    from cityos.platform.db.migrate import migrate
+
+    if explicit := os.environ.get("CITYOS_TEST_DATABASE_URL"):
+        migrate(explicit)
+        yield explicit
+        return
+    if not settings.admin_database_url:
+        pytest.skip("no CITYOS_ADMIN_DATABASE_URL or CITYOS_TEST_DATABASE_URL: run the suite with `./cityos test`")
+    owner = settings.database_url.split("://", 1)[1].split(":", 1)[0]
+    with psycopg.connect(settings.admin_database_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(TEST_DATABASE)))
+        conn.execute(sql.SQL("create database {} owner {}").format(sql.Identifier(TEST_DATABASE),
+                                                                    sql.Identifier(owner)))
+    with psycopg.connect(_with_database(settings.admin_database_url, TEST_DATABASE), autocommit=True) as conn:
+        conn.execute("create extension if not exists timescaledb")
+        conn.execute("create extension if not exists postgis")
+    url = _with_database(settings.database_url, TEST_DATABASE)
+    migrate(url)
+    yield url
+
+
+@pytest.fixture()
+def db(database_url: str):
+    """A connection to the test database (autocommit)."""
+    import psycopg
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture(scope="session")
+def mqtt_url(settings: Settings) -> str:
+    """The broker URL with the platform service's credentials."""
+    if not settings.mqtt_url:
+        pytest.skip("no CITYOS_MQTT_URL: run the suite with `./cityos test`")
+    return settings.mqtt_url

@@ -1,0 +1,64 @@
+"""Small helpers shared by tests: free ports and API servers run as real processes."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def api_server(env: dict[str, str], timeout: float = 30.0) -> Iterator[str]:
+    """Run the API service (uvicorn, a real process) with ``env``; yield its base URL."""
+    port = free_port()
+    full_env = {**os.environ, **env, "CITYOS_API_PORT": str(port), "CITYOS_LOG_JSON": "true"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "cityos.platform.api.app:create_app", "--factory",
+         "--host", "127.0.0.1", "--port", str(port), "--no-access-log"],
+        env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                out = proc.stdout.read().decode() if proc.stdout else ""
+                raise RuntimeError(f"API server did not start:\n{out}")
+            time.sleep(0.1)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def wait_for(check, timeout: float, interval: float = 0.2):
+    """Poll ``check()`` until it returns a truthy value; return it (AssertionError on timeout)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s (last value {value!r})")
+        time.sleep(interval)

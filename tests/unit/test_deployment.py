@@ -1,0 +1,50 @@
+"""The production deployment description and the package's extras."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _compose() -> dict:
+    return yaml.safe_load((REPO / "deploy/production/compose.yaml").read_text())
+
+
+def test_compose_file_names_the_services_the_readme_lists():
+    services = set(_compose()["services"])
+    assert {"db", "broker", "ckan", "api", "ingest", "migrate"} <= services
+    readme = (REPO / "deploy/production/README.md").read_text()
+    for name in services:
+        assert f"`{name}`" in readme, f"service {name} is not documented"
+
+
+def test_compose_database_is_timescaledb_ha():
+    assert _compose()["services"]["db"]["image"].startswith("timescale/timescaledb-ha")
+
+
+def test_compose_has_no_literal_passwords():
+    text = (REPO / "deploy/production/compose.yaml").read_text()
+    for match in re.finditer(r"^\s*\w*PASSWORD\w*:\s*(.+)$", text, re.MULTILINE):
+        assert match.group(1).startswith("${"), match.group(0)
+    for match in re.finditer(r"://[^:/\s]+:([^@\s]+)@", text):
+        assert match.group(1).startswith("${"), match.group(0)
+
+
+def _requirement_names(reqs: list[str]) -> set[str]:
+    return {re.split(r"[<>=\[; ]", r, maxsplit=1)[0].lower() for r in reqs}
+
+
+def test_gateway_install_pulls_no_gis_stack_or_web_framework():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    names = _requirement_names(project["dependencies"] + project["optional-dependencies"]["gateway"])
+    assert not names & {"geopandas", "gdal", "shapely", "pyproj", "pyogrio", "fastapi", "uvicorn", "psycopg"}
+
+
+def test_no_top_level_folder_is_a_package():
+    for folder in ("platform", "ingest", "gis", "opendata", "apps", "deploy"):
+        assert not (REPO / folder / "__init__.py").exists(), folder
