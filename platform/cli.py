@@ -17,6 +17,11 @@ app = typer.Typer(name="cityos", no_args_is_help=True, add_completion=False, pre
 COMMANDS: list[tuple[str, str]] = [
     ("cityos.deploy.cli:app", ""),
     ("cityos.platform.db_cli:app", "db"),
+    ("cityos.platform.tokens_cli:app", "tokens"),
+    ("cityos.platform.consent_cli:app", "consent"),
+    ("cityos.ingest.cli:ingest_app", ""),
+    ("cityos.ingest.cli:devices_app", "devices"),
+    ("cityos.ingest.cli:deadletters_app", "deadletters"),
     ("cityos.platform.test_cli:app", ""),
 ]
 

@@ -38,11 +38,11 @@ class BrokerAddress:
         )
 
 
-def new_client(address: BrokerAddress, client_id: str = "", *, clean_start: bool = True,
+def new_client(address: BrokerAddress, client_id: str = "", *, manual_ack: bool = False,
                ca_file: str | None = None) -> mqtt.Client:
     """A paho MQTT 5 client configured for ``address`` (credentials and TLS), not yet connected."""
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id or f"cityos-{uuid.uuid4().hex[:12]}",
-                         protocol=mqtt.MQTTv5)
+                         protocol=mqtt.MQTTv5, manual_ack=manual_ack)
     if address.username:
         client.username_pw_set(address.username, address.password)
     if address.tls:

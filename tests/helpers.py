@@ -52,13 +52,16 @@ def api_server(env: dict[str, str], timeout: float = 30.0) -> Iterator[str]:
             proc.kill()
 
 
-def wait_for(check, timeout: float, interval: float = 0.2):
-    """Poll ``check()`` until it returns a truthy value; return it (AssertionError on timeout)."""
+def wait_for(check, timeout: float, interval: float = 0.2, message=None):
+    """Poll ``check()`` until it returns a truthy value; return it (AssertionError on timeout).
+
+    ``message``, a callable, describes the state on failure."""
     deadline = time.monotonic() + timeout
     while True:
         value = check()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s (last value {value!r})")
+            detail = message() if message else f"last value {value!r}"
+            raise AssertionError(f"condition not met within {timeout} s: {detail}")
         time.sleep(interval)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import pwd
-import signal
 import subprocess
 from pathlib import Path
 from urllib.parse import quote
@@ -18,9 +17,9 @@ from cityos.deploy.runtime.component import ComponentStatus
 from cityos.deploy.runtime.process import port_open, read_pid, wait_until
 from cityos.deploy.runtime.state import Secrets, StateDir, write_private
 from cityos.deploy.runtime.system import ensure_commands, which
+from cityos.ingest.broker_auth import SERVICE_USER, BrokerFiles
+from cityos.ingest.devices import service_hash, sync_broker
 from cityos.platform.settings import Settings, redact_url
-
-SERVICE_USER = "cityos-service"
 
 
 def broker_conf(folder: Path, port: int, pidfile: Path, logfile: Path, tls_port: int = 0) -> str:
@@ -39,8 +38,10 @@ log_type error
 log_type warning
 log_type notice
 log_timestamp_format %Y-%m-%dT%H:%M:%S
-max_queued_messages 100000
-max_inflight_messages 100
+# Persistent sessions of offline ingest workers keep every message (acknowledged data is never
+# dropped); in-flight QoS 1 to a subscriber is limited by its own Receive Maximum.
+max_queued_messages 0
+max_inflight_messages 0
 max_packet_size 1048576
 listener {port} 127.0.0.1
 """
@@ -50,16 +51,6 @@ certfile {folder / 'tls' / 'server.crt'}
 keyfile {folder / 'tls' / 'server.key'}
 """
     return text
-
-
-def base_acl() -> str:
-    """ACL lines for the platform's service user; device lines are appended per device."""
-    return f"""# written by cityos; device entries follow
-user {SERVICE_USER}
-topic readwrite cityos/#
-topic readwrite $share/#
-topic read $SYS/#
-"""
 
 
 class Broker:
@@ -103,7 +94,8 @@ class Broker:
         conf = broker_conf(self.folder, self.port, self.pidfile, self.logfile, self.settings.mqtt_tls_port)
         write_private(self.folder / "mosquitto.conf", conf)
         if not (self.folder / "passwd").exists():
-            self.write_credentials({}, {})
+            # The service user only; devices are added from the registry by sync_credentials().
+            self.files().write(service_hash(self.secrets.get("MQTT_SERVICE_PASSWORD")), [])
         owner = self._owner()
         if owner:
             for path in [self.folder, self.folder / "data", self.logfile.parent, *self.folder.glob("*")]:
@@ -112,28 +104,16 @@ class Broker:
             os.chown(self.logfile, *owner)
             os.chown(self.state.run, *owner)
 
-    def write_credentials(self, device_hashes: dict[str, str], device_acl: dict[str, str]) -> None:
-        """Regenerate passwd and acl from the service user plus ``device_hashes`` (user -> $7$ hash)."""
-        passwd = self.folder / "passwd"
-        plain = f"{SERVICE_USER}:{self.secrets.get('MQTT_SERVICE_PASSWORD')}\n"
-        write_private(passwd, plain)
-        subprocess.run([which("mosquitto_passwd") or "mosquitto_passwd", "-U", str(passwd)], check=True)
-        with open(passwd, "a") as fh:
-            fh.writelines(f"{user}:{digest}\n" for user, digest in sorted(device_hashes.items()))
-        acl = base_acl() + "".join(device_acl[user] for user in sorted(device_acl))
-        write_private(self.folder / "acl", acl)
-        owner = self._owner()
-        if owner:
-            for path in (passwd, self.folder / "acl"):
-                os.chown(path, *owner)
+    def files(self) -> BrokerFiles:
+        """The broker's credential files and pid file."""
+        return BrokerFiles(self.folder, self.pidfile)
 
-    def reload(self) -> bool:
-        """Make a running broker re-read its password and ACL files (SIGHUP)."""
-        pid = read_pid(self.pidfile)
-        if pid is None:
-            return False
-        os.kill(pid, signal.SIGHUP)
-        return True
+    def sync_credentials(self, database_url: str) -> int:
+        """Write the registry's active devices into the broker's files and reload it."""
+        import psycopg
+
+        with psycopg.connect(database_url) as conn:
+            return sync_broker(conn, self.files(), self.secrets.get("MQTT_SERVICE_PASSWORD"))
 
     def up(self) -> None:
         if self.external:
@@ -145,7 +125,12 @@ class Broker:
                 raise RuntimeError(f"port {self.port} is taken by another program; set CITYOS_MQTT_PORT")
             subprocess.run([which("mosquitto") or "mosquitto", "-c", str(self.folder / "mosquitto.conf"), "-d"],
                            check=True)
-        wait_until(lambda: port_open("127.0.0.1", self.port), 15, "Mosquitto")
+        try:
+            wait_until(lambda: port_open("127.0.0.1", self.port), 15, "Mosquitto")
+        except TimeoutError as exc:
+            tail = self.logfile.read_text()[-1000:] if self.logfile.exists() else "(no log written: can the "\
+                "mosquitto user reach the state folder?)"
+            raise RuntimeError(f"Mosquitto did not start on port {self.port}: {tail}") from exc
 
     def down(self) -> bool:
         if self.external:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from cityos.deploy.runtime.apiserver import ApiServer
 from cityos.deploy.runtime.broker import Broker
 from cityos.deploy.runtime.component import ComponentStatus
+from cityos.deploy.runtime.ingestservice import IngestService
 from cityos.deploy.runtime.postgres import Postgres
 from cityos.deploy.runtime.state import Secrets, StateDir, state_for, write_env_file
 from cityos.platform.db.migrate import migrate
@@ -47,8 +48,11 @@ class Stack:
     def api(self) -> ApiServer:
         return ApiServer(self.settings, self.state, self.connection_env())
 
+    def ingest(self) -> IngestService:
+        return IngestService(self.state, self.connection_env())
+
     def components(self) -> list:
-        return [self.postgres, self.broker, self.api()]
+        return [self.postgres, self.broker, self.ingest(), self.api()]
 
     def up(self, report: Callable[[str], None] = print) -> dict[str, float]:
         """Provision and start everything (idempotent); seconds per step."""
@@ -63,9 +67,12 @@ class Stack:
         step("postgres", self.postgres.up)
         step("migrations", lambda: migrate(self.postgres.database_url()))
         step("mosquitto", self.broker.up)
+        if not self.broker.external:
+            step("devices", lambda: self.broker.sync_credentials(self.postgres.database_url()))
         env = self.connection_env()
         write_env_file(self.state.local_env, {k: v for k, v in env.items() if v},
                        "connection settings of the local runtime, written by cityos up")
+        step("ingest", self.ingest().up)
         step("api", self.api().up)
         return timings
 

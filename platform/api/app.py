@@ -9,8 +9,10 @@ import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from cityos.platform.logs import configure_logging
+from cityos.platform.metrics import enable_multiprocess, metrics_dir
 from cityos.platform.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -18,6 +20,10 @@ log = logging.getLogger(__name__)
 #: "module:attribute" of each router; a component adds its API by adding one line here.
 ROUTERS: list[str] = [
     "cityos.platform.api.health:router",
+    "cityos.platform.api.metrics:router",
+    "cityos.platform.api.consent:router",
+    "cityos.platform.api.sensors:router",
+    "cityos.ingest.api:router",
 ]
 
 
@@ -42,6 +48,7 @@ def create_app(settings: Settings | None = None, *, maintenance: bool = True) ->
     """Build the API application for ``settings`` (default: from the environment)."""
     settings = settings or get_settings()
     configure_logging(settings.log_level, settings.log_json)
+    enable_multiprocess(metrics_dir(settings.home))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -60,6 +67,9 @@ def create_app(settings: Settings | None = None, *, maintenance: bool = True) ->
         lifespan=lifespan,
     )
     app.state.settings = settings
+    # Open data may be read from any web page; writes need a token, not a cookie, so this is safe.
+    app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "HEAD", "OPTIONS"],
+                       allow_headers=["Authorization", "If-None-Match"], expose_headers=["ETag", "Retry-After"])
     for spec in ROUTERS:
         app.include_router(_load(spec))
     return app

@@ -1,0 +1,131 @@
+"""HTTP API of ingest: device registry, gateway enrolment and the dead-letter store."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from pydantic import BaseModel, Field
+
+from cityos.ingest import devices as registry
+from cityos.ingest.deadletters import list_dead_letters, replay
+from cityos.platform.auth import Principal, require_scope
+from cityos.platform.db.connection import connect
+from cityos.platform.mqtt import BrokerAddress
+
+router = APIRouter(prefix="/api/v1", tags=["devices"])
+
+
+class DeviceIn(BaseModel):
+    """A device to register."""
+
+    device_id: str = Field(pattern=registry.DEVICE_ID.pattern, examples=["hems-0001"])
+    domain: Literal["hems", "vehicle", "health", "env"]
+    kind: str = Field("", examples=["smart_meter"])
+    owner_subject: str | None = Field(None, description="Pseudonymous resident id; required for health devices.")
+    district_code: str | None = None
+    public: bool = False
+    display_name: str = ""
+
+
+class Credentials(BaseModel):
+    """MQTT credentials of a device (the password is shown only in this response)."""
+
+    device_id: str
+    mqtt_username: str
+    mqtt_password: str
+    broker_host: str
+    broker_port: int
+    topic_prefix: str
+
+
+class EnrolIn(BaseModel):
+    token: str = Field(min_length=8)
+
+
+def _credentials(request: Request, new: registry.NewDevice) -> Credentials:
+    settings = request.app.state.settings
+    address = BrokerAddress.parse(settings.mqtt_url) if settings.mqtt_url else None
+    return Credentials(device_id=new.device_id, mqtt_username=new.mqtt_username, mqtt_password=new.mqtt_password,
+                       broker_host=address.host if address else "", broker_port=address.port if address else 0,
+                       topic_prefix=f"cityos/v1/{new.domain}/{new.device_id}/")
+
+
+def _sync_broker(request: Request, conn) -> None:
+    settings = request.app.state.settings
+    if settings.mqtt_url and (password := BrokerAddress.parse(settings.mqtt_url).password):
+        registry.sync_broker(conn, registry.broker_files(settings), password)
+
+
+@router.post("/devices", status_code=201, response_model=Credentials, summary="Register a device")
+def add_device(device: DeviceIn, request: Request, _: Principal = Depends(require_scope("devices:write"))):
+    """Register a device and create its own MQTT user, allowed to publish only under its id."""
+    with connect(autocommit=True) as conn:
+        try:
+            new = registry.add_device(conn, **device.model_dump())
+        except registry.DeviceError as exc:
+            raise HTTPException(409 if "exists" in str(exc) else 422, str(exc)) from exc
+        _sync_broker(request, conn)
+    return _credentials(request, new)
+
+
+@router.get("/devices", summary="List devices")
+def list_devices(domain: str | None = None, include_revoked: bool = False,
+                 _: Principal = Depends(require_scope("devices:read"))) -> list[dict]:
+    """Registered devices (no credentials)."""
+    with connect(autocommit=True) as conn:
+        return registry.list_devices(conn, domain=domain, include_revoked=include_revoked)
+
+
+@router.post("/devices/{device_id}/revoke", summary="Revoke a device")
+def revoke_device(device_id: str, request: Request, _: Principal = Depends(require_scope("devices:write"))):
+    """Revoke a device: the broker refuses it within seconds and ingest refuses its messages."""
+    with connect(autocommit=True) as conn:
+        try:
+            registry.revoke_device(conn, device_id)
+        except registry.DeviceError as exc:
+            raise HTTPException(404, str(exc)) from exc
+        _sync_broker(request, conn)
+    return {"device_id": device_id, "revoked": True}
+
+
+@router.post("/devices/{device_id}/enrolment-token", summary="Create a one-time enrolment token")
+def enrolment_token(device_id: str, _: Principal = Depends(require_scope("devices:write"))) -> dict:
+    """A token a gateway exchanges once for its credentials (``cityos gateway enroll``)."""
+    with connect(autocommit=True) as conn:
+        if not conn.execute("select 1 from core.devices where device_id = %s and revoked_at is null",
+                            (device_id,)).fetchone():
+            raise HTTPException(404, f"no active device {device_id}")
+        return {"device_id": device_id, "enrolment_token": registry.create_enrolment_token(conn, device_id)}
+
+
+@router.post("/devices/enroll", response_model=Credentials, summary="Enrol a gateway with a one-time token")
+def enroll(body: EnrolIn, request: Request):
+    """Exchange a one-time enrolment token for the device's MQTT credentials."""
+    with connect(autocommit=True) as conn:
+        try:
+            new = registry.redeem_enrolment_token(conn, body.token)
+        except registry.DeviceError as exc:
+            raise HTTPException(403, str(exc)) from exc
+        _sync_broker(request, conn)
+    return _credentials(request, new)
+
+
+@router.get("/deadletters", tags=["operations"], summary="List dead letters")
+def dead_letters(reason: str | None = None, pending: bool = False, limit: int = Query(100, ge=1, le=1000),
+                 before_id: int | None = None, _: Principal = Depends(require_scope("deadletters:read"))):
+    """Rejected messages with topic, device, reason and payload, newest first."""
+    with connect(autocommit=True) as conn:
+        return list_dead_letters(conn, reason=reason, pending_only=pending, limit=limit, before_id=before_id)
+
+
+class ReplayIn(BaseModel):
+    ids: list[int] | None = None
+    reason: str | None = None
+
+
+@router.post("/deadletters/replay", tags=["operations"], summary="Replay dead letters")
+def replay_dead_letters(body: ReplayIn, _: Principal = Depends(require_scope("deadletters:write"))) -> dict:
+    """Run pending dead letters through ingest again (after registering a device or fixing a gateway)."""
+    with connect() as conn:
+        return replay(conn, ids=body.ids, reason=body.reason).__dict__

@@ -1,0 +1,185 @@
+"""``cityos ingest``, ``cityos devices ...`` and ``cityos deadletters ...``."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import signal
+import socket
+
+import typer
+
+ingest_app = typer.Typer(help="Run MQTT ingest workers.")
+devices_app = typer.Typer(no_args_is_help=True, help="Register, list and revoke devices (per-device MQTT users).")
+deadletters_app = typer.Typer(no_args_is_help=True, help="Inspect and replay rejected messages.")
+
+
+def _settings():
+    from cityos.platform.settings import get_settings
+
+    return get_settings()
+
+
+def _conn():
+    from cityos.platform.db.connection import connect
+
+    return connect(autocommit=True)
+
+
+def _worker_main(index: int, database_url: str, mqtt_url: str, metrics_folder: str, batch_max: int) -> None:
+    from pathlib import Path
+
+    from cityos.platform.metrics import enable_multiprocess
+
+    enable_multiprocess(Path(metrics_folder))
+    from cityos.ingest.worker import WorkerConfig, run_worker
+    from cityos.platform.logs import configure_logging
+
+    settings = _settings()
+    configure_logging(settings.log_level, settings.log_json)
+    client_id = f"cityos-ingest-{socket.gethostname()}-{index}"
+    run_worker(WorkerConfig(database_url, mqtt_url, client_id, batch_max=batch_max))
+
+
+@ingest_app.command("ingest")
+def ingest(workers: int = typer.Option(2, "--workers", "-w", min=1, help="Worker processes (shared subscription)."),
+           batch_max: int = typer.Option(5000, help="Most messages committed in one transaction.")) -> None:
+    """Run N ingest worker processes sharing the stream (MQTT 5 shared subscription)."""
+    from cityos.platform.metrics import metrics_dir
+
+    settings = _settings()
+    if not settings.database_url or not settings.mqtt_url:
+        typer.secho("CITYOS_DATABASE_URL and CITYOS_MQTT_URL are needed (run `cityos up` first)", fg="red", err=True)
+        raise typer.Exit(1)
+    ctx = multiprocessing.get_context("spawn")
+    folder = str(metrics_dir(settings.home))
+    procs = [ctx.Process(target=_worker_main, args=(i, settings.database_url, settings.mqtt_url, folder, batch_max),
+                         name=f"ingest-{i}") for i in range(workers)]
+    for proc in procs:
+        proc.start()
+
+    def forward(signum, _frame):
+        for proc in procs:
+            if proc.pid:
+                os.kill(proc.pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    for proc in procs:
+        proc.join()
+    failed = [p.name for p in procs if p.exitcode not in (0, -signal.SIGTERM)]
+    if failed:
+        raise typer.Exit(1)
+
+
+@devices_app.command("add")
+def devices_add(device_id: str, domain: str = typer.Option(..., help="hems, vehicle, health or env"),
+                kind: str = typer.Option("", help="smart_meter, snowplow, patrol_car, wearable, ..."),
+                owner: str = typer.Option(None, help="Owner's pseudonymous subject id (required for health)."),
+                district: str = typer.Option(None, help="District code."),
+                public: bool = typer.Option(False, help="Readings may be served as open data."),
+                enrol: bool = typer.Option(False, help="Print a one-time enrolment token instead of the password.")
+                ) -> None:
+    """Register a device and create its MQTT user (password shown once)."""
+    from cityos.ingest.devices import DeviceError, add_device, create_enrolment_token
+    from cityos.platform.settings import get_settings
+
+    settings = get_settings()
+    with _conn() as conn:
+        try:
+            new = add_device(conn, device_id, domain, kind=kind, owner_subject=owner, district_code=district,
+                             public=public)
+        except DeviceError as exc:
+            typer.secho(str(exc), fg="red", err=True)
+            raise typer.Exit(2) from exc
+        out = {"device_id": new.device_id, "mqtt_username": new.mqtt_username}
+        if enrol:
+            out["enrolment_token"] = create_enrolment_token(conn, device_id)
+        else:
+            out["mqtt_password"] = new.mqtt_password
+        _sync(conn, settings)
+    typer.echo(json.dumps(out, indent=2))
+
+
+def _sync(conn, settings) -> None:
+    """Regenerate the broker's credential files from the registry and reload it."""
+    from cityos.ingest.devices import broker_files, sync_broker
+
+    password = _service_password(settings)
+    if password:
+        sync_broker(conn, broker_files(settings), password)
+
+
+def _service_password(settings) -> str | None:
+    """The broker service user's password, from the broker URL in the settings."""
+    from cityos.platform.mqtt import BrokerAddress
+
+    return BrokerAddress.parse(settings.mqtt_url).password if settings.mqtt_url else None
+
+
+@devices_app.command("list")
+def devices_list(domain: str = typer.Option(None), all_: bool = typer.Option(False, "--all", help="Include revoked.")
+                 ) -> None:
+    """List registered devices."""
+    from cityos.ingest.devices import list_devices
+
+    with _conn() as conn:
+        for d in list_devices(conn, domain=domain, include_revoked=all_):
+            state = "revoked" if d["revoked_at"] else "active"
+            typer.echo(f"{d['device_id']:<24} {d['domain']:<8} {d['kind']:<12} {state}")
+
+
+@devices_app.command("revoke")
+def devices_revoke(device_id: str) -> None:
+    """Revoke a device: the broker refuses it within seconds, ingest refuses its messages."""
+    from cityos.ingest.devices import DeviceError, revoke_device
+
+    settings = _settings()
+    with _conn() as conn:
+        try:
+            revoke_device(conn, device_id)
+        except DeviceError as exc:
+            typer.secho(str(exc), fg="red", err=True)
+            raise typer.Exit(2) from exc
+        _sync(conn, settings)
+    typer.echo(f"revoked {device_id}")
+
+
+@deadletters_app.command("list")
+def deadletters_list(reason: str = typer.Option(None), pending: bool = typer.Option(False),
+                     limit: int = typer.Option(20)) -> None:
+    """Show rejected messages, newest first."""
+    from cityos.ingest.deadletters import list_dead_letters
+
+    with _conn() as conn:
+        for d in list_dead_letters(conn, reason=reason, pending_only=pending, limit=limit):
+            typer.echo(json.dumps(d, default=str, ensure_ascii=False))
+
+
+@deadletters_app.command("replay")
+def deadletters_replay(ids: list[int] = typer.Argument(None), reason: str = typer.Option(None)) -> None:
+    """Replay pending dead letters (all, by id, or by reason) after a fix."""
+    from cityos.ingest.deadletters import replay
+
+    with _conn() as conn:
+        conn.autocommit = False
+        result = replay(conn, ids=ids or None, reason=reason)
+    typer.echo(json.dumps(result.__dict__))
+
+
+@ingest_app.command("simulate")
+def simulate_command(homes: int = typer.Option(500), snowplows: int = typer.Option(30),
+                     patrol_cars: int = typer.Option(20), wearables: int = typer.Option(100),
+                     duration: float = typer.Option(None, help="Seconds to run (default: until interrupted)."),
+                     hems_interval: float = typer.Option(30.0, help="Seconds between a home's readings."),
+                     seed: int = typer.Option(7)) -> None:
+    """Publish realistic streams (HEMS homes, snowplows, patrol cars, wearables) with per-device credentials."""
+    from cityos.ingest.devices import broker_files
+    from cityos.ingest.simulate.runner import SimulationConfig, simulate
+
+    settings = _settings()
+    config = SimulationConfig(homes, snowplows, patrol_cars, wearables, hems_interval_s=hems_interval, seed=seed)
+    typer.echo(f"simulating {homes} homes, {snowplows} snowplows, {patrol_cars} patrol cars, {wearables} wearables")
+    count = simulate(settings.database_url, settings.mqtt_url, broker_files(settings), config, duration)
+    typer.echo(f"published {count} readings")

@@ -1,0 +1,159 @@
+"""Publish simulated streams through the broker, each device with its own MQTT credentials."""
+
+from __future__ import annotations
+
+import heapq
+import json
+import logging
+import random
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import paho.mqtt.client as mqtt
+import psycopg
+
+from cityos.ingest.devices import add_device, rotate_password, sync_broker
+from cityos.ingest.simulate import health, hems, vehicles
+from cityos.ingest.simulate.routes import road_routes
+from cityos.platform.mqtt import BrokerAddress, new_client
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SimulationConfig:
+    """What to simulate and how often each kind of device reports."""
+
+    homes: int = 500
+    snowplows: int = 30
+    patrol_cars: int = 20
+    wearables: int = 100
+    hems_interval_s: float = 30.0
+    health_interval_s: float = 60.0
+    seed: int = 7
+
+
+def device_plan(config: SimulationConfig) -> list[tuple[str, str, str]]:
+    """(device_id, domain, kind) of every simulated device."""
+    plan = [(f"sim-hems-{i:04d}", "hems", "smart_meter") for i in range(1, config.homes + 1)]
+    plan += [(f"sim-plow-{i:02d}", "vehicle", "snowplow") for i in range(1, config.snowplows + 1)]
+    plan += [(f"sim-car-{i:02d}", "vehicle", "patrol_car") for i in range(1, config.patrol_cars + 1)]
+    plan += [(f"sim-wear-{i:03d}", "health", "wearable") for i in range(1, config.wearables + 1)]
+    return plan
+
+
+def ensure_devices(conn: psycopg.Connection, config: SimulationConfig) -> dict[str, str]:
+    """Register the simulated devices (once), give each a fresh password, grant the wearers' consent."""
+    existing = {r[0] for r in conn.execute("select device_id from core.devices where device_id like 'sim-%' "
+                                           "and revoked_at is null").fetchall()}
+    passwords = {}
+    for device_id, domain, kind in device_plan(config):
+        subject = f"sim-subject-{device_id[-3:]}" if domain == "health" else None
+        if device_id in existing:
+            passwords[device_id] = rotate_password(conn, device_id).mqtt_password
+        else:
+            passwords[device_id] = add_device(conn, device_id, domain, kind=kind, owner_subject=subject,
+                                              public=domain == "vehicle", metadata={"simulated": True}).mqtt_password
+        if subject and not conn.execute("select 1 from core.consents_current where subject_id = %s and "
+                                        "category = 'health'", (subject,)).fetchone():
+            conn.execute("insert into core.consent_events (subject_id, category, purpose, action, actor, note) "
+                         "values (%s, 'health', 'services', 'grant', 'simulator', 'simulated resident')", (subject,))
+    return passwords
+
+
+class Simulation:
+    """Every device as its own MQTT client; a scheduler publishes each reading when it is due."""
+
+    def __init__(self, broker_url: str, passwords: dict[str, str], config: SimulationConfig):
+        self.address = BrokerAddress.parse(broker_url)
+        self.config = config
+        self.rng = random.Random(config.seed)
+        self.clients: dict[str, mqtt.Client] = {}
+        self.passwords = passwords
+        self.published = 0
+        self._stop = threading.Event()
+        route = road_routes()
+        self.devices: dict[str, object] = {}
+        self.domains: dict[str, str] = {}
+        for device_id, domain, kind in device_plan(config):
+            self.domains[device_id] = domain
+            if domain == "hems":
+                self.devices[device_id] = hems.Home.random(device_id, self.rng)
+            elif domain == "vehicle":
+                interval = self.rng.choice([1, 2, 5, 10, 20])
+                cruise = 25 if kind == "snowplow" else 40
+                self.devices[device_id] = vehicles.Vehicle(device_id, kind, route, interval, cruise)
+            else:
+                self.devices[device_id] = health.Wearer.random(device_id, self.rng)
+
+    def _interval(self, device: object) -> float:
+        if isinstance(device, vehicles.Vehicle):
+            return device.interval_s
+        if isinstance(device, hems.Home):
+            return self.config.hems_interval_s
+        return self.config.health_interval_s
+
+    def _topic(self, device_id: str) -> str:
+        return f"cityos/v1/{self.domains[device_id]}/{device_id}/readings"
+
+    def connect(self) -> None:
+        """Connect every device with its own credentials."""
+        for device_id in self.devices:
+            client = new_client(BrokerAddress(self.address.host, self.address.port, device_id,
+                                              self.passwords[device_id], self.address.tls), f"sim-{device_id}")
+            client.connect_async(self.address.host, self.address.port, keepalive=60)
+            client.loop_start()
+            self.clients[device_id] = client
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self, duration_s: float | None = None) -> int:
+        """Publish until ``duration_s`` passes or :meth:`stop`; readings published."""
+        started = time.monotonic()
+        queue = [(started + self.rng.uniform(0, self._interval(d)), device_id)
+                 for device_id, d in self.devices.items()]
+        heapq.heapify(queue)
+        while not self._stop.is_set() and queue:
+            due, device_id = queue[0]
+            now = time.monotonic()
+            if duration_s is not None and now - started >= duration_s:
+                break
+            if due > now:
+                time.sleep(min(due - now, 0.2))
+                continue
+            heapq.heappop(queue)
+            device = self.devices[device_id]
+            t = datetime.now(UTC)
+            if isinstance(device, hems.Home):
+                payload = hems.reading(device, t, self.rng)
+            elif isinstance(device, vehicles.Vehicle):
+                payload = device.step(t, self.rng)
+            else:
+                payload = health.reading(device, t, self.config.health_interval_s, self.rng)
+            self.clients[device_id].publish(self._topic(device_id), json.dumps(payload), qos=1)
+            self.published += 1
+            heapq.heappush(queue, (due + self._interval(device), device_id))
+        return self.published
+
+    def close(self) -> None:
+        for client in self.clients.values():
+            client.disconnect()
+            client.loop_stop()
+
+
+def simulate(database_url: str, broker_url: str, broker_files, config: SimulationConfig,
+             duration_s: float | None = None) -> int:
+    """Register the devices, update the broker's credentials, publish; readings published."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        passwords = ensure_devices(conn, config)
+        sync_broker(conn, broker_files, BrokerAddress.parse(broker_url).password or "")
+    time.sleep(0.5)  # the broker re-reads its files on SIGHUP
+    sim = Simulation(broker_url, passwords, config)
+    sim.connect()
+    try:
+        return sim.run(duration_s)
+    finally:
+        sim.close()

@@ -1,0 +1,221 @@
+"""The ingest worker: MQTT 5 shared subscription in, committed rows out, at least once.
+
+A message is acknowledged to the broker (PUBACK) only after the transaction holding its rows
+or its dead letter has committed. If the database is down the worker keeps the batch, retries
+with back-off and acknowledges nothing, so the broker keeps (and after a worker crash
+re-delivers) every message; re-delivered readings are deduplicated by the tables' keys.
+Several workers share the stream through ``$share/<group>/cityos/v1/#``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import signal
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import paho.mqtt.client as mqtt
+import psycopg
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from cityos.ingest import metrics
+from cityos.ingest.admission import Admission
+from cityos.ingest.pipeline import MessageOutcome, process_message
+from cityos.ingest.writer import Batch, write_batch
+from cityos.platform.mqtt import BrokerAddress, new_client
+
+log = logging.getLogger(__name__)
+
+TOPIC_FILTER = "cityos/v1/#"
+SESSION_EXPIRY_S = 7 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class Received:
+    """A message held until its batch commits."""
+
+    mid: int
+    topic: str
+    payload: bytes
+    client_id: str | None
+    generation: int
+    received: float
+
+
+@dataclass
+class WorkerConfig:
+    """How one worker connects and batches."""
+
+    database_url: str
+    mqtt_url: str
+    client_id: str
+    group: str = "cityos-ingest"
+    batch_max: int = 5000
+    flush_s: float = 0.05
+    receive_maximum: int = 20000
+
+
+class IngestWorker:
+    """One ingest process: receive, validate, write, then acknowledge."""
+
+    def __init__(self, config: WorkerConfig):
+        self.config = config
+        self.admission = Admission()
+        self._queue: deque[Received] = deque()
+        self._generation = 0
+        self._stop = threading.Event()
+        self._conn: psycopg.Connection | None = None
+        self.address = BrokerAddress.parse(config.mqtt_url)
+        self.client = new_client(self.address, config.client_id, manual_ack=True)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+        self.client.reconnect_delay_set(0.5, 5)
+        self.committed_messages = 0
+
+    # -- MQTT callbacks (network thread) -------------------------------------------------------------------
+    def _on_connect(self, client: mqtt.Client, _u, _f, reason_code, _p) -> None:
+        if reason_code.is_failure:
+            log.error("broker refused the ingest worker", extra={"reason": str(reason_code)})
+            return
+        client.subscribe(f"$share/{self.config.group}/{TOPIC_FILTER}", qos=1)
+        log.info("ingest worker connected", extra={"client_id": self.config.client_id})
+
+    def _on_disconnect(self, _c, _u, _f, reason_code, _p) -> None:
+        # Message ids of the old connection must never be acknowledged on a new one.
+        self._generation += 1
+        log.warning("ingest worker disconnected from broker", extra={"reason": str(reason_code)})
+
+    def _on_message(self, _c, _u, msg: mqtt.MQTTMessage) -> None:
+        client_id = None
+        props = getattr(msg, "properties", None)
+        for key, value in getattr(props, "UserProperty", None) or ():
+            if key == "client_id":
+                client_id = value
+        self._queue.append(Received(msg.mid, msg.topic, msg.payload, client_id, self._generation, time.monotonic()))
+
+    # -- main loop ---------------------------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Ask the worker to flush, acknowledge and exit."""
+        self._stop.set()
+
+    def _connect_mqtt(self) -> None:
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = SESSION_EXPIRY_S
+        props.ReceiveMaximum = self.config.receive_maximum
+        self.client.connect_async(self.address.host, self.address.port, keepalive=30, clean_start=False,
+                                  properties=props)
+        self.client.loop_start()
+
+    def _db(self) -> psycopg.Connection:
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg.connect(self.config.database_url, connect_timeout=5,
+                                         application_name=self.config.client_id)
+        return self._conn
+
+    def _take(self) -> list[Received]:
+        """Up to ``batch_max`` messages, waiting at most ``flush_s`` for a batch to fill."""
+        deadline = time.monotonic() + self.config.flush_s
+        while len(self._queue) < self.config.batch_max and time.monotonic() < deadline and not self._stop.is_set():
+            time.sleep(0.005)
+        taken = []
+        while self._queue and len(taken) < self.config.batch_max:
+            taken.append(self._queue.popleft())
+        return taken
+
+    def _build(self, received: list[Received]) -> tuple[Batch, list[MessageOutcome]]:
+        now = datetime.now(UTC)
+        batch = Batch()
+        outcomes = []
+        conn = self._db()
+        self.admission.refresh(conn)
+        for msg in received:
+            outcome = process_message(msg.topic, msg.payload, now=now, admission=self.admission, conn=conn,
+                                      client_id=msg.client_id)
+            outcomes.append(outcome)
+            if outcome.dead_letter:
+                batch.dead_letters.append(outcome.dead_letter)
+            for table, rows in outcome.rows.items():
+                batch.add_rows(table, rows)
+        return batch, outcomes
+
+    def _commit(self, received: list[Received]) -> None:
+        """Write ``received`` durably, retrying through database outages; then acknowledge them."""
+        backoff = 0.2
+        while True:
+            try:
+                started = time.monotonic()
+                batch, outcomes = self._build(received)
+                write_batch(self._db(), batch)
+                break
+            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                metrics.DB_ERRORS.inc()
+                log.warning("database unavailable; batch kept, not acknowledged",
+                            extra={"error": str(exc).strip()[:200], "messages": len(received)})
+                if self._conn is not None:
+                    self._conn.close()
+                self._conn = None
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+        elapsed = time.monotonic() - started
+        self._acknowledge(received)
+        self._record(batch, outcomes, elapsed)
+
+    def _acknowledge(self, received: list[Received]) -> None:
+        generation = self._generation
+        for msg in received:
+            if msg.generation == generation:
+                self.client.ack(msg.mid, 1)
+        self.committed_messages += len(received)
+
+    def _record(self, batch: Batch, outcomes: list[MessageOutcome], elapsed: float) -> None:
+        metrics.BATCH_SECONDS.observe(elapsed)
+        for table, rows in batch.rows.items():
+            metrics.ROWS_WRITTEN.labels(table).inc(len(rows))
+        for letter in batch.dead_letters:
+            metrics.DEAD_LETTERS.labels(letter.reason).inc()
+        now = time.time()
+        for outcome in outcomes:
+            metrics.MESSAGES.labels(outcome.domain or "unknown").inc()
+            if outcome.readings:
+                metrics.READINGS.labels(outcome.domain).inc(outcome.readings)
+            if outcome.newest_time is not None:
+                metrics.LAG_SECONDS.observe(max(0.0, now - outcome.newest_time))
+        metrics.BUFFERED.set(len(self._queue))
+
+    def run(self) -> None:
+        """Consume until :meth:`stop`; then flush, acknowledge and disconnect."""
+        self._connect_mqtt()
+        try:
+            while not self._stop.is_set():
+                received = self._take()
+                if received:
+                    self._commit(received)
+            # Graceful shutdown: stop receiving, commit and acknowledge what is held.
+            self.client.unsubscribe(f"$share/{self.config.group}/{TOPIC_FILTER}")
+            time.sleep(0.1)
+            while self._queue:
+                self._commit(self._take())
+        finally:
+            self.client.disconnect()
+            self.client.loop_stop()
+            if self._conn is not None:
+                self._conn.close()
+
+
+def payload_digest(payload: bytes) -> str:
+    """SHA-256 of a payload (kept instead of withheld personal data)."""
+    return hashlib.sha256(payload).hexdigest()
+
+
+def run_worker(config: WorkerConfig) -> None:
+    """Run one worker in this process until SIGTERM or SIGINT."""
+    worker = IngestWorker(config)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: worker.stop())
+    worker.run()

@@ -1,0 +1,166 @@
+"""Open sensor data for citizen developers: public devices, latest values, downsampled series.
+
+Only devices marked public (city vehicles, environment sensors) are served; the registry refuses
+to mark household energy or health devices public, so no route here can expose personal data.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import Response
+from psycopg.rows import dict_row
+
+from cityos.platform.api.responses import Format, respond
+from cityos.platform.db.connection import connect
+
+router = APIRouter(prefix="/api/v1/sensors", tags=["open data"])
+
+INTERVALS = {"1m": "1 minute", "1h": "1 hour", "1d": "1 day"}
+AGGREGATES = {"avg": "avg", "min": "min", "max": "max", "sum": "sum", "count": "count"}
+POSITION_METRICS = {"speed_kmh", "heading_deg", "gps_error_m", "accel_long", "accel_trans", "accel_vert"}
+
+
+def _bbox(bbox: str | None) -> tuple[float, float, float, float] | None:
+    if not bbox:
+        return None
+    try:
+        west, south, east, north = (float(v) for v in bbox.split(","))
+    except ValueError as exc:
+        raise HTTPException(422, "bbox must be west,south,east,north in degrees") from exc
+    if not (-180 <= west <= east <= 180 and -90 <= south <= north <= 90):
+        raise HTTPException(422, "bbox must be west,south,east,north with west<=east and south<=north")
+    return west, south, east, north
+
+
+def _near(near: str | None) -> tuple[float, float] | None:
+    if not near:
+        return None
+    try:
+        lon, lat = (float(v) for v in near.split(","))
+    except ValueError as exc:
+        raise HTTPException(422, "near must be lon,lat") from exc
+    if not (-180 <= lon <= 180 and -90 <= lat <= 90):
+        raise HTTPException(422, "near must be lon,lat in degrees")
+    return lon, lat
+
+
+@router.get("", summary="Public devices / 公開センサー一覧")
+def list_sensors(request: Request, domain: Literal["vehicle", "env"] | None = None, kind: str | None = None,
+                 bbox: str | None = Query(None, description="west,south,east,north (WGS84)",
+                                          examples=["139.9,37.48,139.96,37.51"]),
+                 near: str | None = Query(None, description="lon,lat", examples=["139.9297,37.4947"]),
+                 radius_m: float = Query(1000, gt=0, le=50_000),
+                 format: Format = "json", limit: int = Query(1000, ge=1, le=10_000), offset: int = Query(0, ge=0)
+                 ) -> Response:
+    """Public devices with their latest position (vehicles). Filter by domain, kind, bbox or distance.
+
+    公開されているセンサー（公用車・除雪車・環境センサー）と最新位置を返します。
+    """
+    box, point = _bbox(bbox), _near(near)
+    sql = """
+        select d.device_id, d.domain, d.kind, d.display_name, d.district_code,
+               p.time as position_time, st_x(p.geom) as lon, st_y(p.geom) as lat, p.speed_kmh, p.heading_deg
+        from core.devices d left join telemetry.latest_positions p using (device_id)
+        where d.public and d.revoked_at is null
+          and (%(domain)s::text is null or d.domain = %(domain)s) and (%(kind)s::text is null or d.kind = %(kind)s)
+          and (%(w)s::float8 is null or p.geom && st_makeenvelope(%(w)s, %(s)s, %(e)s, %(n)s, 4326))
+          and (%(lon)s::float8 is null or st_dwithin(p.geom::geography, st_point(%(lon)s, %(lat)s, 4326)::geography,
+                                                     %(r)s))
+        order by d.device_id limit %(limit)s offset %(offset)s"""
+    params = {"domain": domain, "kind": kind, "w": None, "s": None, "e": None, "n": None, "lon": None, "lat": None,
+              "r": radius_m, "limit": limit, "offset": offset}
+    if box:
+        params.update(dict(zip("wsen", box, strict=True)))
+    if point:
+        params.update(lon=point[0], lat=point[1])
+    with connect(autocommit=True) as conn, conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(sql, params).fetchall()
+    return respond(request, rows, format, max_age=5)
+
+
+@router.get("/latest", summary="Latest values of many sensors / 最新値")
+def latest(request: Request, metric: str | None = None, domain: Literal["vehicle", "env"] | None = None,
+           ids: str | None = Query(None, description="comma-separated device ids"), format: Format = "json",
+           limit: int = Query(10_000, ge=1, le=50_000)) -> Response:
+    """The latest value of every public sensor (and metric) in one call. 全センサーの最新値を一度に取得します。"""
+    id_list = [i for i in ids.split(",") if i] if ids else None
+    sql = """
+        select v.device_id, v.metric, v.time, v.value, v.label, st_x(p.geom) as lon, st_y(p.geom) as lat
+        from telemetry.latest_values v join core.devices d using (device_id)
+        left join telemetry.latest_positions p using (device_id)
+        where d.public and d.revoked_at is null and (%(metric)s::text is null or v.metric = %(metric)s)
+          and (%(domain)s::text is null or d.domain = %(domain)s)
+          and (%(ids)s::text[] is null or v.device_id = any(%(ids)s))
+        order by v.device_id, v.metric limit %(limit)s"""
+    with connect(autocommit=True) as conn, conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(sql, {"metric": metric, "domain": domain, "ids": id_list, "limit": limit}).fetchall()
+    positions_sql = """
+        select p.device_id, 'position' as metric, p.time, null::float8 as value, null as label,
+               st_x(p.geom) as lon, st_y(p.geom) as lat
+        from telemetry.latest_positions p join core.devices d using (device_id)
+        where d.public and d.revoked_at is null and (%(ids)s::text[] is null or p.device_id = any(%(ids)s))
+          and (%(metric)s::text is null or %(metric)s = 'position') order by p.device_id limit %(limit)s"""
+    if domain in (None, "vehicle"):
+        with connect(autocommit=True) as conn, conn.cursor(row_factory=dict_row) as cur:
+            rows += cur.execute(positions_sql, {"ids": id_list, "metric": metric, "limit": limit}).fetchall()
+    return respond(request, rows, format, max_age=5)
+
+
+def _encode_cursor(t: datetime) -> str:
+    return base64.urlsafe_b64encode(t.isoformat().encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> datetime:
+    try:
+        return datetime.fromisoformat(base64.urlsafe_b64decode(cursor.encode()).decode())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise HTTPException(422, "invalid cursor") from exc
+
+
+@router.get("/{device_id}/series", summary="Time series with downsampling / 時系列データ")
+def series(request: Request, device_id: str, metric: str,
+           start: datetime | None = Query(None, description="inclusive, RFC 3339; default: end - 1 day"),
+           end: datetime | None = Query(None, description="exclusive, RFC 3339; default: now"),
+           interval: Literal["raw", "1m", "1h", "1d"] = "raw",
+           agg: Literal["avg", "min", "max", "sum", "count"] = "avg",
+           cursor: str | None = None, limit: int = Query(1000, ge=1, le=10_000), format: Format = "json") -> Response:
+    """A public sensor's metric over time: raw or bucketed (1 min, 1 h, 1 day) with avg/min/max/sum/count.
+
+    Pages with ``cursor`` (returned as ``next_cursor``). 公開センサーの時系列（間引き・集計つき）。
+    """
+    end = end or datetime.now(UTC)
+    start = start or end - timedelta(days=1)
+    if start.tzinfo is None or end.tzinfo is None:
+        raise HTTPException(422, "start and end need a UTC offset")
+    if start >= end:
+        raise HTTPException(422, "start must be before end")
+    after = _decode_cursor(cursor) if cursor else None
+    with connect(autocommit=True) as conn, conn.cursor(row_factory=dict_row) as cur:
+        device = cur.execute("select domain from core.devices where device_id = %s and public and revoked_at is null",
+                             (device_id,)).fetchone()
+        if device is None:
+            raise HTTPException(404, f"no public sensor {device_id}")
+        if device["domain"] == "vehicle":
+            if metric not in POSITION_METRICS:
+                raise HTTPException(422, f"vehicle metrics: {', '.join(sorted(POSITION_METRICS))}")
+            source = f"(select time, device_id, {metric} as value from telemetry.vehicle_positions) src"
+        else:
+            source = ("(select time, device_id, value from telemetry.measurements where metric = %(metric)s) src")
+        time_col = "time" if interval == "raw" else f"time_bucket('{INTERVALS[interval]}', time)"
+        value_col = "value" if interval == "raw" else f"{AGGREGATES[agg]}(value)"
+        group = "" if interval == "raw" else "group by 1"
+        sql = (f"select {time_col} as time, {value_col} as value from {source} where device_id = %(device)s "
+               f"and time >= %(start)s and time < %(end)s {group} ")
+        sql = f"select * from ({sql}) s where (%(after)s::timestamptz is null or time > %(after)s) " \
+              f"order by time limit %(limit)s"
+        rows = cur.execute(sql, {"metric": metric, "device": device_id, "start": start, "end": end, "after": after,
+                                 "limit": limit + 1}).fetchall()
+    next_cursor = _encode_cursor(rows[limit - 1]["time"]) if len(rows) > limit else None
+    rows = rows[:limit]
+    return respond(request, rows, format, max_age=60,
+                   extra={"device_id": device_id, "metric": metric, "interval": interval,
+                          "agg": agg if interval != "raw" else None, "next_cursor": next_cursor})

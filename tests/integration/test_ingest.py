@@ -1,0 +1,174 @@
+"""MQTT ingest end to end: real broker, real worker processes, real TimescaleDB."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+from publisher import Publisher, publish_once
+
+from helpers import wait_for
+
+
+def _now_iso(offset_s: float = 0) -> str:
+    return (datetime.now(UTC) + timedelta(seconds=offset_s)).isoformat()
+
+
+def _count(url: str, sql: str, *args) -> int:
+    with psycopg.connect(url) as conn:
+        return conn.execute(sql, args).fetchone()[0]
+
+
+def _dead_letters(url: str, device_id: str) -> list[tuple]:
+    with psycopg.connect(url) as conn:
+        return conn.execute("select reason, detail, payload from core.dead_letters where device_id = %s order by id",
+                            (device_id,)).fetchall()
+
+
+def test_reading_published_by_a_device_is_stored(workers, register, test_broker, database_url):
+    password = register("hems-in1", "hems")
+    ok, reason = publish_once(test_broker.device_url("hems-in1", password), "cityos/v1/hems/hems-in1/readings",
+                              json.dumps({"t": _now_iso(), "power_w": 512.5, "import_kwh": 1021.25}))
+    assert ok, reason
+    wait_for(lambda: _count(database_url, "select count(*) from telemetry.energy_readings where device_id = %s",
+                            "hems-in1") == 2, timeout=10)
+
+
+def test_vehicle_position_is_stored_as_a_point(workers, register, test_broker, database_url):
+    password = register("plow-in1", "vehicle", kind="snowplow")
+    reading = {"t": _now_iso(), "lat": 37.4947, "lon": 139.9297, "speed_kmh": 18.0, "heading_deg": 90,
+               "accel_long": -1.2, "role": "snowplow", "blade_down": True}
+    ok, reason = publish_once(test_broker.device_url("plow-in1", password), "cityos/v1/vehicle/plow-in1/readings",
+                              json.dumps(reading))
+    assert ok, reason
+    wait_for(lambda: _count(database_url, "select count(*) from telemetry.vehicle_positions where device_id = %s "
+                            "and st_x(geom) = 139.9297 and blade_down", "plow-in1") == 1, timeout=10)
+
+
+def test_broker_refuses_a_device_publishing_under_another_id(workers, register, test_broker, database_url):
+    password = register("hems-in2", "hems")
+    register("hems-in3", "hems")
+    ok, _ = publish_once(test_broker.device_url("hems-in2", password), "cityos/v1/hems/hems-in3/readings",
+                         json.dumps({"t": _now_iso(), "power_w": 1}))
+    assert not ok
+    assert _count(database_url, "select count(*) from telemetry.energy_readings where device_id = 'hems-in3'") == 0
+
+
+def test_broker_refuses_unknown_credentials(test_broker):
+    with pytest.raises(ConnectionRefusedError), Publisher(test_broker.device_url("hems-nobody", "guess")):
+        pass
+
+
+def test_message_from_an_unregistered_device_is_dead_lettered(workers, test_broker, database_url):
+    ok, _ = publish_once(test_broker.url, "cityos/v1/hems/hems-ghost/readings",
+                         json.dumps({"t": _now_iso(), "power_w": 1}))
+    assert ok
+    letters = wait_for(lambda: _dead_letters(database_url, "hems-ghost"), timeout=10)
+    assert letters[0][0] == "unknown_device"
+    assert json.loads(bytes(letters[0][2]))["power_w"] == 1
+
+
+def test_malformed_payload_is_dead_lettered_with_its_reason(workers, register, test_broker, database_url):
+    password = register("hems-in4", "hems")
+    ok, _ = publish_once(test_broker.device_url("hems-in4", password), "cityos/v1/hems/hems-in4/readings",
+                         b'{"t": "yesterday", "power_w": 1')
+    assert ok
+    letters = wait_for(lambda: _dead_letters(database_url, "hems-in4"), timeout=10)
+    assert letters[0][0] == "bad_json"
+    assert bytes(letters[0][2]) == b'{"t": "yesterday", "power_w": 1'
+
+
+def test_health_reading_without_consent_is_dead_lettered_without_its_payload(workers, register, test_broker,
+                                                                             database_url):
+    password = register("wear-in1", "health", owner_subject="subj-noconsent")
+    ok, _ = publish_once(test_broker.device_url("wear-in1", password), "cityos/v1/health/wear-in1/readings",
+                         json.dumps({"t": _now_iso(), "heart_rate_bpm": 71}))
+    assert ok
+    letters = wait_for(lambda: _dead_letters(database_url, "wear-in1"), timeout=10)
+    reason, detail, payload = letters[0]
+    assert reason == "no_consent"
+    assert bytes(payload) == b""
+    assert "sha256" in detail
+    assert _count(database_url, "select count(*) from telemetry.health_readings where device_id = 'wear-in1'") == 0
+
+
+def test_health_reading_with_consent_is_stored(workers, register, test_broker, database_url):
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("insert into core.consent_events (subject_id, category, purpose, action, actor) "
+                     "values ('subj-yes', 'health', 'services', 'grant', 'test')")
+    password = register("wear-in2", "health", owner_subject="subj-yes")
+    ok, _ = publish_once(test_broker.device_url("wear-in2", password), "cityos/v1/health/wear-in2/readings",
+                         json.dumps({"t": _now_iso(), "heart_rate_bpm": 64}))
+    assert ok
+    wait_for(lambda: _count(database_url, "select count(*) from telemetry.health_readings where device_id = %s",
+                            "wear-in2") == 1, timeout=15)
+
+
+def test_same_message_delivered_twice_makes_one_row(workers, register, test_broker, database_url):
+    password = register("hems-in5", "hems")
+    payload = json.dumps({"t": "2026-11-20T10:00:00+09:00", "power_w": 300})
+    url = test_broker.device_url("hems-in5", password)
+    assert publish_once(url, "cityos/v1/hems/hems-in5/readings", payload)[0]
+    assert publish_once(url, "cityos/v1/hems/hems-in5/readings", payload)[0]
+    wait_for(lambda: _count(database_url, "select count(*) from core.dead_letters") >= 0 and
+             _count(database_url, "select count(*) from telemetry.energy_readings where device_id = 'hems-in5'") == 1,
+             timeout=10)
+    assert _count(database_url, "select count(*) from telemetry.energy_readings where device_id = 'hems-in5'") == 1
+
+
+def test_late_reading_is_stored_under_its_observation_time(workers, register, test_broker, database_url):
+    password = register("hems-in6", "hems")
+    observed = datetime.now(UTC) - timedelta(hours=6)
+    assert publish_once(test_broker.device_url("hems-in6", password), "cityos/v1/hems/hems-in6/readings",
+                        json.dumps({"t": observed.isoformat(), "power_w": 42}))[0]
+    stored = wait_for(lambda: _count(database_url, "select count(*) from telemetry.energy_readings where "
+                                     "device_id = 'hems-in6' and time = %s", observed), timeout=10)
+    assert stored == 1
+
+
+def test_revoked_device_is_refused_within_seconds(workers, register, test_broker, database_url):
+    from cityos.ingest.devices import revoke_device
+
+    password = register("hems-in7", "hems")
+    url = test_broker.device_url("hems-in7", password)
+    assert publish_once(url, "cityos/v1/hems/hems-in7/readings", json.dumps({"t": _now_iso(), "power_w": 1}))[0]
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        revoke_device(conn, "hems-in7")
+    test_broker.sync(database_url)
+
+    def refused() -> bool:
+        try:
+            with Publisher(url):
+                return False
+        except ConnectionRefusedError:
+            return True
+
+    wait_for(refused, timeout=5)
+
+
+def test_dead_letter_is_stored_when_replayed_after_the_device_is_registered(workers, register, test_broker,
+                                                                            database_url):
+    from cityos.ingest.deadletters import replay
+
+    assert publish_once(test_broker.url, "cityos/v1/hems/hems-in8/readings",
+                        json.dumps({"t": _now_iso(), "power_w": 77}))[0]
+    wait_for(lambda: _dead_letters(database_url, "hems-in8"), timeout=10)
+    register("hems-in8", "hems")
+    with psycopg.connect(database_url) as conn:
+        result = replay(conn, reason="unknown_device")
+    assert result.stored >= 1
+    assert _count(database_url, "select count(*) from telemetry.energy_readings where device_id = 'hems-in8'") == 1
+    assert _count(database_url, "select count(*) from core.dead_letters where device_id = 'hems-in8' "
+                  "and replay_result = 'stored'") == 1
+
+
+def test_batch_message_stores_every_reading(workers, register, test_broker, database_url):
+    password = register("hems-in9", "hems")
+    start = datetime.now(UTC) - timedelta(minutes=30)
+    batch = {"batch": [{"t": (start + timedelta(seconds=i)).isoformat(), "power_w": i} for i in range(1000)]}
+    assert publish_once(test_broker.device_url("hems-in9", password), "cityos/v1/hems/hems-in9/readings",
+                        json.dumps(batch))[0]
+    wait_for(lambda: _count(database_url, "select count(*) from telemetry.energy_readings where "
+                            "device_id = 'hems-in9'") == 1000, timeout=10)

@@ -1,0 +1,169 @@
+"""Durability: every message whose publisher got a PUBACK is stored exactly once, through a broker
+restart, a 30 s database outage and a kill -9 of the workers; hostile input never stops a worker."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+from publisher import Publisher
+
+from helpers import wait_for
+
+DEVICE = "hems-rel"
+TOPIC = f"cityos/v1/hems/{DEVICE}/readings"
+BASE = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def _payload(seq: int) -> str:
+    return json.dumps({"t": (BASE + timedelta(milliseconds=seq)).isoformat(), "power_w": seq})
+
+
+def _stored(url: str, device: str = DEVICE) -> tuple[set[int], int]:
+    with psycopg.connect(url) as conn:
+        values = [int(r[0]) for r in conn.execute(
+            "select value from telemetry.energy_readings where device_id = %s and metric = 'power_w'",
+            (device,)).fetchall()]
+    return set(values), len(values)
+
+
+def _reset(url: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("delete from telemetry.energy_readings where device_id = %s", (DEVICE,))
+
+
+class Stream:
+    """Publishes sequence-numbered readings at a steady pace in the background."""
+
+    def __init__(self, url: str, count: int, rate: float):
+        self.publisher = Publisher(url, client_id=f"stream-{time.monotonic_ns()}")
+        self.count, self.rate = count, rate
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        for seq in range(self.count):
+            self.publisher.publish(TOPIC, _payload(seq), key=seq)
+            time.sleep(1 / self.rate)
+
+    def __enter__(self) -> Stream:
+        self.publisher.__enter__()
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.thread.join()
+        self.publisher.wait_acked(self.count, timeout=60)
+        self.publisher.__exit__()
+
+    def progress(self, fraction: float) -> None:
+        """Wait until ``fraction`` of the stream has been acknowledged."""
+        wait_for(lambda: len(self.publisher.acked) >= self.count * fraction, timeout=60)
+
+
+def _assert_exactly_once(database_url: str, acked: set[int]) -> None:
+    assert acked, "the publisher got no PUBACK at all"
+    wait_for(lambda: acked <= _stored(database_url)[0], timeout=90, interval=0.5)
+    values, rows = _stored(database_url)
+    assert rows == len(values), "a reading was stored twice"
+
+
+@pytest.fixture()
+def stream_device(register, database_url):
+    register(DEVICE, "hems")
+    _reset(database_url)
+
+
+def test_broker_restart_mid_stream_loses_no_acknowledged_message(stream_device, workers, test_broker, database_url):
+    with Stream(test_broker.url, 3000, rate=500) as stream:
+        stream.progress(0.3)
+        test_broker.stop()
+        time.sleep(1)
+        test_broker.start()
+    _assert_exactly_once(database_url, stream.publisher.acked)
+
+
+def test_database_outage_of_30_s_loses_no_acknowledged_message(stream_device, workers, test_broker, database_url,
+                                                               stack):
+    if stack.postgres.external:
+        pytest.skip("the database is external: the test cannot stop it")
+    with Stream(test_broker.url, 2000, rate=50) as stream:
+        stream.progress(0.2)
+        stack.postgres.stop()
+        try:
+            time.sleep(30)
+            assert workers.alive(), "the worker died while the database was down"
+        finally:
+            stack.postgres.start()
+    _assert_exactly_once(database_url, stream.publisher.acked)
+
+
+def test_kill_9_of_the_workers_mid_batch_loses_no_acknowledged_message(stream_device, workers, test_broker,
+                                                                       database_url):
+    with Stream(test_broker.url, 4000, rate=1000) as stream:
+        stream.progress(0.4)
+        workers.kill9()
+        time.sleep(0.5)
+        workers.start()
+    _assert_exactly_once(database_url, stream.publisher.acked)
+
+
+hostile_payloads = st.one_of(
+    st.binary(max_size=300),
+    st.text(max_size=200).map(str.encode),
+    st.recursive(st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=20),
+                 lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+                 max_leaves=10).map(lambda v: json.dumps(v).encode()),
+    st.fixed_dictionaries({"t": st.one_of(st.text(max_size=30), st.floats(), st.integers()),
+                           "power_w": st.one_of(st.floats(allow_nan=True), st.text(max_size=5), st.integers())}
+                          ).map(lambda v: json.dumps(v).encode()),
+)
+
+
+@settings(max_examples=1, deadline=None, suppress_health_check=list(HealthCheck),
+          phases=[Phase.generate])  # each example runs real servers: no shrinking
+@given(payloads=st.lists(hostile_payloads, min_size=150, max_size=150))
+def test_hostile_payloads_never_stop_a_worker_and_each_is_accounted_for(payloads, register, workers, test_broker,
+                                                                        database_url):
+    from cityos.ingest.normalise import parse_message
+    from cityos.ingest.rows import Rejected
+
+    register("hems-hostile", "hems")
+    topic = "cityos/v1/hems/hems-hostile/readings"
+    expected_rejections = 0
+    for payload in payloads:
+        try:
+            parse_message(topic, payload, now=datetime.now(UTC))
+        except Rejected:
+            expected_rejections += 1
+    with psycopg.connect(database_url) as conn:
+        before = conn.execute("select count(*) from core.dead_letters where device_id = 'hems-hostile'").fetchone()[0]
+    with Publisher(test_broker.url) as pub:
+        for i, payload in enumerate(payloads):
+            pub.publish(topic, payload, key=i)
+        pub.publish("cityos/v1/hems/../readings", b"{}", key="badtopic")
+        pub.wait_acked(len(payloads) + 1, timeout=20)
+    # Beyond the broker's packet limit: refused at the door (the broker drops that connection).
+    with Publisher(test_broker.url) as big:
+        big.publish(topic, b"{" + b" " * (2 * 1024 * 1024) + b"}", key="big")
+        big.wait_acked(1, timeout=3)
+        assert "big" not in big.acked
+    with Publisher(test_broker.url) as pub:
+        pub.publish(topic, json.dumps({"t": datetime.now(UTC).isoformat(), "power_w": 43210}), key="sentinel")
+        pub.wait_acked(1, timeout=10)
+        assert "sentinel" in pub.acked
+    wait_for(lambda: 43210 in _stored(database_url, "hems-hostile")[0], timeout=20,
+             message=lambda: f"sentinel not stored; stored {_stored(database_url, 'hems-hostile')}")
+    with psycopg.connect(database_url) as conn:
+        def letters() -> int:
+            return conn.execute("select count(*) from core.dead_letters where device_id = 'hems-hostile'"
+                                ).fetchone()[0] - before
+        wait_for(lambda: letters() >= expected_rejections, timeout=20)
+        time.sleep(1)
+        assert letters() == expected_rejections
+    assert workers.alive()

@@ -1,0 +1,60 @@
+"""The simulated device streams follow the payload contract and behave plausibly."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+from cityos.ingest.simulate import health, hems, vehicles
+from cityos.ingest.simulate.routes import grid_routes
+
+
+def test_home_consumption_peaks_in_the_evening():
+    rng = random.Random(1)
+    home = hems.Home("h", base_w=300, peak_w=2000, solar_kw=0, battery_kwh=0)
+    night = [hems.load_w(home, datetime(2026, 6, 1, 18, 0, tzinfo=UTC), rng) for _ in range(50)]  # 03:00 JST
+    evening = [hems.load_w(home, datetime(2026, 6, 1, 10, 30, tzinfo=UTC), rng) for _ in range(50)]  # 19:30 JST
+    assert sum(evening) > 3 * sum(night)
+
+
+def test_solar_generates_only_in_daylight():
+    rng = random.Random(1)
+    home = hems.Home("h", base_w=300, peak_w=1000, solar_kw=4.5, battery_kwh=0)
+    assert hems.solar_w(home, datetime(2026, 6, 1, 15, 0, tzinfo=UTC), rng) == 0  # midnight JST
+    assert hems.solar_w(home, datetime(2026, 6, 1, 3, 0, tzinfo=UTC), rng) > 0  # noon JST
+
+
+def test_cumulative_import_never_decreases():
+    rng = random.Random(2)
+    home = hems.Home.random("h", rng)
+    t = datetime(2026, 1, 10, tzinfo=UTC)
+    values = [hems.reading(home, t + timedelta(minutes=10 * i), rng)["import_kwh"] for i in range(200)]
+    assert values == sorted(values)
+
+
+def test_vehicle_stays_near_its_route_and_reports_contract_fields():
+    rng = random.Random(3)
+    car = vehicles.Vehicle("car-1", "patrol_car", grid_routes(), interval_s=5, cruise_kmh=40)
+    t = datetime(2026, 1, 10, tzinfo=UTC)
+    readings = [car.step(t + timedelta(seconds=5 * i), rng) for i in range(300)]
+    assert all(37.4 < r["lat"] < 37.6 and 139.8 < r["lon"] < 140.1 for r in readings)
+    assert all(0 <= r["speed_kmh"] < 120 and 0 <= r["heading_deg"] < 360 for r in readings)
+
+
+def test_vehicles_brake_harshly_now_and_then():
+    rng = random.Random(4)
+    plow = vehicles.Vehicle("plow-1", "snowplow", grid_routes(), interval_s=2, cruise_kmh=25)
+    t = datetime(2026, 1, 10, tzinfo=UTC)
+    brakes = [r for r in (plow.step(t + timedelta(seconds=2 * i), rng) for i in range(1000))
+              if r["accel_long"] <= vehicles.HARSH_BRAKE_MS2]
+    assert 5 <= len(brakes) <= 80
+    assert all("blade_down" in r for r in brakes)
+
+
+def test_wearer_reports_sleep_stage_at_night_and_steps_by_day():
+    rng = random.Random(5)
+    w = health.Wearer("w", resting_bpm=65)
+    night = health.reading(w, datetime(2026, 1, 10, 17, 0, tzinfo=UTC), 60, rng)  # 02:00 JST
+    day = health.reading(w, datetime(2026, 1, 10, 3, 0, tzinfo=UTC), 60, rng)  # 12:00 JST
+    assert night["sleep_stage"] in {"light", "deep", "rem", "awake"} and "steps" not in night
+    assert "steps" in day and 20 <= day["heart_rate_bpm"] <= 250
