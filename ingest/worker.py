@@ -14,7 +14,7 @@ import logging
 import signal
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -56,6 +56,7 @@ class WorkerConfig:
     client_id: str
     group: str = "cityos-ingest"
     batch_max: int = 5000
+    batch_max_bytes: int = 4 * 1024 * 1024  # about 80 messages of 1,000 readings per transaction
     flush_s: float = 0.05
     receive_maximum: int = 20000
 
@@ -119,13 +120,16 @@ class IngestWorker:
         return self._conn
 
     def _take(self) -> list[Received]:
-        """Up to ``batch_max`` messages, waiting at most ``flush_s`` for a batch to fill."""
+        """Up to ``batch_max`` messages or ``batch_max_bytes`` of payload, waiting at most ``flush_s`` to fill."""
         deadline = time.monotonic() + self.config.flush_s
         while len(self._queue) < self.config.batch_max and time.monotonic() < deadline and not self._stop.is_set():
             time.sleep(0.005)
-        taken = []
-        while self._queue and len(taken) < self.config.batch_max:
-            taken.append(self._queue.popleft())
+        taken: list[Received] = []
+        size = 0
+        while self._queue and len(taken) < self.config.batch_max and size < self.config.batch_max_bytes:
+            msg = self._queue.popleft()
+            taken.append(msg)
+            size += len(msg.payload)
         return taken
 
     def _build(self, received: list[Received]) -> tuple[Batch, list[MessageOutcome]]:
@@ -174,18 +178,28 @@ class IngestWorker:
         self.committed_messages += len(received)
 
     def _record(self, batch: Batch, outcomes: list[MessageOutcome], elapsed: float) -> None:
+        """Update the metrics once per batch (per-message updates would cost more than parsing)."""
         metrics.BATCH_SECONDS.observe(elapsed)
         for table, rows in batch.rows.items():
             metrics.ROWS_WRITTEN.labels(table).inc(len(rows))
-        for letter in batch.dead_letters:
-            metrics.DEAD_LETTERS.labels(letter.reason).inc()
-        now = time.time()
+        reasons = Counter(letter.reason for letter in batch.dead_letters)
+        for reason, count in reasons.items():
+            metrics.DEAD_LETTERS.labels(reason).inc(count)
+        messages: Counter[str] = Counter()
+        readings: Counter[str] = Counter()
+        newest = None
         for outcome in outcomes:
-            metrics.MESSAGES.labels(outcome.domain or "unknown").inc()
+            messages[outcome.domain or "unknown"] += 1
             if outcome.readings:
-                metrics.READINGS.labels(outcome.domain).inc(outcome.readings)
-            if outcome.newest_time is not None:
-                metrics.LAG_SECONDS.observe(max(0.0, now - outcome.newest_time))
+                readings[outcome.domain] += outcome.readings
+            if outcome.newest_time is not None and (newest is None or outcome.newest_time > newest):
+                newest = outcome.newest_time
+        for domain, count in messages.items():
+            metrics.MESSAGES.labels(domain).inc(count)
+        for domain, count in readings.items():
+            metrics.READINGS.labels(domain).inc(count)
+        if newest is not None:
+            metrics.LAG_SECONDS.observe(max(0.0, time.time() - newest))
         metrics.BUFFERED.set(len(self._queue))
 
     def run(self) -> None:
@@ -196,11 +210,15 @@ class IngestWorker:
                 received = self._take()
                 if received:
                     self._commit(received)
-            # Graceful shutdown: stop receiving, commit and acknowledge what is held.
-            self.client.unsubscribe(f"$share/{self.config.group}/{TOPIC_FILTER}")
-            time.sleep(0.1)
-            while self._queue:
-                self._commit(self._take())
+            # Graceful shutdown: commit and acknowledge what is held. The subscription stays in the
+            # persistent session (unsubscribing would make the broker drop what arrives while no
+            # worker runs); anything received after this point is not acknowledged and the broker
+            # delivers it again when a worker reconnects.
+            held = len(self._queue)
+            while held > 0:
+                batch = [self._queue.popleft() for _ in range(min(held, self.config.batch_max))]
+                held -= len(batch)
+                self._commit(batch)
         finally:
             self.client.disconnect()
             self.client.loop_stop()

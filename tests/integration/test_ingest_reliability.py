@@ -167,3 +167,14 @@ def test_hostile_payloads_never_stop_a_worker_and_each_is_accounted_for(payloads
         time.sleep(1)
         assert letters() == expected_rejections
     assert workers.alive()
+
+
+def test_messages_published_while_every_worker_is_stopped_are_stored_after_restart(stream_device, workers,
+                                                                                  test_broker, database_url):
+    workers.stop()  # graceful: flushes and keeps its persistent session
+    with Publisher(test_broker.url) as pub:
+        for seq in range(500):
+            pub.publish(TOPIC, _payload(seq), key=seq)
+        pub.wait_acked(500, timeout=20)
+    workers.start()
+    _assert_exactly_once(database_url, pub.acked)

@@ -1,0 +1,224 @@
+"""Ingest throughput, durable end to end, beside baselines measured in the same run.
+
+Run with the local runtime up (``./cityos up``):  ``.venv/bin/python tests/bench/bench_ingest.py``
+
+It starts its own Mosquitto (same binary and settings as the platform's) and writes to a
+database ``cityos_bench`` on the platform's server. Figures:
+- broker alone: QoS 1 messages from a publisher to a subscriber that discards them;
+- COPY alone: the workers' own write path (``write_batch``) without MQTT;
+- end to end: messages queued in the workers' persistent sessions, then drained by 1 and 2 worker
+  processes until every row is committed (messages/s and readings/s), for single-reading
+  messages and for batches of 1,000 readings.
+The machine is shared and noisy: compare the ratios, not the absolute numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import shutil
+import sys
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from psycopg import sql
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from publisher import Publisher
+from servers import TestBroker, Workers
+
+from cityos.ingest.devices import add_device
+from cityos.ingest.writer import Batch, write_batch
+from cityos.platform.db.migrate import migrate
+from cityos.platform.mqtt import BrokerAddress, new_client
+from cityos.platform.settings import load_settings
+
+DEVICES = 100
+BASE = datetime.now(UTC) - timedelta(days=2)
+
+
+def bench_database(settings) -> str:
+    owner = settings.database_url.split("://", 1)[1].split(":", 1)[0]
+    admin = settings.admin_database_url
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute("drop database if exists cityos_bench with (force)")
+        conn.execute(sql.SQL("create database cityos_bench owner {}").format(sql.Identifier(owner)))
+    with psycopg.connect(admin.rsplit("/", 1)[0] + "/cityos_bench", autocommit=True) as conn:
+        conn.execute("create extension timescaledb")
+        conn.execute("create extension postgis")
+    url = settings.database_url.rsplit("/", 1)[0] + "/cityos_bench"
+    migrate(url)
+    with psycopg.connect(url, autocommit=True) as conn:
+        for i in range(DEVICES):
+            add_device(conn, f"hems-b{i:03d}", "hems")
+    return url
+
+
+def single_payloads(n: int, offset: int) -> list[tuple[str, bytes]]:
+    out = []
+    for i in range(n):
+        device = f"hems-b{i % DEVICES:03d}"
+        t = BASE + timedelta(milliseconds=offset + i)
+        payload = json.dumps({"t": t.isoformat(), "power_w": i % 5000}).encode()
+        out.append((f"cityos/v1/hems/{device}/readings", payload))
+    return out
+
+
+def batch_payloads(n_messages: int, size: int, offset: int) -> list[tuple[str, bytes]]:
+    out = []
+    for m in range(n_messages):
+        device = f"hems-b{m % DEVICES:03d}"
+        start = offset + m * size
+        readings = [{"t": (BASE + timedelta(milliseconds=start + j)).isoformat(), "power_w": j} for j in range(size)]
+        out.append((f"cityos/v1/hems/{device}/readings", json.dumps({"batch": readings}).encode()))
+    return out
+
+
+def _publish_part(url: str, items: list[tuple[str, bytes]]) -> None:
+    with Publisher(url, max_inflight=2000) as pub:
+        for i, (topic, payload) in enumerate(items):
+            pub.publish(topic, payload, key=i)
+        if not pub.wait_acked(len(items), timeout=600):
+            raise RuntimeError("publisher did not get every PUBACK")
+
+
+def publish_all(url: str, items: list[tuple[str, bytes]], processes: int = 2) -> float:
+    """Publish with QoS 1 from several processes; seconds until every PUBACK arrived."""
+    parts = [items[i::processes] for i in range(processes)]
+    ctx = multiprocessing.get_context("fork")
+    started = time.perf_counter()
+    procs = [ctx.Process(target=_publish_part, args=(url, part)) for part in parts]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    return time.perf_counter() - started
+
+
+def broker_alone(url: str, items: list[tuple[str, bytes]]) -> float:
+    """Messages/s a QoS 1 subscriber that discards (acknowledges at once) drains from its persistent session."""
+    address = BrokerAddress.parse(url)
+    received = [0]
+    done = threading.Event()
+    subscribed = threading.Event()
+
+    def on_message(_c, _u, _m) -> None:
+        received[0] += 1
+        if received[0] >= len(items):
+            done.set()
+
+    def connect(clean: bool):
+        client = new_client(address, "bench-discard")
+        client.on_message = on_message
+        client.on_subscribe = lambda *a: subscribed.set()
+        client.on_connect = lambda c, *a: c.subscribe("$share/bench/cityos/v1/#", qos=1)
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = 3600
+        client.connect(address.host, address.port, clean_start=clean, properties=props)
+        client.loop_start()
+        return client
+
+    first = connect(True)
+    subscribed.wait(5)
+    first.disconnect()
+    first.loop_stop()
+    publish_all(url, items)
+    started = time.perf_counter()
+    second = connect(False)
+    done.wait(600)
+    elapsed = time.perf_counter() - started
+    second.disconnect()
+    second.loop_stop()
+    return received[0] / elapsed
+
+
+def copy_alone(url: str, rows: int) -> float:
+    """Rows/s through the workers' write path (COPY in batches of 5,000) without MQTT."""
+    offset = 10**9
+    with psycopg.connect(url) as conn:
+        started = time.perf_counter()
+        for start in range(0, rows, 5000):
+            batch = Batch()
+            batch.add_rows("telemetry.energy_readings", [
+                (BASE + timedelta(milliseconds=offset + start + j), f"hems-b{(start + j) % DEVICES:03d}", "power_w",
+                 float(j)) for j in range(min(5000, rows - start))])
+            write_batch(conn, batch)
+        return rows / (time.perf_counter() - started)
+
+
+def rows_in(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        return conn.execute("select count(*) from telemetry.energy_readings").fetchone()[0]
+
+
+def end_to_end(db_url: str, broker: TestBroker, home: Path, workers: int, items: list[tuple[str, bytes]],
+               readings: int) -> tuple[float, float]:
+    """Queue ``items`` in the workers' persistent sessions, then time the drain to committed rows.
+
+    The rate is taken from the first committed row to the last, so process start-up is not counted.
+    """
+    running = Workers(db_url, broker.url, home, workers)
+    running.start()
+    running.kill9()  # the sessions (and their shared subscription) persist in the broker
+    before = rows_in(db_url)
+    publish_all(broker.url, items)
+    target = before + readings
+    running.start(settle=0)
+    first_seen, first_count = None, 0
+    while (count := rows_in(db_url)) < target:
+        if first_seen is None and count > before:
+            first_seen, first_count = time.perf_counter(), count
+        time.sleep(0.05)
+    finished = time.perf_counter()
+    running.stop()
+    if first_seen is None:
+        raise RuntimeError("the drain finished before it could be observed; use more messages")
+    elapsed = finished - first_seen
+    share = (target - first_count) / readings
+    return len(items) * share / elapsed, (target - first_count) / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--messages", type=int, default=100_000, help="single-reading messages per run")
+    parser.add_argument("--batches", type=int, default=300, help="messages of 1,000 readings per run")
+    args = parser.parse_args()
+    settings = load_settings()
+    db_url = bench_database(settings)
+    home = Path(settings.home) / "test-runs" / "bench"
+    shutil.rmtree(home, ignore_errors=True)
+    broker = TestBroker(home)
+    broker.start()
+    broker.sync(db_url)
+    try:
+        print(f"machine: {os.cpu_count()} cores; {args.messages} single messages, "
+              f"{args.batches} x 1,000-reading batches")
+        base_broker = broker_alone(broker.url, single_payloads(args.messages, 0))
+        print(f"baseline broker alone (QoS 1, discarding subscriber): {base_broker:,.0f} msg/s")
+        base_copy = copy_alone(db_url, 500_000)
+        print(f"baseline COPY alone (write_batch, 5,000 rows per transaction): {base_copy:,.0f} rows/s")
+        offset = 0
+        for workers in (1, 2):
+            offset += 10**6
+            msgs, rds = end_to_end(db_url, broker, home / f"w{workers}s", workers,
+                                   single_payloads(args.messages, offset), args.messages)
+            print(f"end to end, single readings, {workers} worker(s): {msgs:,.0f} msg/s "
+                  f"({msgs / base_broker:.2f} x broker alone, {rds / base_copy:.2f} x COPY alone)")
+            offset += 10**6
+            msgs, rds = end_to_end(db_url, broker, home / f"w{workers}b", workers,
+                                   batch_payloads(args.batches, 1000, offset), args.batches * 1000)
+            print(f"end to end, batches of 1,000, {workers} worker(s): {msgs:,.0f} msg/s, {rds:,.0f} readings/s "
+                  f"({rds / base_copy:.2f} x COPY alone)")
+    finally:
+        broker.stop()
+
+
+if __name__ == "__main__":
+    main()

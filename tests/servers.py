@@ -1,0 +1,83 @@
+"""Real servers for tests and benchmarks: a dedicated Mosquitto and ingest worker processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+
+from cityos.platform.settings import load_settings
+from helpers import free_port
+
+
+class TestBroker:
+    """A Mosquitto instance of its own (folder and port), for one test session or benchmark."""
+
+    def __init__(self, home: Path):
+        from cityos.deploy.runtime.broker import Broker
+        from cityos.deploy.runtime.state import Secrets, StateDir
+
+        self.port = free_port()
+        self.settings = load_settings(home=home, mqtt_port=self.port)
+        self.state = StateDir(home)
+        self.state.ensure()
+        self.broker = Broker(self.settings, self.state, Secrets(self.state))
+        self.url = self.broker.service_url()
+
+    def start(self) -> None:
+        self.broker.up()
+
+    def stop(self) -> None:
+        self.broker.down()
+
+    def sync(self, database_url: str) -> None:
+        """Write the test database's devices into this broker's files and reload it."""
+        from cityos.ingest.devices import sync_broker
+
+        with psycopg.connect(database_url) as conn:
+            sync_broker(conn, self.broker.files(), self.broker.secrets.get("MQTT_SERVICE_PASSWORD"))
+
+    def device_url(self, device_id: str, password: str) -> str:
+        return f"mqtt://{device_id}:{password}@127.0.0.1:{self.port}"
+
+
+class Workers:
+    """``cityos ingest --workers N`` as a real process tree writing to the test database."""
+
+    def __init__(self, database_url: str, mqtt_url: str, home: Path, workers: int = 1):
+        self.env = {**os.environ, "CITYOS_DATABASE_URL": database_url, "CITYOS_MQTT_URL": mqtt_url,
+                    "CITYOS_HOME": str(home), "CITYOS_LOG_JSON": "true"}
+        self.workers = workers
+        home.mkdir(parents=True, exist_ok=True)
+        self.log = home / "ingest.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, settle: float = 1.5) -> None:
+        """Start the process tree; wait ``settle`` seconds for it to connect and subscribe."""
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "cityos.platform.cli", "ingest", "--workers", str(self.workers)],
+            env=self.env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
+        time.sleep(settle)
+        assert self.proc.poll() is None, self.log.read_text()[-2000:]
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill9(self) -> None:
+        """SIGKILL the whole process group (parent and workers), as a crash would."""
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.alive():
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
