@@ -11,6 +11,7 @@ from cityos.deploy.runtime.broker import Broker
 from cityos.deploy.runtime.component import ComponentStatus
 from cityos.deploy.runtime.ingestservice import IngestService
 from cityos.deploy.runtime.postgres import Postgres
+from cityos.deploy.runtime.simulator import SimulatorService
 from cityos.deploy.runtime.state import Secrets, StateDir, state_for, write_env_file
 from cityos.platform.db.migrate import migrate
 from cityos.platform.settings import Settings, load_settings
@@ -51,8 +52,11 @@ class Stack:
     def ingest(self) -> IngestService:
         return IngestService(self.state, self.connection_env())
 
+    def simulator(self) -> SimulatorService:
+        return SimulatorService(self.state, self.connection_env())
+
     def components(self) -> list:
-        return [self.postgres, self.broker, self.ingest(), self.api()]
+        return [self.postgres, self.broker, self.ingest(), self.api(), self.simulator()]
 
     def up(self, report: Callable[[str], None] = print) -> dict[str, float]:
         """Provision and start everything (idempotent); seconds per step."""

@@ -5,7 +5,10 @@ from __future__ import annotations
 import heapq
 import json
 import logging
+import multiprocessing
 import random
+import resource
+import signal
 import threading
 import time
 from dataclasses import dataclass
@@ -63,21 +66,35 @@ def ensure_devices(conn: psycopg.Connection, config: SimulationConfig) -> dict[s
     return passwords
 
 
+def raise_file_limit(needed: int) -> None:
+    """Raise this process's open-file limit to ``needed`` (up to the hard limit) or fail clearly."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= needed:
+        return
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        raise RuntimeError(f"simulating this many devices needs {needed} open files; the hard limit is {hard}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+
+
 class Simulation:
     """Every device as its own MQTT client; a scheduler publishes each reading when it is due."""
 
-    def __init__(self, broker_url: str, passwords: dict[str, str], config: SimulationConfig):
+    def __init__(self, broker_url: str, passwords: dict[str, str], config: SimulationConfig,
+                 only: set[str] | None = None):
         self.address = BrokerAddress.parse(broker_url)
         self.config = config
         self.rng = random.Random(config.seed)
         self.clients: dict[str, mqtt.Client] = {}
         self.passwords = passwords
         self.published = 0
+        self.refused: dict[str, str] = {}
         self._stop = threading.Event()
         route = road_routes()
         self.devices: dict[str, object] = {}
         self.domains: dict[str, str] = {}
         for device_id, domain, kind in device_plan(config):
+            if only is not None and device_id not in only:
+                continue
             self.domains[device_id] = domain
             if domain == "hems":
                 self.devices[device_id] = hems.Home.random(device_id, self.rng)
@@ -99,13 +116,21 @@ class Simulation:
         return f"cityos/v1/{self.domains[device_id]}/{device_id}/readings"
 
     def connect(self) -> None:
-        """Connect every device with its own credentials."""
+        """Connect every device with its own credentials (three file descriptors each)."""
+        raise_file_limit(3 * len(self.devices) + 100)
         for device_id in self.devices:
             client = new_client(BrokerAddress(self.address.host, self.address.port, device_id,
                                               self.passwords[device_id], self.address.tls), f"sim-{device_id}")
+            client.on_connect = self._on_connect
             client.connect_async(self.address.host, self.address.port, keepalive=60)
             client.loop_start()
             self.clients[device_id] = client
+
+    def _on_connect(self, client: mqtt.Client, _u, _f, reason_code, _p) -> None:
+        if reason_code.is_failure:
+            self.refused[client._client_id.decode()] = str(reason_code)
+            log.warning("broker refused a simulated device", extra={"client": client._client_id.decode(),
+                                                                     "reason": str(reason_code)})
 
     def stop(self) -> None:
         self._stop.set()
@@ -144,16 +169,49 @@ class Simulation:
             client.loop_stop()
 
 
+#: paho's network loop uses select(), which cannot watch file descriptors above 1024; each client
+#: holds three, so one process runs at most this many devices.
+DEVICES_PER_PROCESS = 250
+
+
+def _run_share(broker_url: str, passwords: dict[str, str], config: SimulationConfig, only: set[str],
+               duration_s: float | None, published) -> None:
+    sim = Simulation(broker_url, passwords, config, only)
+    signal.signal(signal.SIGTERM, lambda *_: sim.stop())
+    sim.connect()
+    try:
+        count = sim.run(duration_s)
+    finally:
+        sim.close()
+    with published.get_lock():
+        published.value += count
+
+
 def simulate(database_url: str, broker_url: str, broker_files, config: SimulationConfig,
              duration_s: float | None = None) -> int:
-    """Register the devices, update the broker's credentials, publish; readings published."""
+    """Register the devices, update the broker's credentials, publish; readings published.
+
+    Devices are spread over processes of :data:`DEVICES_PER_PROCESS` each.
+    """
     with psycopg.connect(database_url, autocommit=True) as conn:
         passwords = ensure_devices(conn, config)
         sync_broker(conn, broker_files, BrokerAddress.parse(broker_url).password or "")
     time.sleep(0.5)  # the broker re-reads its files on SIGHUP
-    sim = Simulation(broker_url, passwords, config)
-    sim.connect()
-    try:
-        return sim.run(duration_s)
-    finally:
-        sim.close()
+    ids = [device_id for device_id, _, _ in device_plan(config)]
+    shares = [set(ids[i::-(-len(ids) // DEVICES_PER_PROCESS)]) for i in range(-(-len(ids) // DEVICES_PER_PROCESS))]
+    ctx = multiprocessing.get_context("fork")
+    published = ctx.Value("q", 0)
+    procs = [ctx.Process(target=_run_share, args=(broker_url, passwords, config, share, duration_s, published))
+             for share in shares]
+    for proc in procs:
+        proc.start()
+
+    def forward(_signum, _frame) -> None:
+        for proc in procs:
+            proc.terminate()
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    for proc in procs:
+        proc.join()
+    return published.value
