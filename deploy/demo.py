@@ -10,7 +10,7 @@ DEMO_LOADERS: list[str] = [
 ]
 
 
-def start_simulator(stack, report: Callable[[str], None]) -> None:  # noqa: ANN001 - Stack
+def start_simulator(stack, report: Callable[[str], None]) -> None:
     """Live telemetry: simulated homes, snowplows, patrol cars and wearables, each with its own credentials."""
     stack.simulator().up()
     report("  simulator    publishing (500 homes, 30 snowplows, 20 patrol cars, 100 wearables)")

@@ -50,10 +50,10 @@ def new_client(address: BrokerAddress, client_id: str = "", *, manual_ack: bool 
     return client
 
 
-def check_broker(url: str, timeout: float = 3.0) -> tuple[bool, str]:
+def check_broker(url: str, timeout: float = 3.0, ca_file: str | None = None) -> tuple[bool, str]:
     """Connect to the broker and wait for CONNACK; (ok, reason)."""
     address = BrokerAddress.parse(url)
-    client = new_client(address)
+    client = new_client(address, ca_file=ca_file)
     done = threading.Event()
     outcome: dict[str, object] = {}
 

@@ -18,12 +18,12 @@ from helpers import free_port
 class TestBroker:
     """A Mosquitto instance of its own (folder and port), for one test session or benchmark."""
 
-    def __init__(self, home: Path):
+    def __init__(self, home: Path, tls_port: int = 0):
         from cityos.deploy.runtime.broker import Broker
         from cityos.deploy.runtime.state import Secrets, StateDir
 
         self.port = free_port()
-        self.settings = load_settings(home=home, mqtt_port=self.port)
+        self.settings = load_settings(home=home, mqtt_port=self.port, mqtt_tls_port=tls_port)
         self.state = StateDir(home)
         self.state.ensure()
         self.broker = Broker(self.settings, self.state, Secrets(self.state))

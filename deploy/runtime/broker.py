@@ -88,9 +88,39 @@ class Broker:
             return None
         return entry.pw_uid, entry.pw_gid
 
+    def ensure_tls(self) -> None:
+        """A local CA and a server certificate for 127.0.0.1 (once), for the TLS listener.
+
+        Production uses the city's own certificate (see deploy/production); gateways trust the CA
+        file ``broker/tls/ca.crt`` given to them.
+        """
+        tls = self.folder / "tls"
+        if (tls / "server.crt").exists():
+            return
+        tls.mkdir(parents=True, exist_ok=True)
+        ext = tls / "san.ext"
+        ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+        for cmd in (
+            ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "3650",
+             "-subj", "/CN=cityos local broker CA"],
+            ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+             "-subj", "/CN=127.0.0.1"],
+            ["x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+             "-out", "server.crt", "-days", "825", "-extfile", "san.ext"],
+        ):
+            subprocess.run([which("openssl") or "openssl", *cmd], cwd=tls, check=True, capture_output=True)
+        for key in tls.glob("*.key"):
+            key.chmod(0o600)
+
+    def ca_file(self) -> Path:
+        """The CA certificate clients need for the TLS listener."""
+        return self.folder / "tls" / "ca.crt"
+
     def write_files(self) -> None:
         """Config, password file (hashed) and ACL; existing device entries are kept."""
         (self.folder / "data").mkdir(parents=True, exist_ok=True)
+        if self.settings.mqtt_tls_port:
+            self.ensure_tls()
         conf = broker_conf(self.folder, self.port, self.pidfile, self.logfile, self.settings.mqtt_tls_port)
         write_private(self.folder / "mosquitto.conf", conf)
         if not (self.folder / "passwd").exists():
@@ -98,7 +128,8 @@ class Broker:
             self.files().write(service_hash(self.secrets.get("MQTT_SERVICE_PASSWORD")), [])
         owner = self._owner()
         if owner:
-            for path in [self.folder, self.folder / "data", self.logfile.parent, *self.folder.glob("*")]:
+            for path in [self.folder, self.folder / "data", self.logfile.parent, *self.folder.glob("*"),
+                         *self.folder.glob("tls/*")]:
                 os.chown(path, *owner)
             self.logfile.touch()
             os.chown(self.logfile, *owner)

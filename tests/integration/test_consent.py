@@ -5,10 +5,10 @@ from __future__ import annotations
 import httpx
 import psycopg
 import pytest
-from helpers import api_server
 
 from cityos.platform import consent
 from cityos.platform.auth import create_token
+from helpers import api_server
 
 
 @pytest.fixture(scope="module")

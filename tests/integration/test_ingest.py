@@ -172,3 +172,47 @@ def test_batch_message_stores_every_reading(workers, register, test_broker, data
                         json.dumps(batch))[0]
     wait_for(lambda: _count(database_url, "select count(*) from telemetry.energy_readings where "
                             "device_id = 'hems-in9'") == 1000, timeout=10)
+
+
+def test_tls_listener_accepts_clients_that_trust_the_local_ca(settings, tmp_path):
+    import os
+    import shutil
+    from pathlib import Path
+
+    from servers import TestBroker
+
+    from cityos.platform.mqtt import check_broker
+    from helpers import free_port
+
+    home = Path(settings.home) / "test-runs" / f"tls-{os.getpid()}"
+    shutil.rmtree(home, ignore_errors=True)
+    tls_port = free_port()
+    broker = TestBroker(home, tls_port=tls_port)
+    broker.start()
+    try:
+        password = broker.broker.secrets.get("MQTT_SERVICE_PASSWORD")
+        url = f"mqtts://cityos-service:{password}@127.0.0.1:{tls_port}"
+        ok, reason = check_broker(url, ca_file=str(broker.broker.ca_file()))
+        assert ok, reason
+        untrusted, _ = check_broker(url)  # the system CAs do not know the local CA
+        assert not untrusted
+    finally:
+        broker.stop()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def test_revoked_device_still_connected_cannot_store_readings(workers, register, test_broker, database_url):
+    from cityos.ingest.devices import revoke_device
+
+    password = register("hems-in10", "hems")
+    with Publisher(test_broker.device_url("hems-in10", password)) as pub:
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            revoke_device(conn, "hems-in10")
+        test_broker.sync(database_url)
+        import time
+
+        time.sleep(6)  # the workers' registry cache refreshes within 5 s
+        pub.publish("cityos/v1/hems/hems-in10/readings", json.dumps({"t": _now_iso(), "power_w": 5}), key="late")
+        pub.wait_acked(1, 5)
+    time.sleep(2)
+    assert _count(database_url, "select count(*) from telemetry.energy_readings where device_id = 'hems-in10'") == 0

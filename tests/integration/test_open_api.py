@@ -8,9 +8,9 @@ import io
 import httpx
 import psycopg
 import pytest
-from helpers import api_server
 
 from cityos.ingest.devices import add_device
+from helpers import api_server
 
 
 @pytest.fixture(scope="module")
