@@ -17,6 +17,7 @@ import time
 from collections import Counter, deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 import paho.mqtt.client as mqtt
 import psycopg
@@ -35,9 +36,8 @@ TOPIC_FILTER = "cityos/v1/#"
 SESSION_EXPIRY_S = 7 * 24 * 3600
 
 
-@dataclass(frozen=True)
-class Received:
-    """A message held until its batch commits."""
+class Received(NamedTuple):
+    """A message held until its batch commits (a tuple: one is made per message)."""
 
     mid: int
     topic: str
@@ -94,10 +94,11 @@ class IngestWorker:
 
     def _on_message(self, _c, _u, msg: mqtt.MQTTMessage) -> None:
         client_id = None
-        props = getattr(msg, "properties", None)
-        for key, value in getattr(props, "UserProperty", None) or ():
-            if key == "client_id":
-                client_id = value
+        props = msg.properties
+        if props is not None and hasattr(props, "UserProperty"):
+            for key, value in props.UserProperty:
+                if key == "client_id":
+                    client_id = value
         self._queue.append(Received(msg.mid, msg.topic, msg.payload, client_id, self._generation, time.monotonic()))
 
     # -- main loop ---------------------------------------------------------------------------------------------
