@@ -22,6 +22,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("cityos.ingest.cli:ingest_app", ""),
     ("cityos.ingest.cli:devices_app", "devices"),
     ("cityos.ingest.cli:deadletters_app", "deadletters"),
+    ("cityos.gis.cli:app", "gis"),
     ("cityos.platform.test_cli:app", ""),
 ]
 

@@ -24,6 +24,8 @@ ROUTERS: list[str] = [
     "cityos.platform.api.consent:router",
     "cityos.platform.api.sensors:router",
     "cityos.ingest.api:router",
+    "cityos.gis.ogc:router",
+    "cityos.gis.api:router",
 ]
 
 

@@ -1,0 +1,76 @@
+"""HTTP API of the GIS analyses (aggregated, suppressed) and of the raw registry (staff, audited)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+
+from cityos.platform.api.responses import respond, to_json
+from cityos.platform.auth import Principal, require_scope
+from cityos.platform.db.connection import connect
+
+router = APIRouter(prefix="/api/v1/gis", tags=["GIS analyses"])
+PROPERTIES = ("cell", "harsh_brakes", "accidents", "gi_z", "gi_p", "hot", "latent")
+
+
+def _records(frame) -> list[dict]:
+    return [{k: (None if v is None or v != v else v) for k, v in row.items()} for row in
+            frame.astype(object).to_dict(orient="records")]
+
+
+@router.get("/population", summary="Population per district by age band / 地域・年齢別人口")
+def population(request: Request, as_of: date | None = None, format: Literal["json", "csv"] = "json") -> Response:
+    """Residents per district and age band from the registry; counts below k are suppressed."""
+    from cityos.gis.analyses.population import population_by_district
+    from cityos.gis.sources import residents_extract
+
+    with connect(autocommit=True) as conn:
+        table = population_by_district(residents_extract(conn), as_of or date.today(),
+                                       request.app.state.settings.k_anonymity)
+    return respond(request, _records(table), format, max_age=3600)
+
+
+@router.get("/bus-coverage", summary="Bus-stop coverage per district / バス停カバー率")
+def bus_coverage(request: Request, as_of: date | None = None, format: Literal["json", "csv"] = "json") -> Response:
+    """Share of residents (and of residents 65+) within 300 m and 500 m of a stop; badly served districts."""
+    from cityos.gis.analyses.bus_coverage import coverage_by_district
+    from cityos.gis.sources import bus_stops, residents_at_addresses
+
+    with connect(autocommit=True) as conn:
+        people, stops = residents_at_addresses(conn, as_of or date.today()), bus_stops(conn)
+    table = coverage_by_district(people, stops, request.app.state.settings.k_anonymity)
+    return respond(request, _records(table), format, max_age=3600)
+
+
+@router.get("/hotspots", summary="Accident-risk hotspots (GeoJSON) / 潜在的な事故危険箇所")
+def hotspots(request: Request, days: int = Query(365, ge=1, le=3650),
+             permutations: int = Query(999, ge=99, le=9999)) -> Response:
+    """H3 cells with harsh-brake counts, accidents, Gi* z-score and p-value, hot and latent flags."""
+    from cityos.gis.analyses.hotspots import HARSH_BRAKE_MS2, cell_polygon
+    from cityos.gis.analyses.hotspots import hotspots as compute
+    from cityos.gis.sources import accident_points, vehicle_observations
+
+    with connect(autocommit=True) as conn:
+        brakes = vehicle_observations(conn, days, HARSH_BRAKE_MS2)
+        accidents = accident_points(conn, days)
+    table = compute(brakes, accidents, permutations=permutations)
+    features = [{"type": "Feature", "id": r["cell"],
+                 "geometry": {"type": "Polygon", "coordinates": [cell_polygon(r["cell"])]},
+                 "properties": {k: r[k] for k in PROPERTIES}}
+                for r in _records(table)]
+    return Response(to_json({"type": "FeatureCollection", "features": features}), media_type="application/geo+json")
+
+
+@router.get("/registry/residents", summary="Raw registry rows (staff only, audited)")
+def registry_rows(district_code: str, limit: int = Query(100, ge=1, le=5000),
+                  _: Principal = Depends(require_scope("registry:read"))) -> list[dict]:
+    """Resident-registry rows of one district, for staff with the registry scope; every call is audited."""
+    with connect(autocommit=True) as conn:
+        cur = conn.execute("select person_id, household_id, district_code, address_id, birth_date, sex, moved_in, "
+                           "moved_out from registry.residents where district_code = %s order by person_id limit %s",
+                           (district_code, limit))
+        names = [d.name for d in cur.description]
+        return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]

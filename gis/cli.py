@@ -1,0 +1,99 @@
+"""``cityos gis ...``: load the city's layers and run the analyses from the command line."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, help="Unified GIS: load layers, run analyses.")
+
+#: layer name -> (table, columns, accepted geometry types)
+VECTOR_LAYERS = {
+    "districts": ("gis.districts", ("code", "name_ja", "name_en", "area_m2"), ("MultiPolygon",)),
+    "roads": ("gis.roads", ("road_id", "name", "road_class"), ("LineString",)),
+    "facilities": ("gis.facilities", ("id", "name", "kind", "district_code"), ("Point",)),
+    "bus_stops": ("gis.bus_stops", ("stop_id", "name", "boardings_per_day"), ("Point",)),
+    "accidents": ("gis.accidents", ("id", "occurred_at", "severity"), ("Point",)),
+    "addresses": ("gis.addresses", ("address_id", "district_code"), ("Point",)),
+}
+
+
+def _report(report) -> None:
+    typer.echo(f"loaded {report.loaded}, repaired {len(report.repaired)}, refused {len(report.refused)} "
+               f"from {report.source}")
+    for problem in (report.repaired + report.refused)[:20]:
+        typer.echo(f"  {problem}")
+
+
+@app.command("load-fire-water")
+def load_fire_water(path: Path) -> None:
+    """Load a 消防水利施設一覧 CSV (standard or older format; UTF-8, BOM or CP932)."""
+    from cityos.gis.loaders.fire_water import read_fire_water
+    from cityos.gis.store import record_report, replace_layer
+    from cityos.platform.db.connection import connect
+
+    gdf, report = read_fire_water(path)
+    with connect() as conn:
+        replace_layer(conn, "gis.fire_water", gdf, ["id", "kind", "address", "diameter", "note", "attributes"])
+        record_report(conn, "fire_water", report)
+        conn.commit()
+    _report(report)
+
+
+@app.command("load")
+def load(layer: str, path: Path, source_layer: str = typer.Option(None, help="Layer inside a GeoPackage.")) -> None:
+    """Load a vector layer (districts, roads, facilities, bus_stops, accidents, addresses)."""
+    from cityos.gis.loaders.vectors import MEASURE_CRS, read_vector, repair_geometries
+    from cityos.gis.store import record_report, replace_layer
+    from cityos.platform.db.connection import connect
+
+    if layer not in VECTOR_LAYERS:
+        typer.secho(f"unknown layer {layer!r}; one of {', '.join(VECTOR_LAYERS)}", fg="red", err=True)
+        raise typer.Exit(2)
+    table, columns, kinds = VECTOR_LAYERS[layer]
+    gdf, report = repair_geometries(read_vector(path, source_layer), str(path), kinds)
+    if layer == "districts":
+        gdf["area_m2"] = gdf.to_crs(MEASURE_CRS).area.round(1)
+    missing = [c for c in columns if c not in gdf.columns]
+    if missing:
+        typer.secho(f"{path}: missing columns {', '.join(missing)}", fg="red", err=True)
+        raise typer.Exit(2)
+    with connect() as conn:
+        replace_layer(conn, table, gdf, list(columns))
+        record_report(conn, layer, report)
+        conn.commit()
+    _report(report)
+
+
+@app.command("population")
+def population(as_of: str = typer.Option(None, help="YYYY-MM-DD (default today)"),
+               k: int = typer.Option(None, help="Smallest published count (default CITYOS_K_ANONYMITY).")) -> None:
+    """Population per district by age band (suppressed), as CSV."""
+    from cityos.gis.analyses.population import population_by_district
+    from cityos.gis.sources import residents_extract
+    from cityos.platform.db.connection import connect
+    from cityos.platform.settings import get_settings
+
+    with connect() as conn:
+        table = population_by_district(residents_extract(conn), date.fromisoformat(as_of) if as_of else date.today(),
+                                       k or get_settings().k_anonymity)
+    typer.echo(table.to_csv(index=False))
+
+
+@app.command("hotspots")
+def hotspots(days: int = typer.Option(365), latent_only: bool = typer.Option(False)) -> None:
+    """Accident-risk hotspots from harsh braking and police accident points, as JSON lines."""
+    from cityos.gis.analyses.hotspots import HARSH_BRAKE_MS2
+    from cityos.gis.analyses.hotspots import hotspots as compute
+    from cityos.gis.sources import accident_points, vehicle_observations
+    from cityos.platform.db.connection import connect
+
+    with connect() as conn:
+        table = compute(vehicle_observations(conn, days, HARSH_BRAKE_MS2), accident_points(conn, days))
+    if latent_only:
+        table = table[table["latent"]]
+    for row in table[table["hot"]].to_dict(orient="records"):
+        typer.echo(json.dumps(row, default=str))

@@ -1,0 +1,203 @@
+"""OGC API - Features (Part 1: Core, GeoJSON) and Mapbox vector tiles over PostGIS, under /ogc.
+
+Served straight from SQL (``ST_AsGeoJSON``, ``ST_AsMVT``) with the indexes of the layers, in the
+manner of tipg: one generic set of endpoints over a registry of collections
+(:mod:`cityos.gis.collections`). Works with GDAL's OAPIF driver and QGIS.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import Response
+
+from cityos.gis.collections import COLLECTIONS, Collection
+from cityos.platform.db.connection import connect
+
+router = APIRouter(prefix="/ogc", tags=["OGC API Features"])
+
+CONFORMANCE = [
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+]
+GEOJSON = "application/geo+json"
+
+
+def _json(body: object, media: str = "application/json") -> Response:
+    return Response(json.dumps(body, ensure_ascii=False, default=str), media_type=media)
+
+
+def _base(request: Request) -> str:
+    return str(request.base_url).rstrip("/") + "/ogc"
+
+
+def _collection(collection_id: str) -> Collection:
+    if collection_id not in COLLECTIONS:
+        raise HTTPException(404, f"no collection {collection_id}")
+    return COLLECTIONS[collection_id]
+
+
+def _describe(base: str, c: Collection, extent: list[float] | None) -> dict:
+    body = {
+        "id": c.id, "title": c.title, "description": f"{c.title_ja} / {c.title}", "itemType": "feature",
+        "crs": ["http://www.opengis.net/def/crs/OGC/1.3/CRS84"],
+        "links": [
+            {"href": f"{base}/collections/{c.id}", "rel": "self", "type": "application/json"},
+            {"href": f"{base}/collections/{c.id}/items", "rel": "items", "type": GEOJSON},
+            {"href": f"{base}/tiles/{c.id}/{{z}}/{{x}}/{{y}}.pbf", "rel": "tiles",
+             "type": "application/vnd.mapbox-vector-tile", "templated": True},
+        ],
+    }
+    if extent:
+        body["extent"] = {"spatial": {"bbox": [extent], "crs": "http://www.opengis.net/def/crs/OGC/1.3/CRS84"}}
+    return body
+
+
+def _extent(conn, c: Collection) -> list[float] | None:
+    row = conn.execute(f"select st_xmin(e), st_ymin(e), st_xmax(e), st_ymax(e) from "
+                       f"(select st_extent(geom) e from {c.table}) s").fetchone()
+    return [float(v) for v in row] if row and row[0] is not None else None
+
+
+@router.get("", summary="Landing page")
+def landing(request: Request) -> Response:
+    """Links to the API definition, the conformance classes and the collections."""
+    base = _base(request)
+    return _json({
+        "title": "cityos OGC API - Features", "description": "Public layers of the city / 市の公開レイヤー",
+        "links": [
+            {"href": base, "rel": "self", "type": "application/json", "title": "this document"},
+            {"href": str(request.base_url) + "openapi.json", "rel": "service-desc",
+             "type": "application/vnd.oai.openapi+json;version=3.0", "title": "the API definition"},
+            {"href": f"{base}/conformance", "rel": "conformance", "type": "application/json"},
+            {"href": f"{base}/collections", "rel": "data", "type": "application/json"},
+        ]})
+
+
+@router.get("/conformance", summary="Conformance classes")
+def conformance() -> Response:
+    return _json({"conformsTo": CONFORMANCE})
+
+
+@router.get("/collections", summary="Feature collections")
+def collections(request: Request) -> Response:
+    base = _base(request)
+    with connect(autocommit=True) as conn:
+        described = [_describe(base, c, _extent(conn, c)) for c in COLLECTIONS.values()]
+    return _json({"links": [{"href": f"{base}/collections", "rel": "self", "type": "application/json"}],
+                  "collections": described})
+
+
+@router.get("/collections/{collection_id}", summary="A feature collection")
+def collection(collection_id: str, request: Request) -> Response:
+    c = _collection(collection_id)
+    with connect(autocommit=True) as conn:
+        return _json(_describe(_base(request), c, _extent(conn, c)))
+
+
+def _parse_bbox(bbox: str | None) -> list[float] | None:
+    if bbox is None:
+        return None
+    try:
+        values = [float(v) for v in bbox.split(",")]
+    except ValueError as exc:
+        raise HTTPException(400, "bbox must be minx,miny,maxx,maxy") from exc
+    if len(values) != 4 or values[0] > values[2] or values[1] > values[3]:
+        raise HTTPException(400, "bbox must be minx,miny,maxx,maxy")
+    return values
+
+
+def _parse_datetime(value: str | None) -> tuple[datetime | None, datetime | None]:
+    if value is None:
+        return None, None
+    parts = value.split("/")
+    try:
+        if len(parts) == 1:
+            t = datetime.fromisoformat(parts[0].replace("Z", "+00:00"))
+            return t, t
+        start, end = (None if p in ("", "..") else datetime.fromisoformat(p.replace("Z", "+00:00")) for p in parts)
+    except ValueError as exc:
+        raise HTTPException(400, "datetime must be an RFC 3339 instant or interval") from exc
+    return start, end
+
+
+def _feature(c: Collection, row: tuple) -> dict:
+    props = dict(zip(c.properties, row[2:], strict=True))
+    return {"type": "Feature", "id": row[0], "geometry": json.loads(row[1]) if row[1] else None,
+            "properties": props}
+
+
+@router.get("/collections/{collection_id}/items", summary="Features (GeoJSON)")
+def items(collection_id: str, request: Request, bbox: str | None = None,
+          datetime_: str | None = Query(None, alias="datetime"),
+          limit: int = Query(100, ge=1, le=10_000), offset: int = Query(0, ge=0)) -> Response:
+    """Features of the collection, filtered by ``bbox`` (CRS84) and ``datetime``, paged by limit/offset."""
+    c = _collection(collection_id)
+    box = _parse_bbox(bbox)
+    start, end = _parse_datetime(datetime_)
+    where, params = ["true"], {"limit": limit, "offset": offset}
+    if box:
+        where.append("geom && st_makeenvelope(%(x0)s, %(y0)s, %(x1)s, %(y1)s, 4326)")
+        params.update(x0=box[0], y0=box[1], x1=box[2], y1=box[3])
+    if (start or end) and c.datetime_column:
+        if start:
+            where.append(f"{c.datetime_column} >= %(start)s")
+            params["start"] = start
+        if end:
+            where.append(f"{c.datetime_column} <= %(end)s")
+            params["end"] = end
+    condition = " and ".join(where)
+    columns = ", ".join(c.properties)
+    with connect(autocommit=True) as conn:
+        matched = conn.execute(f"select count(*) from {c.table} where {condition}", params).fetchone()[0]
+        rows = conn.execute(f"select {c.id_column}::text, st_asgeojson(geom, 7), {columns} from {c.table} "
+                            f"where {condition} order by {c.id_column} limit %(limit)s offset %(offset)s",
+                            params).fetchall()
+    features = [_feature(c, r) for r in rows]
+    base = f"{_base(request)}/collections/{c.id}/items"
+    query = dict(request.query_params)
+    links = [{"href": str(request.url), "rel": "self", "type": GEOJSON}]
+    if offset + len(features) < matched:
+        query.update(offset=str(offset + limit), limit=str(limit))
+        links.append({"href": f"{base}?" + "&".join(f"{k}={v}" for k, v in query.items()), "rel": "next",
+                      "type": GEOJSON})
+    return _json({"type": "FeatureCollection", "features": features, "numberMatched": matched,
+                  "numberReturned": len(features), "timeStamp": datetime.now().astimezone().isoformat(),
+                  "links": links}, GEOJSON)
+
+
+@router.get("/collections/{collection_id}/items/{feature_id}", summary="One feature")
+def item(collection_id: str, feature_id: str) -> Response:
+    c = _collection(collection_id)
+    columns = ", ".join(c.properties)
+    with connect(autocommit=True) as conn:
+        row = conn.execute(f"select {c.id_column}::text, st_asgeojson(geom, 7), {columns} from {c.table} "
+                           f"where {c.id_column}::text = %s", (feature_id,)).fetchone()
+    if row is None:
+        raise HTTPException(404, f"no feature {feature_id} in {collection_id}")
+    return _json(_feature(c, row), GEOJSON)
+
+
+@router.get("/tiles/{collection_id}/{z}/{x}/{y}.pbf", summary="Vector tile (MVT)",
+            response_class=Response)
+def tile(collection_id: str, z: int, x: int, y: int) -> Response:
+    """A Mapbox vector tile of the collection in Web Mercator (layer named after the collection)."""
+    c = _collection(collection_id)
+    if not (0 <= z <= 22 and 0 <= x < 2**z and 0 <= y < 2**z):
+        raise HTTPException(404, "no such tile")
+    columns = ", ".join(c.properties)
+    sql = f"""
+        with bounds as (select st_tileenvelope(%(z)s, %(x)s, %(y)s) as env),
+        mvt as (
+            select st_asmvtgeom(st_transform(t.geom, 3857), bounds.env, 4096, 64, true) as geom, {columns}
+            from {c.table} t, bounds
+            where t.geom && st_transform(bounds.env, 4326)
+        )
+        select st_asmvt(mvt.*, %(layer)s, 4096, 'geom') from mvt"""
+    with connect(autocommit=True) as conn:
+        data = conn.execute(sql, {"z": z, "x": x, "y": y, "layer": c.id}).fetchone()[0]
+    return Response(bytes(data or b""), media_type="application/vnd.mapbox-vector-tile",
+                    headers={"Cache-Control": "public, max-age=60"})

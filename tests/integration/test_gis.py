@@ -1,0 +1,136 @@
+"""The unified GIS on the real PostGIS: loaders, OGC API Features read by GDAL, tiles, analyses."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import geopandas as gpd
+import httpx
+import psycopg
+import pytest
+from helpers import api_server
+from shapely.geometry import MultiPolygon, Point, Polygon
+
+from cityos.gis.loaders.fire_water import read_fire_water
+from cityos.gis.store import replace_layer
+from cityos.platform.auth import create_token
+
+FIRE_WATER_CSV = (
+    "全国地方公共団体コード,ID,地方公共団体名,種別,所在地_連結表記,緯度,経度,口径,備考\n"
+    "072028,H001,会津若松市,消火栓,会津若松市栄町1-1,37.4950,139.9300,150,\n"
+    "072028,H002,会津若松市,防火水槽,会津若松市栄町2-1,139.9310,37.4960,,1899/12/30\n"  # swapped
+    "072028,H003,会津若松市,消火栓,会津若松市栄町3-1,,,75,\n"  # blank coordinates
+    "072028,H004,会津若松市,消火栓,会津若松市栄町4-1,３７.４９７０,１３９.９３２０,75,\n"  # full-width digits
+)
+
+
+@pytest.fixture(scope="module")
+def city(database_url, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("city")
+    (folder / "fire_water.csv").write_bytes(FIRE_WATER_CSV.encode("cp932"))
+    fire, report = read_fire_water(folder / "fire_water.csv")
+    districts = gpd.GeoDataFrame(
+        {"code": ["07202-001", "07202-002"], "name_ja": ["栄町", "門田町"], "name_en": ["Sakaemachi", "Monden"],
+         "area_m2": [1.0, 1.0]},
+        geometry=[MultiPolygon([Polygon([(139.92, 37.49), (139.935, 37.49), (139.935, 37.50), (139.92, 37.50)])]),
+                  MultiPolygon([Polygon([(139.935, 37.49), (139.95, 37.49), (139.95, 37.50), (139.935, 37.50)])])],
+        crs="EPSG:4326")
+    stops = gpd.GeoDataFrame({"stop_id": [f"S{i}" for i in range(25)], "name": [f"停留所{i}" for i in range(25)],
+                              "boardings_per_day": [10.0 * i for i in range(25)]},
+                             geometry=[Point(139.92 + i * 0.001, 37.495) for i in range(25)], crs="EPSG:4326")
+    addresses = gpd.GeoDataFrame({"address_id": ["A1", "A2"], "district_code": ["07202-001", "07202-002"]},
+                                 geometry=[Point(139.93, 37.495), Point(139.94, 37.495)], crs="EPSG:4326")
+    with psycopg.connect(database_url) as conn:
+        replace_layer(conn, "gis.fire_water", fire, ["id", "kind", "address", "diameter", "note", "attributes"])
+        replace_layer(conn, "gis.districts", districts, ["code", "name_ja", "name_en", "area_m2"])
+        replace_layer(conn, "gis.bus_stops", stops, ["stop_id", "name", "boardings_per_day"])
+        replace_layer(conn, "gis.addresses", addresses, ["address_id", "district_code"])
+        conn.execute("delete from registry.residents")
+        conn.execute("""insert into registry.residents (person_id, household_id, district_code, address_id, birth_date, sex)
+                        select 'P' || i, 'H' || (i / 3), case when i <= 40 then '07202-001' else '07202-002' end,
+                               case when i <= 40 then 'A1' else 'A2' end,
+                               case when i % 4 = 0 then date '1945-01-01' else date '1990-01-01' end, 'F'
+                        from generate_series(1, 46) i""")
+        conn.commit()
+    return report
+
+
+@pytest.fixture(scope="module")
+def api(city, database_url, test_broker, tmp_path_factory):
+    env = {"CITYOS_DATABASE_URL": database_url, "CITYOS_MQTT_URL": test_broker.url,
+           "CITYOS_HOME": str(tmp_path_factory.mktemp("gis-api"))}
+    with api_server(env) as base:
+        yield base
+
+
+def test_fire_water_loader_repairs_swapped_coordinates_and_refuses_blank_ones(city):
+    assert city.loaded == 3
+    assert [r["line"] for r in city.repaired] == [3]
+    assert [r["line"] for r in city.refused] == [4]
+    assert "cp932" in city.source
+
+
+def test_gdal_reads_the_layers_through_oapif(api):
+    result = subprocess.run(["ogrinfo", "-ro", "-so", f"OAPIF:{api}/ogc", "fire_water"],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "Feature Count: 3" in result.stdout
+
+
+def test_gdal_lists_every_public_collection(api):
+    result = subprocess.run(["ogrinfo", "-ro", "-q", f"OAPIF:{api}/ogc"], capture_output=True, text=True,
+                            timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    for name in ("districts", "fire_water", "bus_stops", "snowplows"):
+        assert name in result.stdout
+
+
+def test_items_filter_by_bbox_and_page_with_next_links(api):
+    first = httpx.get(f"{api}/ogc/collections/bus_stops/items", params={"limit": 10}).json()
+    assert first["numberMatched"] == 25 and first["numberReturned"] == 10
+    nxt = next(link["href"] for link in first["links"] if link["rel"] == "next")
+    second = httpx.get(nxt).json()
+    assert [f["id"] for f in second["features"]][0] not in {f["id"] for f in first["features"]}
+    boxed = httpx.get(f"{api}/ogc/collections/bus_stops/items", params={"bbox": "139.9195,37.49,139.9215,37.50"})
+    assert sorted(f["id"] for f in boxed.json()["features"]) == ["S0", "S1"]
+
+
+def test_vector_tile_holds_the_layer(api):
+    import mapbox_vector_tile
+
+    import math
+
+    lon, lat, z = 139.931, 37.496, 14
+    x = int((lon + 180) / 360 * 2**z)
+    y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * 2**z)
+    resp = httpx.get(f"{api}/ogc/tiles/fire_water/{z}/{x}/{y}.pbf")
+    assert resp.status_code == 200
+    decoded = mapbox_vector_tile.decode(resp.content)
+    assert len(decoded["fire_water"]["features"]) == 3
+
+
+def test_population_per_district_suppresses_small_cells(api):
+    rows = {r["district_code"]: r for r in httpx.get(f"{api}/api/v1/gis/population").json()["items"]}
+    assert rows["07202-001"]["total"] == 40
+    assert rows["07202-001"]["age_75_plus"] == 10 and rows["07202-001"]["age_15_64"] == 30
+    assert rows["07202-002"]["total"] is None  # 6 residents: below k = 10
+
+
+def test_raw_registry_rows_need_the_registry_scope_and_are_audited(api, database_url):
+    assert httpx.get(f"{api}/api/v1/gis/registry/residents", params={"district_code": "07202-001"}).status_code == 401
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        token = create_token(conn, "planner-1", ["registry:read"])
+    resp = httpx.get(f"{api}/api/v1/gis/registry/residents", params={"district_code": "07202-001"},
+                     headers={"Authorization": f"Bearer {token}"})
+    assert resp.status_code == 200 and len(resp.json()) == 40
+    with psycopg.connect(database_url) as conn:
+        audited = conn.execute("select count(*) from core.audit_log where actor = 'planner-1' "
+                               "and resource = '/api/v1/gis/registry/residents'").fetchone()[0]
+    assert audited == 1
+
+
+def test_bus_coverage_per_district(api):
+    rows = {r["district_code"]: r for r in httpx.get(f"{api}/api/v1/gis/bus-coverage").json()["items"]}
+    assert rows["07202-001"]["within_300m"] == 40
+    assert json.dumps(rows)  # serialisable (no NaN)
