@@ -9,12 +9,12 @@ import geopandas as gpd
 import httpx
 import psycopg
 import pytest
-from helpers import api_server
 from shapely.geometry import MultiPolygon, Point, Polygon
 
 from cityos.gis.loaders.fire_water import read_fire_water
 from cityos.gis.store import replace_layer
 from cityos.platform.auth import create_token
+from helpers import api_server
 
 FIRE_WATER_CSV = (
     "全国地方公共団体コード,ID,地方公共団体名,種別,所在地_連結表記,緯度,経度,口径,備考\n"
@@ -47,7 +47,8 @@ def city(database_url, tmp_path_factory):
         replace_layer(conn, "gis.bus_stops", stops, ["stop_id", "name", "boardings_per_day"])
         replace_layer(conn, "gis.addresses", addresses, ["address_id", "district_code"])
         conn.execute("delete from registry.residents")
-        conn.execute("""insert into registry.residents (person_id, household_id, district_code, address_id, birth_date, sex)
+        conn.execute("""insert into registry.residents
+                            (person_id, household_id, district_code, address_id, birth_date, sex)
                         select 'P' || i, 'H' || (i / 3), case when i <= 40 then '07202-001' else '07202-002' end,
                                case when i <= 40 then 'A1' else 'A2' end,
                                case when i % 4 = 0 then date '1945-01-01' else date '1990-01-01' end, 'F'
@@ -91,15 +92,15 @@ def test_items_filter_by_bbox_and_page_with_next_links(api):
     assert first["numberMatched"] == 25 and first["numberReturned"] == 10
     nxt = next(link["href"] for link in first["links"] if link["rel"] == "next")
     second = httpx.get(nxt).json()
-    assert [f["id"] for f in second["features"]][0] not in {f["id"] for f in first["features"]}
+    assert not {f["id"] for f in second["features"]} & {f["id"] for f in first["features"]}
     boxed = httpx.get(f"{api}/ogc/collections/bus_stops/items", params={"bbox": "139.9195,37.49,139.9215,37.50"})
     assert sorted(f["id"] for f in boxed.json()["features"]) == ["S0", "S1"]
 
 
 def test_vector_tile_holds_the_layer(api):
-    import mapbox_vector_tile
-
     import math
+
+    import mapbox_vector_tile
 
     lon, lat, z = 139.931, 37.496, 14
     x = int((lon + 180) / 360 * 2**z)
