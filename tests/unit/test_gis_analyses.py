@@ -24,7 +24,8 @@ def residents(district: str, birth_years: list[int], moved_out: str | None = Non
 def test_population_counts_each_age_band():
     frame = residents("A", [2020] * 12 + [1990] * 20 + [1958] * 11 + [1940] * 15)
     row = population_by_district(frame, AS_OF, k=10).iloc[0]
-    assert (row["age_0_14"], row["age_15_64"], row["age_65_74"], row["age_75_plus"], row["total"]) == (12, 20, 11, 15, 58)
+    bands = (row["age_0_14"], row["age_15_64"], row["age_65_74"], row["age_75_plus"], row["total"])
+    assert bands == (12, 20, 11, 15, 58)
     assert row["share_65_plus"] == pytest.approx(26 / 58, abs=1e-4)
 
 
