@@ -74,3 +74,46 @@ def registry_rows(district_code: str, limit: int = Query(100, ge=1, le=5000),
                            (district_code, limit))
         names = [d.name for d in cur.description]
         return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+
+def _geojson(rows: list[dict]) -> Response:
+    import json
+
+    features = [{"type": "Feature", "geometry": json.loads(r.pop("geometry")), "properties": r} for r in rows]
+    return Response(to_json({"type": "FeatureCollection", "features": features}), media_type="application/geo+json")
+
+
+@router.get("/snowplow-coverage", summary="Roads and when they were last plowed (GeoJSON) / 除雪状況")
+def snowplow_coverage(hours: int = Query(12, ge=1, le=24 * 14)) -> Response:
+    """Every road with the last time a snowplow passed with its blade down within the last ``hours``."""
+    from datetime import UTC, datetime, timedelta
+
+    from cityos.gis.analyses.city_sql import snowplow_coverage as compute
+
+    with connect(autocommit=True) as conn:
+        rows = compute(conn, datetime.now(UTC) - timedelta(hours=hours))
+    return _geojson(rows)
+
+
+@router.get("/energy-by-district", summary="Household consumption per district and hour / 地区別電力使用")
+def energy_by_district(request: Request, format: Literal["json", "csv"] = "json") -> Response:
+    """Opted-in HEMS homes only; districts with fewer than k homes are blanked."""
+    from datetime import UTC, datetime
+
+    from cityos.gis.analyses.city_sql import energy_by_district as compute
+
+    with connect(autocommit=True) as conn:
+        rows = compute(conn, datetime.now(UTC), request.app.state.settings.k_anonymity)
+    return respond(request, rows, format, max_age=300)
+
+
+@router.get("/vacant-houses", summary="Vacant-house candidates (staff only, audited) / 空き家候補")
+def vacant_houses(days: int = Query(30, ge=7, le=365),
+                  _: Principal = Depends(require_scope("registry:read"))) -> Response:
+    """Addresses with no registered resident and a near-idle meter for ``days`` days."""
+    from datetime import UTC, datetime
+
+    from cityos.gis.analyses.city_sql import vacant_house_candidates
+
+    with connect(autocommit=True) as conn:
+        return _geojson(vacant_house_candidates(conn, datetime.now(UTC), days))
