@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", description="Log level of the services.")
     log_json: bool = Field(True, description="Write structured (JSON) logs.")
     k_anonymity: int = Field(10, ge=2, description="Smallest count published in any cell.")
+    anonymous_rate_per_minute: int = Field(120, ge=1, description="Open-API requests per minute without a key.")
+    anonymous_daily_quota: int = Field(10_000, ge=1, description="Open-API requests per day without a key.")
     retention_days_raw: int = Field(400, ge=1, description="Days of raw telemetry kept before drop_chunks.")
     maintenance_interval_s: int = Field(300, ge=5, description="Seconds between retention/roll-up runs.")
 

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from cityos.platform.api.access import AccessMiddleware
 from cityos.platform.logs import configure_logging
 from cityos.platform.metrics import enable_multiprocess, metrics_dir
 from cityos.platform.settings import Settings, get_settings
@@ -22,6 +23,7 @@ ROUTERS: list[str] = [
     "cityos.platform.api.health:router",
     "cityos.platform.api.metrics:router",
     "cityos.platform.api.consent:router",
+    "cityos.platform.api.access:router",
     "cityos.platform.api.sensors:router",
     "cityos.ingest.api:router",
     "cityos.gis.ogc:router",
@@ -70,6 +72,7 @@ def create_app(settings: Settings | None = None, *, maintenance: bool = True) ->
     )
     app.state.settings = settings
     # Open data may be read from any web page; writes need a token, not a cookie, so this is safe.
+    app.add_middleware(AccessMiddleware, settings=settings)
     app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "HEAD", "OPTIONS"],
                        allow_headers=["Authorization", "If-None-Match"], expose_headers=["ETag", "Retry-After"])
     for spec in ROUTERS:
