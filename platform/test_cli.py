@@ -18,8 +18,13 @@ def test(ctx: typer.Context) -> None:
     from cityos.deploy.runtime.stack import Stack
 
     stack = Stack.from_env()
+    was_running = stack.postgres.running_pid() is not None
     stack.up(report=typer.echo)
     # The tests read the connection settings from the state folder's local.env, like every
     # other client; CITYOS_* variables set by the caller (external servers) pass through.
-    result = subprocess.run([sys.executable, "-m", "pytest", *ctx.args], cwd=REPO_ROOT, check=False)
+    try:
+        result = subprocess.run([sys.executable, "-m", "pytest", *ctx.args], cwd=REPO_ROOT, check=False)
+    finally:
+        if not was_running:  # leave the machine as the run found it
+            typer.echo("stopped: " + ", ".join(stack.down()))
     raise typer.Exit(result.returncode)
