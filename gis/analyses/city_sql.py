@@ -55,8 +55,8 @@ ENERGY_BY_DISTRICT = """
     )
     select district_code, hour,
            count(distinct device_id) filter (where this_week) as homes,
-           round(avg(avg_w) filter (where this_week)::numeric, 1) as avg_w_per_home,
-           round(avg(avg_w) filter (where not this_week)::numeric, 1) as avg_w_per_home_last_week
+           round(avg(avg_w) filter (where this_week)::numeric, 1)::float8 as avg_w_per_home,
+           round(avg(avg_w) filter (where not this_week)::numeric, 1)::float8 as avg_w_per_home_last_week
     from hourly group by district_code, hour order by district_code, hour"""
 
 

@@ -30,7 +30,7 @@ def grid_routes(step_deg: float = 0.003, size: int = 12) -> Callable[[random.Ran
 def road_routes() -> Callable[[random.Random], Route]:
     """Routes on the demo city's roads, or on a grid when the GIS extras are not installed."""
     try:
-        from cityos.gis.demo import road_route_source
+        from cityos.gis.democity import road_route_source
     except ImportError:
         return grid_routes()
     return road_route_source()

@@ -20,6 +20,7 @@ import psycopg
 from cityos.ingest.devices import add_device, rotate_password, sync_broker
 from cityos.ingest.simulate import health, hems, vehicles
 from cityos.ingest.simulate.routes import road_routes
+from cityos.platform import consent
 from cityos.platform.mqtt import BrokerAddress, new_client
 
 log = logging.getLogger(__name__)
@@ -51,18 +52,25 @@ def ensure_devices(conn: psycopg.Connection, config: SimulationConfig) -> dict[s
     """Register the simulated devices (once), give each a fresh password, grant the wearers' consent."""
     existing = {r[0] for r in conn.execute("select device_id from core.devices where device_id like 'sim-%' "
                                            "and revoked_at is null").fetchall()}
+    # Homes sit at the demo city's addresses when it is loaded (for the per-district analyses).
+    addresses = conn.execute("select address_id, district_code from gis.addresses order by address_id").fetchall()
+    rng = random.Random(config.seed)
     passwords = {}
-    for device_id, domain, kind in device_plan(config):
-        subject = f"sim-subject-{device_id[-3:]}" if domain == "health" else None
+    for n, (device_id, domain, kind) in enumerate(device_plan(config)):
+        subject = f"sim-subject-{device_id.removeprefix('sim-')}" if domain in ("health", "hems") else None
         if device_id in existing:
             passwords[device_id] = rotate_password(conn, device_id).mqtt_password
         else:
+            address = addresses[(n * 97) % len(addresses)] if addresses and domain == "hems" else (None, None)
+            metadata = {"simulated": True, **({"address_id": address[0]} if address[0] else {})}
             passwords[device_id] = add_device(conn, device_id, domain, kind=kind, owner_subject=subject,
-                                              public=domain == "vehicle", metadata={"simulated": True}).mqtt_password
-        if subject and not conn.execute("select 1 from core.consents_current where subject_id = %s and "
-                                        "category = 'health'", (subject,)).fetchone():
-            conn.execute("insert into core.consent_events (subject_id, category, purpose, action, actor, note) "
-                         "values (%s, 'health', 'services', 'grant', 'simulator', 'simulated resident')", (subject,))
+                                              district_code=address[1], public=domain == "vehicle",
+                                              metadata=metadata).mqtt_password
+            if domain == "health":
+                consent.grant(conn, subject, "health", "services", "simulator", "simulated resident")
+            elif domain == "hems" and rng.random() < 0.85:  # most demo households opted in
+                for purpose in ("services", "research", "open_data"):
+                    consent.grant(conn, subject, "energy", purpose, "simulator", "simulated household")
     return passwords
 
 

@@ -7,6 +7,7 @@ import hashlib
 import io
 from collections.abc import Sequence
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Literal
 
 import orjson
@@ -20,6 +21,8 @@ MEDIA = {"json": "application/json", "csv": "text/csv; charset=utf-8", "geojson"
 def _default(value: object) -> object:
     if isinstance(value, datetime | date):
         return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
     raise TypeError(type(value).__name__)
 
 

@@ -1,0 +1,215 @@
+"""A deterministic demo city the size of Aizuwakamatsu (about 120,000 residents).
+
+Plausible, not real: districts (町丁目) as Voronoi cells around the centre, denser in the middle;
+a street grid with arterials; the resident-registry extract with a Japanese regional age
+pyramid (about a third aged 65+); address points (a few percent empty); bus stops with
+boardings; fire-water facilities in the standard format; facilities; police accident points.
+The demo and the benchmarks load it, so nothing needs a download; real municipal files go
+through the same loaders.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+from shapely.geometry import LineString, MultiPoint, MultiPolygon, Point, Polygon
+from shapely.ops import voronoi_diagram
+
+CENTRE_LONLAT = (139.9297, 37.4947)  # city hall
+MEASURE_CRS = "EPSG:6677"
+CITY_CODE = "07202"
+TOWN_NAMES = ["栄町", "中町", "大町", "本町", "馬場町", "上町", "行仁町", "西栄町", "城東町", "門田町", "一箕町",
+              "河東町", "北会津町", "扇町", "白虎町", "若松", "追手町", "東栄町", "花春町", "徒之町"]
+TOWN_ROMAJI = ["Sakae-machi", "Naka-machi", "O-machi", "Hon-machi", "Baba-machi", "Kami-machi", "Gyonin-machi",
+               "Nishisakae-machi", "Joto-machi", "Monden-machi", "Ikki-machi", "Kawahigashi-machi",
+               "Kitaaizu-machi", "Ogi-machi", "Byakko-machi", "Wakamatsu", "Ote-machi", "Higashisakae-machi",
+               "Hanaharu-machi", "Kachi-machi"]
+
+
+@dataclass
+class DemoCity:
+    """Every demo layer, in WGS84."""
+
+    districts: gpd.GeoDataFrame
+    roads: gpd.GeoDataFrame
+    addresses: gpd.GeoDataFrame
+    residents: pd.DataFrame
+    bus_stops: gpd.GeoDataFrame
+    fire_water: gpd.GeoDataFrame
+    facilities: gpd.GeoDataFrame
+    accidents: gpd.GeoDataFrame
+
+
+def _centre_xy() -> tuple[float, float]:
+    point = gpd.GeoSeries([Point(*CENTRE_LONLAT)], crs="EPSG:4326").to_crs(MEASURE_CRS).iloc[0]
+    return point.x, point.y
+
+
+def _districts(rng: np.random.Generator, count: int, radius: float) -> gpd.GeoDataFrame:
+    cx, cy = _centre_xy()
+    r = radius * np.sqrt(rng.random(count)) ** 1.4  # denser seeds in the centre
+    a = rng.random(count) * 2 * np.pi
+    seeds = [Point(cx + ri * np.cos(ai), cy + ri * np.sin(ai)) for ri, ai in zip(r, a, strict=True)]
+    outline = Point(cx, cy).buffer(radius)
+    cells = [c.intersection(outline) for c in voronoi_diagram(MultiPoint(seeds), envelope=outline.buffer(1000)).geoms]
+    cells = [c for c in cells if not c.is_empty]
+    rows = []
+    for i, cell in enumerate(sorted(cells, key=lambda c: (round(c.centroid.y, -2), c.centroid.x))):
+        town = i % len(TOWN_NAMES)
+        chome = i // len(TOWN_NAMES) + 1
+        poly = cell if isinstance(cell, Polygon) else max(cell.geoms, key=lambda g: g.area)
+        rows.append({"code": f"{CITY_CODE}-{i + 1:03d}", "name_ja": f"{TOWN_NAMES[town]}{chome}丁目",
+                     "name_en": f"{TOWN_ROMAJI[town]} {chome}-chome", "geometry": MultiPolygon([poly])})
+    gdf = gpd.GeoDataFrame(rows, crs=MEASURE_CRS)
+    gdf["area_m2"] = gdf.area.round(1)
+    return gdf
+
+
+def _roads(radius: float, spacing: float) -> gpd.GeoDataFrame:
+    cx, cy = _centre_xy()
+    outline = Point(cx, cy).buffer(radius)
+    rows = []
+    steps = int(radius // spacing)
+    for axis in ("ew", "ns"):
+        for k in range(-steps, steps + 1):
+            offset = k * spacing
+            line = (LineString([(cx - radius, cy + offset), (cx + radius, cy + offset)]) if axis == "ew" else
+                    LineString([(cx + offset, cy - radius), (cx + offset, cy + radius)])).intersection(outline)
+            if line.is_empty or line.length < spacing:
+                continue
+            cls = "primary" if k % 5 == 0 else "residential"
+            # one road segment per block, so coverage analyses work per street section
+            n = max(1, int(line.length // spacing))
+            for j in range(n):
+                seg = LineString([line.interpolate(j / n, normalized=True),
+                                  line.interpolate((j + 1) / n, normalized=True)])
+                name = f"{'東西' if axis == 'ew' else '南北'}線{k:+d}"
+                rows.append({"road_id": f"{axis}{k:+03d}-{j:03d}", "name": name, "road_class": cls, "geometry": seg})
+    return gpd.GeoDataFrame(rows, crs=MEASURE_CRS)
+
+
+def _birth_dates(rng: np.random.Generator, n: int, as_of: date) -> np.ndarray:
+    # A regional Japanese city: few children, many people in their 60s and 70s.
+    bands = [(0, 14, 0.115), (15, 29, 0.13), (30, 49, 0.21), (50, 64, 0.205), (65, 74, 0.16), (75, 99, 0.18)]
+    probs = np.array([b[2] for b in bands])
+    choice = rng.choice(len(bands), size=n, p=probs / probs.sum())
+    lo = np.array([bands[c][0] for c in choice])
+    hi = np.array([bands[c][1] for c in choice])
+    age_days = ((lo + rng.random(n) * (hi - lo + 1)) * 365.25).astype(int)
+    return np.array([as_of - timedelta(days=int(d)) for d in age_days])
+
+
+def load_city(conn, city: DemoCity) -> dict[str, int]:
+    """Store every demo layer (replacing what is there) in one transaction per layer."""
+    from cityos.gis.store import replace_layer
+
+    counts = {
+        "districts": replace_layer(conn, "gis.districts", city.districts, ["code", "name_ja", "name_en", "area_m2"]),
+        "roads": replace_layer(conn, "gis.roads", city.roads, ["road_id", "name", "road_class"]),
+        "addresses": replace_layer(conn, "gis.addresses", city.addresses, ["address_id", "district_code"]),
+        "bus_stops": replace_layer(conn, "gis.bus_stops", city.bus_stops, ["stop_id", "name", "boardings_per_day"]),
+        "fire_water": replace_layer(conn, "gis.fire_water", city.fire_water,
+                                    ["id", "kind", "address", "diameter", "note", "attributes"]),
+        "facilities": replace_layer(conn, "gis.facilities", city.facilities, ["id", "name", "kind", "district_code"]),
+        "accidents": replace_layer(conn, "gis.accidents", city.accidents, ["id", "occurred_at", "severity"]),
+    }
+    columns = ["person_id", "household_id", "district_code", "address_id", "birth_date", "sex", "moved_in",
+               "moved_out"]
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute("truncate registry.residents")
+        with cur.copy(f"copy registry.residents ({', '.join(columns)}) from stdin") as copy:
+            for row in city.residents[columns].itertuples(index=False, name=None):
+                copy.write_row(row)
+    counts["residents"] = len(city.residents)
+    return counts
+
+
+def generate_city(seed: int = 1, residents: int = 120_000, as_of: date | None = None) -> DemoCity:
+    """The demo city for ``seed`` (same seed, same city)."""
+    rng = np.random.default_rng(seed)
+    as_of = as_of or date(2026, 11, 1)
+    radius = 6000.0
+    districts = _districts(rng, 140, radius)
+    roads = _roads(radius, 400.0)
+    cx, cy = _centre_xy()
+    households = residents // 2 + 1
+    # household address points: denser near the centre, inside the city
+    r = radius * 0.97 * np.sqrt(rng.random(households)) ** 1.6
+    a = rng.random(households) * 2 * np.pi
+    points = gpd.GeoDataFrame({"address_id": [f"ADR{i:06d}" for i in range(households)]},
+                              geometry=gpd.points_from_xy(cx + r * np.cos(a), cy + r * np.sin(a)), crs=MEASURE_CRS)
+    points = gpd.sjoin(points, districts[["code", "geometry"]], predicate="within").drop(columns="index_right")
+    points = points.rename(columns={"code": "district_code"}).reset_index(drop=True)
+    occupied = rng.random(len(points)) > 0.04  # about 4 % of addresses have nobody registered
+    sizes = rng.choice([1, 2, 3, 4, 5], size=len(points), p=[0.33, 0.3, 0.17, 0.13, 0.07])
+    sizes[~occupied] = 0
+    household_of = np.repeat(np.arange(len(points)), sizes)[:residents]
+    n = len(household_of)
+    registry = pd.DataFrame({
+        "person_id": [f"P{i:07d}" for i in range(n)],
+        "household_id": [f"H{h:06d}" for h in household_of],
+        "district_code": points["district_code"].to_numpy()[household_of],
+        "address_id": points["address_id"].to_numpy()[household_of],
+        "birth_date": _birth_dates(rng, n, as_of),
+        "sex": rng.choice(["M", "F"], size=n),
+        "moved_in": None, "moved_out": None,
+    })
+    stop_idx = rng.choice(len(roads), size=400, replace=False)
+    stops = gpd.GeoDataFrame({"stop_id": [f"BS{i:04d}" for i in range(400)],
+                              "name": [f"バス停{i:04d}" for i in range(400)]},
+                             geometry=roads.geometry.iloc[stop_idx].interpolate(0.5, normalized=True).to_numpy(),
+                             crs=MEASURE_CRS)
+    dist = np.hypot(stops.geometry.x - cx, stops.geometry.y - cy)
+    stops["boardings_per_day"] = np.round(rng.gamma(2.0, 40.0, 400) * np.exp(-dist / 3000) * 3, 1)
+    fire_idx = rng.integers(0, len(points), 2000)
+    fire_geom = points.geometry.iloc[fire_idx].translate(8, 6).to_numpy()
+    kinds = rng.choice(["消火栓", "防火水槽", "防火水槽(耐震性)"], size=2000, p=[0.82, 0.13, 0.05])
+    fire = gpd.GeoDataFrame({"id": [f"FW{i:05d}" for i in range(2000)], "kind": kinds,
+                             "address": [f"会津若松市{points['district_code'].iloc[j]}" for j in fire_idx],
+                             "diameter": np.where(kinds == "消火栓", rng.choice(["75", "100", "150"], 2000), ""),
+                             "note": "", "attributes": [{} for _ in range(2000)]}, geometry=fire_geom, crs=MEASURE_CRS)
+    fac_kinds = rng.choice(["school", "community_centre", "hospital", "supermarket", "clinic", "city_office"], 300)
+    fac_idx = rng.integers(0, len(points), 300)
+    facilities = gpd.GeoDataFrame({"id": [f"F{i:04d}" for i in range(300)],
+                                   "name": [f"{k} {i}" for i, k in enumerate(fac_kinds)], "kind": fac_kinds,
+                                   "district_code": points["district_code"].iloc[fac_idx].to_numpy()},
+                                  geometry=points.geometry.iloc[fac_idx].to_numpy(), crs=MEASURE_CRS)
+    junctions = rng.choice(len(roads), size=40, replace=False)
+    acc_road = rng.choice(junctions, 600)
+    acc_geom = [roads.geometry.iloc[j].interpolate(0.0).buffer(30).representative_point() for j in acc_road]
+    start = pd.Timestamp("2025-11-01", tz="Asia/Tokyo")
+    accidents = gpd.GeoDataFrame({"id": [f"AC{i:05d}" for i in range(600)],
+                                  "occurred_at": [start + pd.Timedelta(minutes=int(m)) for m in
+                                                  rng.integers(0, 365 * 24 * 60, 600)],
+                                  "severity": rng.choice(["軽傷", "重傷", "死亡"], 600, p=[0.9, 0.09, 0.01])},
+                                 geometry=acc_geom, crs=MEASURE_CRS)
+    to4326 = lambda g: g.to_crs("EPSG:4326")  # noqa: E731
+    return DemoCity(to4326(districts), to4326(roads), to4326(points), registry, to4326(stops), to4326(fire),
+                    to4326(facilities), to4326(accidents))
+
+
+def road_route_source(seed: int = 1) -> Callable[[random.Random], list[tuple[float, float]]]:
+    """Routes for simulated vehicles: walks along the demo city's street grid."""
+    roads = generate_city(seed, residents=10).roads
+    ends: dict[tuple[float, float], list[tuple[float, float]]] = {}
+    for line in roads.geometry:
+        a, b = (tuple(round(v, 6) for v in c) for c in (line.coords[0], line.coords[-1]))
+        ends.setdefault(a, []).append(b)
+        ends.setdefault(b, []).append(a)
+    nodes = sorted(ends)
+
+    def route(rng: random.Random) -> list[tuple[float, float]]:
+        here = rng.choice(nodes)
+        path = [here]
+        for _ in range(rng.randint(10, 40)):
+            here = rng.choice(ends[here])
+            path.append(here)
+        return path
+
+    return route
