@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     k_anonymity: int = Field(10, ge=2, description="Smallest count published in any cell.")
     anonymous_rate_per_minute: int = Field(120, ge=1, description="Open-API requests per minute without a key.")
     anonymous_daily_quota: int = Field(10_000, ge=1, description="Open-API requests per day without a key.")
+    basemap_tiles: str = Field("", description="Raster tile URL template of the apps' basemap (e.g. GSI: "
+                               "https://cyberjapandata.gsi.go.jp/xyz/std/{z}/{x}/{y}.png); empty = offline style.")
+    basemap_attribution: str = Field("", description="Attribution shown with the basemap (e.g. 地理院タイル).")
     retention_days_raw: int = Field(400, ge=1, description="Days of raw telemetry kept before drop_chunks.")
     maintenance_interval_s: int = Field(300, ge=5, description="Seconds between retention/roll-up runs.")
 

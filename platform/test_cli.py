@@ -16,7 +16,9 @@ app = typer.Typer()
 def test(ctx: typer.Context) -> None:
     """Start the local runtime (no demo data) and run pytest; extra arguments go to pytest."""
     from cityos.deploy.runtime.stack import Stack
+    from cityos.deploy.runtime.system import TEST_PACKAGES, ensure_packages
 
+    ensure_packages(*TEST_PACKAGES)
     stack = Stack.from_env()
     was_running = stack.postgres.running_pid() is not None
     stack.up(report=typer.echo)

@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from cityos.apps.build import ensure_built
 from cityos.deploy.runtime.apiserver import ApiServer
 from cityos.deploy.runtime.broker import Broker
 from cityos.deploy.runtime.component import ComponentStatus
@@ -77,6 +78,7 @@ class Stack:
         write_env_file(self.state.local_env, {k: v for k, v in env.items() if v},
                        "connection settings of the local runtime, written by cityos up")
         step("ingest", self.ingest().up)
+        step("apps", ensure_built)
         step("api", self.api().up)
         return timings
 

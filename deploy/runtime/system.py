@@ -48,6 +48,28 @@ def ensure_commands(*commands: str) -> None:
     _stop_package_services(missing)
 
 
+def package_installed(package: str) -> bool:
+    """True if the Debian package is installed."""
+    result = subprocess.run(["dpkg-query", "-W", "-f=${Status}", package], capture_output=True, text=True, check=False)
+    return "install ok installed" in result.stdout
+
+
+def ensure_packages(*packages: str) -> None:
+    """Install the Debian packages that are missing (needs root)."""
+    missing = [p for p in packages if not package_installed(p)]
+    if not missing:
+        return
+    if os.geteuid() != 0:
+        raise ProvisioningError(f"missing host packages; run `sudo apt-get install -y {' '.join(missing)}`")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing], check=True, env=env)
+
+
+#: What the end-to-end tests need on the host: the browser, a Japanese font, the OGC client.
+TEST_PACKAGES = ("chromium", "fonts-ipafont-gothic", "gdal-bin", "nodejs", "npm")
+
+
 def _stop_package_services(packages: list[str]) -> None:
     """Debian may start a package's own service on install; the runtime runs its own instances."""
     if "mosquitto" in packages and which("service"):

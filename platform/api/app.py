@@ -12,6 +12,8 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from cityos.platform.api.access import AccessMiddleware
+from cityos.platform.api.apps import mount_apps
+from cityos.platform.api.live import start_live_feed
 from cityos.platform.logs import configure_logging
 from cityos.platform.metrics import enable_multiprocess, metrics_dir
 from cityos.platform.settings import Settings, get_settings
@@ -28,6 +30,8 @@ ROUTERS: list[str] = [
     "cityos.ingest.api:router",
     "cityos.gis.ogc:router",
     "cityos.gis.api:router",
+    "cityos.platform.api.live:router",
+    "cityos.platform.api.apps:router",
 ]
 
 
@@ -57,8 +61,11 @@ def create_app(settings: Settings | None = None, *, maintenance: bool = True) ->
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         task = asyncio.create_task(_maintenance_loop(settings)) if maintenance else None
+        live = start_live_feed(settings, asyncio.get_running_loop())
         log.info("api started", extra={"url": settings.api_url})
         yield
+        if live:
+            live.stop()
         if task:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -77,4 +84,5 @@ def create_app(settings: Settings | None = None, *, maintenance: bool = True) ->
                        allow_headers=["Authorization", "If-None-Match"], expose_headers=["ETag", "Retry-After"])
     for spec in ROUTERS:
         app.include_router(_load(spec))
+    mount_apps(app)
     return app

@@ -1,0 +1,48 @@
+"""Builds the apps' vendor folder: MapLibre GL JS from npm, copied next to the apps (no CDN).
+
+``ensure_built()`` runs ``npm ci`` (``npm install`` without a lock file) when the vendor copy is
+missing or older than package.json, installing Debian's nodejs/npm first if the machine has none.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+APPS = Path(__file__).resolve().parent
+VENDOR = APPS / "vendor" / "maplibre-gl"
+DIST_FILES = ("maplibre-gl.mjs", "maplibre-gl-shared.mjs", "maplibre-gl-worker.mjs", "maplibre-gl.css")
+
+
+def _npm() -> str:
+    npm = shutil.which("npm")
+    if npm:
+        return npm
+    if os.geteuid() != 0:
+        raise RuntimeError("npm is needed to bundle MapLibre GL JS: `sudo apt-get install -y nodejs npm`")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "nodejs", "npm"], check=True, env=env)
+    return shutil.which("npm") or "npm"
+
+
+def ensure_built() -> Path:
+    """The vendor folder, built if needed; idempotent and quick when up to date."""
+    stamp = VENDOR / ".built"
+    if stamp.exists() and stamp.stat().st_mtime >= (APPS / "package.json").stat().st_mtime:
+        return VENDOR
+    command = "ci" if (APPS / "package-lock.json").exists() else "install"
+    subprocess.run([_npm(), command, "--no-audit", "--no-fund", "--ignore-scripts"], cwd=APPS, check=True,
+                   capture_output=True)
+    VENDOR.mkdir(parents=True, exist_ok=True)
+    dist = APPS / "node_modules" / "maplibre-gl" / "dist"
+    for name in DIST_FILES:
+        shutil.copy2(dist / name, VENDOR / name)
+    shutil.copy2(APPS / "node_modules" / "maplibre-gl" / "LICENSE.txt", VENDOR / "LICENSE.txt")
+    stamp.touch()
+    return VENDOR
+
+
+if __name__ == "__main__":
+    print(ensure_built())

@@ -1,0 +1,61 @@
+"""End-to-end fixtures: the API serving the apps, test data, and Debian's headless Chromium."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from helpers import api_server
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run", "--disable-quic", "--enable-unsafe-swiftshader"]
+
+
+@pytest.fixture(scope="session")
+def apps_built():
+    from cityos.apps.build import ensure_built
+
+    return ensure_built()
+
+
+@pytest.fixture(scope="module")
+def city_api(apps_built, database_url, test_broker, tmp_path_factory):
+    """The API with a small demo city in the test database."""
+    from cityos.gis.democity import generate_city, load_city
+
+    with psycopg.connect(database_url) as conn:
+        load_city(conn, generate_city(seed=5, residents=3000))
+        conn.commit()
+    env = {"CITYOS_DATABASE_URL": database_url, "CITYOS_MQTT_URL": test_broker.url,
+           "CITYOS_HOME": str(tmp_path_factory.mktemp("e2e")), "CITYOS_ANONYMOUS_RATE_PER_MINUTE": "10000"}
+    with api_server(env) as base:
+        yield base
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    executable = shutil.which("chromium") or "/usr/bin/chromium"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_FLAGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture()
+def page(browser, request, tmp_path):
+    context = browser.new_context(locale="ja-JP", viewport={"width": 1280, "height": 800},
+                                  service_workers="allow")
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.errors = errors
+    yield page
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"))
+    context.close()

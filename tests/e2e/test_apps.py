@@ -1,0 +1,67 @@
+"""The living-lab apps in headless Chromium against the real API, broker and database."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+
+import psycopg
+from publisher import publish_once
+
+from cityos.ingest.devices import add_device
+
+
+def test_hydrant_map_lists_the_nearest_ten_facilities(page, city_api):
+    page.goto(f"{city_api}/apps/hydrants/")
+    page.wait_for_function("window.__hydrantsRendered === 10", timeout=30_000)
+    items = page.locator("li.hydrant")
+    assert items.count() == 10
+    assert " m " in items.first.inner_text()
+    assert page.errors == []
+
+
+def test_hydrant_type_filter_shows_only_tanks(page, city_api):
+    page.goto(f"{city_api}/apps/hydrants/")
+    page.wait_for_function("window.__hydrantsRendered === 10", timeout=30_000)
+    page.select_option("#kind", "防火水槽")
+    texts = page.locator("li.hydrant").all_inner_texts()
+    assert texts and all(t.startswith("防火水槽") for t in texts)
+
+
+def test_hydrant_map_switches_to_english(page, city_api):
+    page.goto(f"{city_api}/apps/hydrants/")
+    page.click("#lang")
+    assert page.inner_text("h1") == "Hydrant map"
+    assert page.evaluate("document.documentElement.lang") == "en"
+
+
+def test_hydrant_map_reloads_offline_after_the_first_visit(page, city_api):
+    page.goto(f"{city_api}/apps/hydrants/")
+    page.wait_for_function("window.__hydrantsRendered === 10", timeout=30_000)
+    page.wait_for_function("navigator.serviceWorker.controller !== null || "
+                           "navigator.serviceWorker.ready.then(() => true)", timeout=10_000)
+    page.reload()  # now controlled by the service worker, which stores what it fetches
+    page.wait_for_function("window.__hydrantsRendered === 10", timeout=30_000)
+    page.context.set_offline(True)
+    page.reload()
+    page.wait_for_function("window.__hydrantsRendered === 10", timeout=30_000)
+    assert page.locator("li.hydrant").count() == 10
+
+
+def test_snowplow_marker_moves_within_a_second_of_the_message(page, city_api, database_url, test_broker):
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("delete from core.devices where device_id = 'plow-e2e'")
+        add_device(conn, "plow-e2e", "vehicle", kind="snowplow", public=True)
+    time.sleep(11)  # the live feed refreshes its list of public snowplows every 10 s
+    page.goto(f"{city_api}/apps/snowplows/")
+    page.wait_for_function("window.__liveReady === true", timeout=30_000)
+    reading = {"t": datetime.now(UTC).isoformat(), "lat": 37.5011, "lon": 139.9333, "speed_kmh": 21.0,
+               "blade_down": True}
+    sent = time.perf_counter()
+    assert publish_once(test_broker.url, "cityos/v1/vehicle/plow-e2e/readings", json.dumps(reading))[0]
+    page.wait_for_function("window.__positions.get('plow-e2e')?.lat === 37.5011", timeout=5_000)
+    latency = time.perf_counter() - sent
+    print(f"\nsnowplow marker latency, publish to browser: {latency * 1000:.0f} ms")
+    assert latency < 1.0
+    assert page.locator("li[data-id='plow-e2e']").count() == 1
