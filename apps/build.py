@@ -23,6 +23,7 @@ def _npm() -> str:
     if os.geteuid() != 0:
         raise RuntimeError("npm is needed to bundle MapLibre GL JS: `sudo apt-get install -y nodejs npm`")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
     subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "nodejs", "npm"], check=True, env=env)
     return shutil.which("npm") or "npm"
 

@@ -27,6 +27,9 @@ SCOPES = {
     "admin",                                  # everything
 }
 
+#: ``household:<device_id>``: a resident's own view of their home's meter (the energy dashboard).
+HOUSEHOLD_PREFIX = "household:"
+
 bearer = HTTPBearer(auto_error=False)
 
 
@@ -38,7 +41,7 @@ def hash_token(token: str) -> str:
 def create_token(conn: psycopg.Connection, name: str, scopes: list[str],
                  expires_at: datetime | None = None) -> str:
     """Create a token with ``scopes``; returns the token (shown once, stored hashed)."""
-    unknown = set(scopes) - SCOPES
+    unknown = {s for s in scopes if s not in SCOPES and not s.startswith(HOUSEHOLD_PREFIX)}
     if unknown:
         raise ValueError(f"unknown scopes: {', '.join(sorted(unknown))}; known: {', '.join(sorted(SCOPES))}")
     token = "cty_" + secrets.token_urlsafe(32)
@@ -55,7 +58,14 @@ class Principal:
     scopes: frozenset[str]
 
     def allows(self, scope: str) -> bool:
+        if scope == HOUSEHOLD_PREFIX:  # any household token
+            return any(s.startswith(HOUSEHOLD_PREFIX) for s in self.scopes)
         return "admin" in self.scopes or scope in self.scopes
+
+    @property
+    def households(self) -> list[str]:
+        """The meters this principal may see as their own."""
+        return sorted(s.removeprefix(HOUSEHOLD_PREFIX) for s in self.scopes if s.startswith(HOUSEHOLD_PREFIX))
 
 
 async def lookup_token(database_url: str, token: str) -> Principal | None:

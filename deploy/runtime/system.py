@@ -67,7 +67,7 @@ def ensure_packages(*packages: str) -> None:
 
 
 #: What the end-to-end tests need on the host: the browser, a Japanese font, the OGC client.
-TEST_PACKAGES = ("chromium", "fonts-ipafont-gothic", "gdal-bin", "nodejs", "npm")
+TEST_PACKAGES = ("chromium", "fonts-ipafont-gothic", "gdal-bin")  # npm: see cityos.apps.build (by command)
 
 
 def _stop_package_services(packages: list[str]) -> None:

@@ -30,6 +30,7 @@ ROUTERS: list[str] = [
     "cityos.ingest.api:router",
     "cityos.gis.ogc:router",
     "cityos.gis.api:router",
+    "cityos.gis.energy_api:router",
     "cityos.platform.api.live:router",
     "cityos.platform.api.apps:router",
 ]

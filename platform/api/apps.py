@@ -9,7 +9,7 @@ from fastapi.staticfiles import StaticFiles
 
 APPS_DIR = Path(__file__).resolve().parents[2] / "apps"
 #: the folders of apps/ that are served (never node_modules or build scripts)
-SERVED = ("shared", "vendor", "hydrants", "snowplows")
+SERVED = ("shared", "vendor", "hydrants", "snowplows", "energy", "staff")
 
 router = APIRouter(tags=["apps"])
 

@@ -65,3 +65,43 @@ def test_snowplow_marker_moves_within_a_second_of_the_message(page, city_api, da
     print(f"\nsnowplow marker latency, publish to browser: {latency * 1000:.0f} ms")
     assert latency < 1.0
     assert page.locator("li[data-id='plow-e2e']").count() == 1
+
+
+def test_energy_dashboard_shows_my_home_beside_my_district(page, city_api, database_url):
+    from cityos.platform.auth import create_token
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("delete from core.devices where device_id like 'hems-e2e%'")
+        for i in range(3):
+            add_device(conn, f"hems-e2e{i}", "hems", owner_subject=f"e2e-home-{i}", district_code="07202-001")
+            conn.execute("insert into core.consent_events (subject_id, category, purpose, action, actor) "
+                         "values (%s, 'energy', 'services', 'grant', 'test')", (f"e2e-home-{i}",))
+            conn.execute("""insert into telemetry.energy_readings (time, device_id, metric, value)
+                            select now() - make_interval(mins => m * 30), %s, 'power_w', %s
+                            from generate_series(1, 96) m""", (f"hems-e2e{i}", 300 + 100 * i))
+        token = create_token(conn, "household-e2e0", ["household:hems-e2e0"])
+    page.goto(f"{city_api}/apps/energy/")
+    page.fill("#token", token)
+    page.click("#signin button")
+    page.wait_for_function("Array.isArray(window.__myHours)", timeout=20_000)
+    hours = page.evaluate("window.__myHours")
+    assert len(hours) == 24
+    assert {h["my_w"] for h in hours if h["my_w"] is not None} == {300.0}
+    assert page.locator("#bars .bar").count() == 48
+    assert page.errors == []
+
+
+def test_energy_dashboard_refuses_a_wrong_token(page, city_api):
+    page.goto(f"{city_api}/apps/energy/")
+    page.fill("#token", "cty_wrong")
+    page.click("#signin button")
+    page.wait_for_function("document.getElementById('status').textContent.length > 0", timeout=10_000)
+    assert "無効" in page.inner_text("#status")
+
+
+def test_staff_map_draws_every_analysis_layer_with_a_legend(page, city_api):
+    page.goto(f"{city_api}/apps/staff/")
+    page.wait_for_function("window.__staffLayers.length === 3", timeout=60_000)
+    assert page.locator("#legend li").count() == 8  # 4 coverage classes, 2 hotspot kinds, 2 road states
+    assert page.locator("#toggles input[type=checkbox]").count() == 3
+    assert page.errors == []
