@@ -24,6 +24,7 @@ SCOPES = {
     "registry:read",                          # raw resident-registry rows (staff only)
     "consent:write",                          # record consent on behalf of residents
     "publish",                                # run open-data publishing
+    "hydrants:moderate",                      # approve residents' hydrant reports (staff, fire crews)
     "admin",                                  # everything
 }
 

@@ -8,11 +8,21 @@ const TEXTS = {
   all: { ja: "すべて", en: "All" }, hydrant: { ja: "消火栓", en: "Hydrant" }, tank: { ja: "防火水槽", en: "Water tank" },
   buried: { ja: "埋まっている", en: "Buried" }, cleared: { ja: "除雪済み", en: "Cleared" },
   offline: { ja: "オフライン表示中（保存したデータ）", en: "Offline (saved data)" },
+  thanks: { ja: "報告を受け付けました（確認後に表示）", en: "Thank you: shown once checked" },
+  later: { ja: "しばらくしてから報告してください", en: "Please report again later" },
 };
 const N = 10;
 let lang = initialLanguage();
 let here = CENTRE;
 let features = [];
+let status = {};
+
+async function sendReport(id, kind, button) {
+  const response = await fetch(`/api/v1/hydrants/${encodeURIComponent(id)}/reports`, {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ status: kind }) });
+  button.disabled = true;
+  document.getElementById("status").textContent = response.ok ? TEXTS.thanks[lang] : TEXTS.later[lang];
+}
 
 // The list works without the map (no WebGL, screen readers); the map is an addition.
 let map = null;
@@ -30,6 +40,9 @@ async function loadHydrants() {
   try {
     const data = await (await fetch(url)).json();
     features = data.features;
+    try {
+      status = Object.fromEntries((await (await fetch("/api/v1/hydrants/status")).json()).map((s) => [s.hydrant_id, s.status]));
+    } catch (_) { /* offline */ }
     document.getElementById("status").textContent = navigator.onLine ? "" : TEXTS.offline[lang];
   } catch (_) {
     document.getElementById("status").textContent = TEXTS.offline[lang];
@@ -53,6 +66,14 @@ function render() {
     li.textContent = `${f.properties.kind}  ${Math.round(d)} m ${compass(b, lang)}  ${f.properties.address}`;
     li.addEventListener("click", () => map?.flyTo({ center: f.geometry.coordinates, zoom: 18 }));
     li.addEventListener("keydown", (e) => { if (e.key === "Enter") li.click(); });
+    if (status[f.id]) li.append(` [${TEXTS[status[f.id]][lang]}]`);
+    for (const kind of ["buried", "cleared"]) {
+      const button = document.createElement("button");
+      button.textContent = TEXTS[kind][lang];
+      button.className = `report-${kind}`;
+      button.addEventListener("click", (e) => { e.stopPropagation(); sendReport(f.id, kind, button); });
+      li.append(" ", button);
+    }
     return li;
   }));
   window.__hydrantsRendered = ranked.length;

@@ -31,6 +31,7 @@ ROUTERS: list[str] = [
     "cityos.gis.ogc:router",
     "cityos.gis.api:router",
     "cityos.gis.energy_api:router",
+    "cityos.gis.hydrant_reports:router",
     "cityos.platform.api.live:router",
     "cityos.platform.api.apps:router",
 ]
