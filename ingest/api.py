@@ -64,7 +64,7 @@ def add_device(device: DeviceIn, request: Request, _: Principal = Depends(requir
         try:
             new = registry.add_device(conn, **device.model_dump())
         except registry.DeviceError as exc:
-            raise HTTPException(409 if "exists" in str(exc) else 422, str(exc)) from exc
+            raise HTTPException(409 if "exists" in str(exc) else 400, str(exc)) from exc
         _sync_broker(request, conn)
     return _credentials(request, new)
 

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import os
 import secrets
 import signal
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 SERVICE_USER = "cityos-service"
 PBKDF2_ITERATIONS = 101  # Mosquitto's own default for $7$ hashes
@@ -69,8 +72,15 @@ class BrokerFiles:
     folder: Path
     pidfile: Path | None = None
 
-    def write(self, service_hash: str, devices: list[DeviceCredential]) -> None:
-        """Write both files atomically (mode 600, owned like the folder so a non-root broker reloads them)."""
+    def write(self, service_hash: str, devices: list[DeviceCredential]) -> bool:
+        """Write both files atomically (mode 600, owned like the folder so a non-root broker reloads them).
+
+        False when the folder does not exist here (the broker's credentials are managed on another
+        host or by its own plugin): the registry stays the source of truth and nothing is written.
+        """
+        if not self.folder.is_dir():
+            log.warning("broker credential folder %s does not exist; broker files not written", self.folder)
+            return False
         for name, text in (("passwd", render_passwd(service_hash, devices)), ("acl", render_acl(devices))):
             path = self.folder / name
             tmp = path.with_suffix(".tmp")
@@ -81,6 +91,7 @@ class BrokerFiles:
             if os.geteuid() == 0:
                 os.chown(tmp, st.st_uid, st.st_gid)
             os.replace(tmp, path)
+        return True
 
     def reload(self) -> bool:
         """SIGHUP the broker so it re-reads the files; False if it is not running here."""

@@ -55,8 +55,8 @@ def sync_broker(conn: psycopg.Connection, files: BrokerFiles, service_password: 
     """Regenerate the broker's files from the registry and reload it; active devices written."""
     rows = conn.execute("select device_id, domain, mqtt_password_hash from core.devices "
                         "where revoked_at is null and mqtt_password_hash is not null").fetchall()
-    files.write(service_hash(service_password), [DeviceCredential(*r) for r in rows])
-    files.reload()
+    if files.write(service_hash(service_password), [DeviceCredential(*r) for r in rows]):
+        files.reload()
     return len(rows)
 
 
@@ -68,6 +68,9 @@ def add_device(conn: psycopg.Connection, device_id: str, domain: str, *, kind: s
         raise DeviceError(f"device id {device_id!r} must match {DEVICE_ID.pattern}")
     if domain not in DOMAINS:
         raise DeviceError(f"domain must be one of {', '.join(DOMAINS)}")
+    if public and domain not in ("vehicle", "env"):
+        raise DeviceError("only city vehicles and environment sensors may be public; household and health "
+                          "devices never are")
     if domain == "health" and not owner_subject:
         raise DeviceError("a health device needs the owner's subject id (consent is checked per owner)")
     password = secrets.token_urlsafe(24)

@@ -43,7 +43,9 @@ def coverage_by_district(people: gpd.GeoDataFrame, stops: gpd.GeoDataFrame, k: i
             row[f"within_{radius}m"] = int(near.sum())
             row[f"within_{radius}m_65_plus"] = int((near & group["elderly"]).sum())
         rows.append(row)
-    table = pd.DataFrame(rows)
+    columns = ["district_code", "residents", "residents_65_plus",
+               *[f"within_{r}m{s}" for r in RADII for s in ("", "_65_plus")]]
+    table = pd.DataFrame(rows, columns=columns)
     for radius in RADII:
         table[f"share_{radius}m"] = (table[f"within_{radius}m"] / table["residents"]).round(4)
         table[f"share_{radius}m_65_plus"] = (table[f"within_{radius}m_65_plus"] /

@@ -8,8 +8,10 @@ import importlib
 import logging
 from collections.abc import AsyncIterator
 
+import psycopg
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
 
 from cityos.platform.api.access import AccessMiddleware
 from cityos.platform.api.apps import mount_apps
@@ -87,4 +89,13 @@ def create_app(settings: Settings | None = None, *, maintenance: bool = True) ->
     for spec in ROUTERS:
         app.include_router(_load(spec))
     mount_apps(app)
+    app.add_exception_handler(psycopg.DataError, _invalid_text)
+    app.add_exception_handler(UnicodeEncodeError, _invalid_text)
     return app
+
+
+async def _invalid_text(_request, exc: Exception) -> JSONResponse:
+    """Text the database cannot store (NUL characters, lone surrogates) is the client's error, not ours."""
+    detail = [{"loc": ["body"], "msg": "text with characters that cannot be stored (NUL or lone surrogates)",
+               "type": f"value_error.{type(exc).__name__}"}]
+    return JSONResponse({"detail": detail}, status_code=422)

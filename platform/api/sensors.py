@@ -30,9 +30,9 @@ def _bbox(bbox: str | None) -> tuple[float, float, float, float] | None:
     try:
         west, south, east, north = (float(v) for v in bbox.split(","))
     except ValueError as exc:
-        raise HTTPException(422, "bbox must be west,south,east,north in degrees") from exc
+        raise HTTPException(400, "bbox must be west,south,east,north in degrees") from exc
     if not (-180 <= west <= east <= 180 and -90 <= south <= north <= 90):
-        raise HTTPException(422, "bbox must be west,south,east,north with west<=east and south<=north")
+        raise HTTPException(400, "bbox must be west,south,east,north with west<=east and south<=north")
     return west, south, east, north
 
 
@@ -42,9 +42,9 @@ def _near(near: str | None) -> tuple[float, float] | None:
     try:
         lon, lat = (float(v) for v in near.split(","))
     except ValueError as exc:
-        raise HTTPException(422, "near must be lon,lat") from exc
+        raise HTTPException(400, "near must be lon,lat") from exc
     if not (-180 <= lon <= 180 and -90 <= lat <= 90):
-        raise HTTPException(422, "near must be lon,lat in degrees")
+        raise HTTPException(400, "near must be lon,lat in degrees")
     return lon, lat
 
 
@@ -118,7 +118,7 @@ def _decode_cursor(cursor: str) -> datetime:
     try:
         return datetime.fromisoformat(base64.urlsafe_b64decode(cursor.encode()).decode())
     except (ValueError, UnicodeDecodeError) as exc:
-        raise HTTPException(422, "invalid cursor") from exc
+        raise HTTPException(400, "invalid cursor") from exc
 
 
 @router.get("/{device_id}/series", summary="Time series with downsampling / 時系列データ")
@@ -135,9 +135,9 @@ def series(request: Request, device_id: str, metric: str,
     end = end or datetime.now(UTC)
     start = start or end - timedelta(days=1)
     if start.tzinfo is None or end.tzinfo is None:
-        raise HTTPException(422, "start and end need a UTC offset")
+        raise HTTPException(400, "start and end need a UTC offset")
     if start >= end:
-        raise HTTPException(422, "start must be before end")
+        raise HTTPException(400, "start must be before end")
     after = _decode_cursor(cursor) if cursor else None
     with connect(autocommit=True) as conn, conn.cursor(row_factory=dict_row) as cur:
         device = cur.execute("select domain from core.devices where device_id = %s and public and revoked_at is null",
@@ -146,7 +146,7 @@ def series(request: Request, device_id: str, metric: str,
             raise HTTPException(404, f"no public sensor {device_id}")
         if device["domain"] == "vehicle":
             if metric not in POSITION_METRICS:
-                raise HTTPException(422, f"vehicle metrics: {', '.join(sorted(POSITION_METRICS))}")
+                raise HTTPException(400, f"vehicle metrics: {', '.join(sorted(POSITION_METRICS))}")
             source = f"(select time, device_id, {metric} as value from telemetry.vehicle_positions) src"
         else:
             source = ("(select time, device_id, value from telemetry.measurements where metric = %(metric)s) src")

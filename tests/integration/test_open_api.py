@@ -46,8 +46,13 @@ def test_sensor_list_shows_only_public_devices(api):
 
 
 def test_household_meter_cannot_be_made_public(database_url):
-    with psycopg.connect(database_url, autocommit=True) as conn, pytest.raises(psycopg.errors.CheckViolation):
-        add_device(conn, "hems-pub1", "hems", public=True)
+    from cityos.ingest.devices import DeviceError
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        with pytest.raises(DeviceError):
+            add_device(conn, "hems-pub1", "hems", public=True)
+        with pytest.raises(psycopg.errors.CheckViolation):  # and the database refuses it on its own
+            conn.execute("insert into core.devices (device_id, domain, public) values ('hems-pub2', 'hems', true)")
 
 
 def test_latest_values_never_include_private_devices(api):
@@ -71,9 +76,9 @@ def test_bbox_filter_and_geojson_output(api):
     assert features[0]["geometry"]["coordinates"] == [139.9419, 37.49]
 
 
-def test_bad_bbox_is_a_clear_422(api):
+def test_bad_bbox_is_a_clear_400(api):
     resp = httpx.get(f"{api}/api/v1/sensors", params={"bbox": "1,2,3"})
-    assert resp.status_code == 422
+    assert resp.status_code == 400
     assert "west,south,east,north" in resp.text
 
 
