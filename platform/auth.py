@@ -25,6 +25,7 @@ SCOPES = {
     "consent:write",                          # record consent on behalf of residents
     "publish",                                # run open-data publishing
     "hydrants:moderate",                      # approve residents' hydrant reports (staff, fire crews)
+    "requests:manage",                        # answer and close citizens' dataset requests
     "admin",                                  # everything
 }
 

@@ -23,6 +23,9 @@ COMMANDS: list[tuple[str, str]] = [
     ("cityos.ingest.cli:devices_app", "devices"),
     ("cityos.ingest.cli:deadletters_app", "deadletters"),
     ("cityos.gis.cli:app", "gis"),
+    ("cityos.opendata.cli:publish_app", ""),
+    ("cityos.opendata.cli:datasets_app", "datasets"),
+    ("cityos.opendata.cli:requests_app", "requests"),
     ("cityos.platform.test_cli:app", ""),
 ]
 

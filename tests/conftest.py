@@ -18,7 +18,8 @@ from servers import TestBroker, Workers
 from cityos.platform.settings import Settings, load_settings
 
 REPO = Path(__file__).resolve().parents[1]
-TEST_DATABASE = "cityos_test"
+# Parallel sessions on one server each set their own name.
+TEST_DATABASE = os.environ.get("CITYOS_TEST_DATABASE", "cityos_test")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

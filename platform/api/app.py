@@ -34,6 +34,7 @@ ROUTERS: list[str] = [
     "cityos.gis.api:router",
     "cityos.gis.energy_api:router",
     "cityos.gis.hydrant_reports:router",
+    "cityos.opendata.api:router",
     "cityos.platform.api.live:router",
     "cityos.platform.api.apps:router",
 ]

@@ -1,0 +1,208 @@
+"""Builders: the source of each dataset, registered by name and named in its definition file.
+
+A builder reads the platform's database and returns a :class:`~cityos.opendata.anonymise.Table`.
+Builders of personal data read per-person contributions and aggregate them with
+:func:`~cityos.opendata.anonymise.aggregate`, which leaves out everyone without consent; the gate
+checks the result again before anything is uploaded. Add a dataset's source by adding a function
+here with ``@builder("name")``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+import psycopg
+
+from cityos.opendata.anonymise import Table, aggregate
+from cityos.opendata.definitions import Portal
+
+JST = ZoneInfo("Asia/Tokyo")
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """What a builder may use besides the database."""
+
+    portal: Portal
+    k: int
+    now: datetime
+    params: dict = field(default_factory=dict)
+    consented: frozenset[str] | None = None
+    public_base_url: str = ""
+
+
+Builder = Callable[[psycopg.Connection, BuildContext], Table]
+BUILDERS: dict[str, Builder] = {}
+
+
+def builder(name: str) -> Callable[[Builder], Builder]:
+    """Register a builder under ``name``."""
+    def register(function: Builder) -> Builder:
+        BUILDERS[name] = function
+        return function
+    return register
+
+
+def _frame(conn: psycopg.Connection, sql: str, params: dict | tuple = ()) -> pd.DataFrame:
+    with conn.cursor() as cur:
+        cur.execute(sql, params)
+        columns = [c.name for c in cur.description or []]
+        return pd.DataFrame(cur.fetchall(), columns=columns)
+
+
+@builder("fire_water")
+def fire_water(conn: psycopg.Connection, ctx: BuildContext) -> Table:
+    """消防水利施設一覧: every fire-water facility with its standard-format columns."""
+    frame = _frame(conn, """
+        select id, kind, address, diameter, note, attributes->>'町字ID' as town_id,
+               coalesce(attributes->>'建物名等(方書)', '') as building,
+               round(st_y(geom)::numeric, 6)::float8 as lat, round(st_x(geom)::numeric, 6)::float8 as lon
+        from gis.fire_water order by id""")
+    frame.insert(0, "city_code", ctx.portal.city_code)
+    frame.insert(1, "city_name", ctx.portal.city_name)
+    frame["prefecture"] = ctx.portal.prefecture
+    return Table(frame)
+
+
+@builder("bus_stops")
+def bus_stops(conn: psycopg.Connection, ctx: BuildContext) -> Table:
+    """Bus stops with average boardings per day."""
+    return Table(_frame(conn, """
+        select stop_id, name, boardings_per_day,
+               round(st_y(geom)::numeric, 6)::float8 as lat, round(st_x(geom)::numeric, 6)::float8 as lon
+        from gis.bus_stops order by stop_id"""))
+
+
+#: Five-year age bands of the standard 地域・年齢別人口 format (the last one open-ended).
+AGE_BANDS = [(f"{lo}-{lo + 4}歳", lo, lo + 4) for lo in range(0, 100, 5)] + [("100歳以上", 100, 200)]
+
+
+@builder("population_by_age")
+def population_by_age(conn: psycopg.Connection, ctx: BuildContext) -> Table:
+    """地域・年齢別人口: residents per district, five-year age band and sex on the first day of this month.
+
+    Aggregate statistics of the resident registry (published by the city by law, not per-person
+    consent); every count below k is blanked, with secondary suppression against the band's total.
+    """
+    as_of = ctx.now.astimezone(JST).date().replace(day=1)
+    people = _frame(conn, """
+        select r.district_code, d.name_ja as district_name, r.sex,
+               extract(year from age(%(day)s, r.birth_date))::int as age
+        from registry.residents r left join gis.districts d on d.code = r.district_code
+        where (r.moved_in is null or r.moved_in <= %(day)s) and (r.moved_out is null or r.moved_out > %(day)s)""",
+                    {"day": as_of})
+    labels = [label for label, _, _ in AGE_BANDS]
+    bins = [-1] + [hi for _, _, hi in AGE_BANDS]
+    people["band"] = pd.cut(people["age"], bins=bins, labels=labels)
+    counts = people.pivot_table(index=["district_code", "district_name", "band"], columns="sex", values="age",
+                                aggfunc="count", fill_value=0, observed=False)
+    counts = counts.reindex(columns=["M", "F", "X"], fill_value=0).reset_index()
+    counts["total"] = counts[["M", "F", "X"]].sum(axis=1)
+    counts["band_order"] = counts["band"].cat.codes
+    counts = counts[counts["district_name"].notna()].sort_values(["district_code", "band_order"])
+    frame = pd.DataFrame({
+        "city_code": ctx.portal.city_code, "city_name": ctx.portal.city_name, "as_of": as_of.isoformat(),
+        "district_code": counts["district_code"], "district_name": counts["district_name"],
+        "age_band": counts["band"].astype(str), "total": counts["total"], "male": counts["M"],
+        "female": counts["F"]})
+    from cityos.gis.analyses.suppression import suppress_counts
+
+    return Table(suppress_counts(frame.reset_index(drop=True), ["male", "female"], ctx.k, total="total"))
+
+
+@builder("energy_by_district_day")
+def energy_by_district_day(conn: psycopg.Connection, ctx: BuildContext) -> Table:
+    """Electricity bought per home per day (kWh, JST days) per district, from opted-in homes only."""
+    days = int(ctx.params.get("days", 90))
+    end = ctx.now.astimezone(JST).replace(hour=0, minute=0, second=0, microsecond=0)
+    homes = _frame(conn, """
+        select d.owner_subject as subject_id, d.district_code,
+               (time_bucket('1 day', e.time, 'Asia/Tokyo'))::date as day,
+               max(e.value) - min(e.value) as kwh
+        from telemetry.energy_readings e join core.devices d using (device_id)
+        where e.metric = 'import_kwh' and e.time >= %(start)s and e.time < %(end)s
+          and d.domain = 'hems' and d.owner_subject is not null and d.district_code is not null
+        group by 1, 2, 3 having count(*) >= 2""", {"start": end - timedelta(days=days), "end": end})
+    table = aggregate(homes, ["district_code", "day"], "subject_id", {"kwh_per_home": ("kwh", "mean")}, ctx.k,
+                      ctx.consented, size_column="homes")
+    frame = table.frame
+    frame["kwh_per_home"] = frame["kwh_per_home"].round(2)
+    frame["day"] = frame["day"].astype(str)
+    return Table(frame, table.contributors)
+
+
+@builder("snowplow_tracks")
+def snowplow_tracks(conn: psycopg.Connection, ctx: BuildContext) -> Table:
+    """Snowplow positions of the last days, one per vehicle and minute (city vehicles, not personal data)."""
+    days = int(ctx.params.get("days", 7))
+    frame = _frame(conn, """
+        select distinct on (p.device_id, time_bucket('1 minute', p.time))
+               p.device_id, time_bucket('1 minute', p.time) as time,
+               round(st_y(p.geom)::numeric, 4)::float8 as lat, round(st_x(p.geom)::numeric, 4)::float8 as lon,
+               p.speed_kmh, p.blade_down
+        from telemetry.vehicle_positions p join core.devices d using (device_id)
+        where d.public and d.kind = 'snowplow' and p.time >= %(since)s and p.time < %(until)s
+        order by p.device_id, time_bucket('1 minute', p.time), p.time""",
+                   {"since": ctx.now - timedelta(days=days), "until": ctx.now})
+    frame["time"] = pd.to_datetime(frame["time"], utc=True)
+    frame["speed_kmh"] = frame["speed_kmh"].astype(float).round(0)
+    return Table(frame)
+
+
+@builder("accident_hotspots")
+def accident_hotspots(conn: psycopg.Connection, ctx: BuildContext) -> Table:
+    """Accident-risk hotspots: H3 cells with harsh brakes of city vehicles, police accidents and Gi*."""
+    from cityos.gis.analyses.hotspots import HARSH_BRAKE_MS2, cell_polygon, hotspots
+    from cityos.gis.sources import accident_points, vehicle_observations
+
+    days = int(ctx.params.get("days", 365))
+    brakes = vehicle_observations(conn, days, HARSH_BRAKE_MS2)
+    public = {r[0] for r in conn.execute("select device_id from core.devices where public").fetchall()}
+    brakes = brakes[brakes["device_id"].isin(public)]
+    table = hotspots(brakes, accident_points(conn, days), permutations=int(ctx.params.get("permutations", 999)))
+    table = table[(table["harsh_brakes"] > 0) | (table["accidents"] > 0)].sort_values("cell")
+    table["geometry"] = [{"type": "Polygon", "coordinates": [[list(p) for p in cell_polygon(c)]]}
+                         for c in table["cell"]]
+    table["gi_z"] = table["gi_z"].astype(float).round(4)
+    table["gi_p"] = table["gi_p"].astype(float).round(4)
+    table["lat"] = table["lat"].round(5)
+    table["lon"] = table["lon"].round(5)
+    return Table(table[["cell", "harsh_brakes", "accidents", "gi_z", "gi_p", "hot", "latent", "lat", "lon",
+                        "geometry"]].reset_index(drop=True))
+
+
+@builder("health_by_district_month")
+def health_by_district_month(conn: psycopg.Connection, ctx: BuildContext) -> Table:
+    """Per district and month: opted-in wearers, mean heart rate and mean daily steps; plus a whole-city row.
+
+    Districts with fewer than k wearers are blanked; the city row merges them, so small districts
+    still count towards a published figure.
+    """
+    months = int(ctx.params.get("months", 12))
+    start = (ctx.now.astimezone(JST).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+             - pd.DateOffset(months=months)).to_pydatetime()
+    daily = _frame(conn, """
+        select dv.owner_subject as subject_id, coalesce(r.district_code, dv.district_code) as district_code,
+               to_char(h.time at time zone 'Asia/Tokyo', 'YYYY-MM') as month,
+               (h.time at time zone 'Asia/Tokyo')::date as day,
+               avg(h.value) filter (where h.metric = 'heart_rate') as heart_rate,
+               max(h.value) filter (where h.metric = 'steps') as steps
+        from telemetry.health_readings h join core.devices dv using (device_id)
+        left join registry.residents r on r.person_id = dv.owner_subject
+        where h.time >= %(start)s and h.metric in ('heart_rate', 'steps') and dv.owner_subject is not null
+        group by 1, 2, 3, 4""", {"start": start})
+    values = {"heart_rate_mean": ("heart_rate", "mean"), "steps_per_day": ("steps", "mean")}
+    districts = aggregate(daily.dropna(subset=["district_code"]), ["district_code", "month"], "subject_id",
+                          values, ctx.k, ctx.consented, size_column="wearers")
+    city_rows = daily.assign(district_code="all")
+    city = aggregate(city_rows, ["district_code", "month"], "subject_id", values, ctx.k, ctx.consented,
+                     size_column="wearers")
+    frame = pd.concat([districts.frame, city.frame], ignore_index=True)
+    frame["heart_rate_mean"] = frame["heart_rate_mean"].round(1)
+    frame["steps_per_day"] = frame["steps_per_day"].round(0)
+    return Table(frame, districts.contributors | city.contributors)
+

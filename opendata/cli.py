@@ -1,0 +1,120 @@
+"""``cityos publish``, ``cityos datasets ...`` and ``cityos requests ...``: the open-data commands."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+publish_app = typer.Typer(no_args_is_help=False, help="Publish open data to CKAN.")
+datasets_app = typer.Typer(no_args_is_help=True, help="Open-data dataset definitions.")
+requests_app = typer.Typer(no_args_is_help=True, help="Citizens' dataset requests.")
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    typer.secho(message, fg="red", err=True)
+    return typer.Exit(code)
+
+
+@publish_app.command("publish")
+def publish(dry_run: bool = typer.Option(False, "--dry-run", help="Show what would change; change nothing."),
+            only: list[str] = typer.Option(None, "--only", help="Publish only this dataset (repeatable)."),
+            due: bool = typer.Option(False, "--due", help="Only datasets whose schedule says they are due."),
+            folder: Path = typer.Option(None, help="Folder of dataset definitions (default: shipped ones).")) -> None:
+    """Build the datasets, check the anonymisation gate, and create or update them in CKAN."""
+    from rich.progress import Progress
+
+    from cityos.opendata.anonymise import GateError
+    from cityos.opendata.definitions import DATASETS_DIR, DefinitionError
+    from cityos.opendata.run import PublishError, run
+    from cityos.platform.settings import load_settings
+
+    settings = load_settings()
+    with Progress(transient=True) as progress:
+        task = progress.add_task("publishing", total=None)
+        try:
+            report = run(settings, only=only or None, dry_run=dry_run, due_only=due, folder=folder or DATASETS_DIR,
+                         on_change=lambda change: progress.update(task, advance=1, description=change.describe()))
+        except (GateError, DefinitionError, PublishError) as exc:
+            raise _fail(str(exc)) from exc
+    for result in report.results:
+        colour = {"failed": "red", "published": "green"}.get(result.status)
+        typer.secho(f"{result.name:<32} {result.status}", fg=colour, bold=result.status == "failed")
+        for change in result.changes:
+            typer.echo(f"    {change.describe()}")
+        if result.error:
+            typer.secho(f"    {result.error}", fg="red")
+    if report.failed:
+        raise _fail(f"{len(report.failed)} dataset(s) failed; run again to resume (run {report.run_id})", 1)
+
+
+@datasets_app.command("list")
+def list_datasets() -> None:
+    """Every dataset definition, its schedule, basis and last publication."""
+    from cityos.opendata.definitions import load_definitions
+    from cityos.opendata.run import last_published
+    from cityos.platform.db.connection import connect
+
+    with connect(autocommit=True) as conn:
+        last = last_published(conn)
+    for d in load_definitions():
+        when = last[d.name].isoformat(timespec="minutes") if d.name in last else "never"
+        typer.echo(f"{d.name:<32} {d.schedule:<8} {d.anonymisation.basis:<13} last published {when}  {d.title_ja}")
+
+
+@datasets_app.command("build")
+def build(name: list[str] = typer.Argument(None, help="Datasets to build (default: all)."),
+          out: Path = typer.Option(Path("opendata-build"), "--out", "-o", help="Folder for the files.")) -> None:
+    """Build datasets into files and run the gate, without uploading (for review)."""
+    from cityos.opendata.build import gate
+    from cityos.opendata.definitions import load_definitions
+    from cityos.opendata.run import build_all
+    from cityos.platform.db.connection import connect
+    from cityos.platform.settings import load_settings
+
+    settings = load_settings()
+    with connect(autocommit=True) as conn:
+        built = build_all(conn, load_definitions(only=name or None), settings)
+    for item in built:
+        folder = out / item.definition.name
+        folder.mkdir(parents=True, exist_ok=True)
+        for resource in item.resources:
+            if resource.data is not None:
+                (folder / resource.filename).write_bytes(resource.data)
+        status = "ok" if not item.violations else "REFUSED: " + "; ".join(item.violations)
+        typer.echo(f"{item.definition.name:<32} {item.rows:>7} rows  {status}")
+    gate(built)
+
+
+@requests_app.command("list")
+def list_requests(status: str = typer.Option("open", help="open, answered, closed or all.")) -> None:
+    """Dataset requests with the requesters' contacts (staff)."""
+    from cityos.opendata import dataset_requests as store
+    from cityos.platform.db.connection import connect
+
+    with connect(autocommit=True) as conn:
+        for row in store.listing(conn, None if status == "all" else status, staff=True, limit=500):
+            typer.echo(json.dumps(row, default=str, ensure_ascii=False))
+
+
+def _answer(request_id: int, text: str, status: str, actor: str) -> None:
+    from cityos.opendata import dataset_requests as store
+    from cityos.platform.db.connection import connect
+
+    with connect(autocommit=True) as conn:
+        if store.answer(conn, request_id, text, status, actor) is None:
+            raise _fail(f"no dataset request {request_id}")
+    typer.echo(f"request {request_id} {status}")
+
+
+@requests_app.command("answer")
+def answer(request_id: int, text: str, actor: str = typer.Option("staff-cli")) -> None:
+    """Answer a request (it stays visible as answered)."""
+    _answer(request_id, text, "answered", actor)
+
+
+@requests_app.command("close")
+def close(request_id: int, text: str = typer.Argument("closed"), actor: str = typer.Option("staff-cli")) -> None:
+    """Close a request with a final answer."""
+    _answer(request_id, text, "closed", actor)
