@@ -8,6 +8,7 @@ from collections.abc import Callable
 DEMO_LOADERS: list[str] = [
     "cityos.deploy.demo:load_city",
     "cityos.deploy.demo:start_simulator",
+    "cityos.deploy.demo:publish_open_data",
 ]
 
 
@@ -35,6 +36,22 @@ def start_simulator(stack, report: Callable[[str], None]) -> None:
     """Live telemetry: simulated homes, snowplows, patrol cars and wearables, each with its own credentials."""
     stack.simulator().up()
     report("  simulator    publishing (500 homes, 30 snowplows, 20 patrol cars, 100 wearables)")
+
+
+def publish_open_data(stack, report: Callable[[str], None]) -> None:
+    """Publish the due open datasets of the demo city to the portal (the local CKAN), as the timer would."""
+    from cityos.opendata.anonymise import GateError
+    from cityos.opendata.run import PublishError, run
+    from cityos.platform.settings import load_settings
+
+    try:
+        results = run(load_settings(), due_only=True).results
+    except (GateError, PublishError) as exc:
+        report(f"  open data    not published: {exc}")
+        return
+    counts = {status: sum(r.status == status for r in results) for status in ("published", "unchanged", "failed")}
+    report(f"  open data    {counts['published']} published, {counts['unchanged']} unchanged, "
+           f"{counts['failed']} failed ({len(results)} due)")
 
 
 def load_demo(stack, report: Callable[[str], None] = print) -> None:

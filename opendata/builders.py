@@ -121,7 +121,7 @@ def energy_by_district_day(conn: psycopg.Connection, ctx: BuildContext) -> Table
     end = ctx.now.astimezone(JST).replace(hour=0, minute=0, second=0, microsecond=0)
     homes = _frame(conn, """
         select d.owner_subject as subject_id, d.district_code,
-               (time_bucket('1 day', e.time, 'Asia/Tokyo'))::date as day,
+               (e.time at time zone 'Asia/Tokyo')::date as day,
                max(e.value) - min(e.value) as kwh
         from telemetry.energy_readings e join core.devices d using (device_id)
         where e.metric = 'import_kwh' and e.time >= %(start)s and e.time < %(end)s

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -9,6 +10,7 @@ from dataclasses import dataclass, field
 from cityos.apps.build import ensure_built
 from cityos.deploy.runtime.apiserver import ApiServer
 from cityos.deploy.runtime.broker import Broker
+from cityos.deploy.runtime.ckan import Ckan
 from cityos.deploy.runtime.component import ComponentStatus
 from cityos.deploy.runtime.ingestservice import IngestService
 from cityos.deploy.runtime.postgres import Postgres
@@ -56,8 +58,12 @@ class Stack:
     def simulator(self) -> SimulatorService:
         return SimulatorService(self.state, self.connection_env())
 
+    def ckan(self) -> Ckan:
+        admin = os.environ.get("CITYOS_ADMIN_DATABASE_URL", "") if self.postgres.external else self.postgres.admin_url()
+        return Ckan(self.settings, self.state, self.secrets, admin)
+
     def components(self) -> list:
-        return [self.postgres, self.broker, self.ingest(), self.api(), self.simulator()]
+        return [self.postgres, self.broker, self.ingest(), self.api(), self.ckan(), self.simulator()]
 
     def up(self, report: Callable[[str], None] = print) -> dict[str, float]:
         """Provision and start everything (idempotent); seconds per step."""
@@ -80,6 +86,10 @@ class Stack:
         step("ingest", self.ingest().up)
         step("apps", ensure_built)
         step("api", self.api().up)
+        ckan = self.ckan()
+        step("ckan", ckan.up)
+        write_env_file(self.state.local_env, {k: v for k, v in {**env, **ckan.connection_env()}.items() if v},
+                       "connection settings of the local runtime, written by cityos up")
         return timings
 
     def urls(self) -> dict[str, str]:
@@ -93,6 +103,7 @@ class Stack:
             "readiness": f"{api}/readyz",
             "database": redact_url(self.postgres.database_url()),
             "MQTT broker": redact_url(self.broker.service_url()),
+            "open data (CKAN)": self.ckan().url,
             "credentials": str(self.state.local_env),
         }
 

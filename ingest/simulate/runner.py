@@ -61,13 +61,15 @@ def ensure_devices(conn: psycopg.Connection, config: SimulationConfig) -> dict[s
         if device_id in existing:
             passwords[device_id] = rotate_password(conn, device_id).mqtt_password
         else:
-            address = addresses[(n * 97) % len(addresses)] if addresses and domain == "hems" else (None, None)
-            metadata = {"simulated": True, **({"address_id": address[0]} if address[0] else {})}
+            address = addresses[(n * 97) % len(addresses)] if addresses and domain != "vehicle" else (None, None)
+            metadata = {"simulated": True, **({"address_id": address[0]} if address[0] and domain == "hems" else {})}
             passwords[device_id] = add_device(conn, device_id, domain, kind=kind, owner_subject=subject,
                                               district_code=address[1], public=domain == "vehicle",
                                               metadata=metadata).mqtt_password
             if domain == "health":
                 consent.grant(conn, subject, "health", "services", "simulator", "simulated resident")
+                if rng.random() < 0.7:  # most wearers also agreed to anonymised open data
+                    consent.grant(conn, subject, "health", "open_data", "simulator", "simulated resident")
             elif domain == "hems" and rng.random() < 0.85:  # most demo households opted in
                 for purpose in ("services", "research", "open_data"):
                     consent.grant(conn, subject, "energy", purpose, "simulator", "simulated household")
