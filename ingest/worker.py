@@ -76,16 +76,20 @@ class IngestWorker:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
-        self.client.reconnect_delay_set(0.5, 5)
+        # Back within a second of a broker restart: Mosquitto does not restore shared subscriptions from its
+        # persistence, so messages published before the workers re-subscribe have nowhere to go. Gateways wait
+        # a few seconds after such a reconnect before sending (see ingest/CONTRACT.md, "Broker restarts").
+        self.client.reconnect_delay_set(0.5, 1)
         self.committed_messages = 0
 
     # -- MQTT callbacks (network thread) -------------------------------------------------------------------
-    def _on_connect(self, client: mqtt.Client, _u, _f, reason_code, _p) -> None:
+    def _on_connect(self, client: mqtt.Client, _u, flags, reason_code, _p) -> None:
         if reason_code.is_failure:
             log.error("broker refused the ingest worker", extra={"reason": str(reason_code)})
             return
         client.subscribe(f"$share/{self.config.group}/{TOPIC_FILTER}", qos=1)
-        log.info("ingest worker connected", extra={"client_id": self.config.client_id})
+        log.info("ingest worker connected", extra={"client_id": self.config.client_id,
+                                                   "session_present": bool(flags.session_present)})
 
     def _on_disconnect(self, _c, _u, _f, reason_code, _p) -> None:
         # Message ids of the old connection must never be acknowledged on a new one.

@@ -1,0 +1,1 @@
+"""ECHONET Lite: frame codec, property value decoding, and the pychonet-based client."""

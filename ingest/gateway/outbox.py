@@ -1,0 +1,298 @@
+"""Store-and-forward outbox: every reading is written here (SQLite, WAL) before anything sends it.
+
+A row leaves the outbox only when the broker has acknowledged (PUBACK) the message that carried it
+(:meth:`Outbox.acked`), when it expires, or under the overflow policy. Rows handed to the sender are
+marked ``sent = 1`` so the next batch does not repeat them; on start every mark is cleared, so after a
+crash (kill -9 mid-batch) unacknowledged rows are simply sent again. The platform deduplicates by
+``(device, time)`` keys, so a resend is harmless.
+
+Order: a batch holds readings of one topic and one priority in observation-time order (``t``, then
+insertion order). Event readings (priority :data:`EVENT`, e.g. harsh braking) go before routine ones,
+so a backlog does not delay them; within a priority the oldest readings go first.
+
+Overflow policy (the outbox holds at most ``max_bytes`` of readings): when a new reading pushes it over
+the limit, unsent rows are deleted until it is at 90 % of the limit, in this order:
+1. routine readings (priority 0), oldest first,
+2. then events (priority 1), oldest first.
+Each drop is counted (``dropped_overflow_routine``, ``dropped_overflow_event``). Readings older than
+``max_age`` (the platform refuses data older than 30 days) are deleted as ``dropped_expired``, and
+readings held for an unsynchronised clock of an earlier boot (never datable) as ``dropped_undatable``.
+
+Privacy: ``secure_delete`` is on, so deleted readings (health data!) do not linger in free pages.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from cityos.ingest.gateway.counters import Counters
+from cityos.ingest.gateway.payload import MAX_BATCH, MAX_PAYLOAD_BYTES, format_time
+
+ROUTINE, EVENT = 0, 1
+PRIORITIES = (EVENT, ROUTINE)  # sending order
+_ROW_OVERHEAD = 64  # bytes per row beyond topic and body (ids, times, index entries), for the size bound
+_SCHEMA = """
+create table if not exists readings (
+    id integer primary key autoincrement,  -- never reused: an ack must not delete a newer row
+    topic text not null,
+    t real not null,               -- observation time, Unix epoch seconds (UTC)
+    priority integer not null,     -- 0 routine, 1 event
+    body text not null,            -- the reading's metrics as a JSON object, without t
+    clock_ok integer not null,     -- 0: stamped by an unsynchronised clock, held until re-stamped
+    mono real,                     -- monotonic clock at observation (null: time given by the source)
+    boot text not null,            -- kernel boot id at observation
+    size integer not null,         -- bytes counted against the size limit
+    sent integer not null default 0  -- 1: in a message awaiting its PUBACK (this process)
+);
+create index if not exists readings_queue on readings (sent, priority, t, id);
+create table if not exists counters (name text primary key, value integer not null);
+create table if not exists state (key text primary key, value text not null, updated real not null);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Readings taken for one message: their row ids, topic and the encoded payload."""
+
+    topic: str
+    ids: list[int]
+    payload: bytes
+    priority: int
+
+    @property
+    def count(self) -> int:
+        """Number of readings in the message."""
+        return len(self.ids)
+
+
+class Outbox:
+    """The SQLite outbox (one connection, serialised by a lock: adapters, HTTP threads and the sender share it)."""
+
+    def __init__(self, path: str | Path, *, max_bytes: int, max_age: float = 29 * 86400, durable: bool = False,
+                 boot: str = "", counters: Counters | None = None):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.max_bytes = max_bytes
+        self.max_age = max_age
+        self.boot = boot
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10)
+        self._db.execute("pragma journal_mode = wal")
+        self._db.execute(f"pragma synchronous = {'full' if durable else 'normal'}")
+        self._db.execute("pragma secure_delete = on")
+        self._db.execute("pragma journal_size_limit = 4194304")
+        self._db.executescript(_SCHEMA)
+        self.counters = counters if counters is not None else Counters(self.load_counters())
+        self._bytes = self._db.execute("select coalesce(sum(size), 0) from readings").fetchone()[0]
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    def recover(self) -> dict[str, int]:
+        """At start: release rows marked sent by a dead process; drop held rows of earlier boots."""
+        with self._lock:
+            released = self._db.execute("update readings set sent = 0 where sent = 1").rowcount
+            undatable = self._delete_where("clock_ok = 0 and boot != ?", (self.boot,))
+        self.counters.inc("dropped_undatable", undatable)
+        return {"released": released, "undatable": undatable}
+
+    def close(self) -> None:
+        """Checkpoint the WAL and close."""
+        with self._lock:
+            try:
+                self._db.execute("pragma wal_checkpoint(truncate)")
+            finally:
+                self._db.close()
+
+    # -- writing ----------------------------------------------------------------------------------
+    def put(self, topic: str, t: float, metrics: dict[str, object] | str, *, priority: int = ROUTINE,
+            trusted: bool = True, mono: float | None = None) -> int:
+        """Store one reading; returns its row id. ``metrics`` is a dict or its JSON text."""
+        return self.put_many([(topic, t, metrics, priority, trusted, mono)])[-1]
+
+    def put_many(self, rows: list[tuple[str, float, dict[str, object] | str, int, bool, float | None]]) -> list[int]:
+        """Store several readings in one transaction: (topic, t, metrics, priority, trusted, mono)."""
+        ids: list[int] = []
+        added = 0
+        with self._lock:
+            self._db.execute("begin immediate")
+            try:
+                for topic, t, metrics, priority, trusted, mono in rows:
+                    body = metrics if isinstance(metrics, str) else json.dumps(
+                        metrics, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+                    size = len(topic) + len(body.encode()) + _ROW_OVERHEAD
+                    cur = self._db.execute(
+                        "insert into readings (topic, t, priority, body, clock_ok, mono, boot, size)"
+                        " values (?, ?, ?, ?, ?, ?, ?, ?)",
+                        (topic, t, priority, body, int(trusted), mono, self.boot, size))
+                    ids.append(int(cur.lastrowid or 0))
+                    added += size
+                self._db.execute("commit")
+            except BaseException:
+                self._db.execute("rollback")
+                raise
+            self._bytes += added
+            self.counters.inc("enqueued", len(rows))
+            self.counters.inc("enqueued_untrusted_clock", sum(1 for r in rows if not r[4]))
+            if self._bytes > self.max_bytes:
+                self._trim(int(self.max_bytes * 0.9))
+        return ids
+
+    def _trim(self, target: int) -> None:
+        """Apply the overflow policy until the outbox holds at most ``target`` bytes."""
+        for priority, name in ((ROUTINE, "dropped_overflow_routine"), (EVENT, "dropped_overflow_event")):
+            while self._bytes > target:
+                rows = self._db.execute(
+                    "select id, size from readings where sent = 0 and priority = ? order by t, id limit 500",
+                    (priority,)).fetchall()
+                if not rows:
+                    break
+                ids, freed, need = [], 0, self._bytes - target
+                for row_id, size in rows:
+                    ids.append(row_id)
+                    freed += size
+                    if freed >= need:
+                        break
+                self._db.execute("delete from readings where id in (select value from json_each(?))",
+                                 (json.dumps(ids),))
+                self._bytes -= freed
+                self.counters.inc(name, len(ids))
+
+    def _delete_where(self, where: str, params: tuple) -> int:
+        with self._lock:
+            row = self._db.execute(f"select count(*), coalesce(sum(size), 0) from readings where {where}",
+                                   params).fetchone()
+            if row[0]:
+                self._db.execute(f"delete from readings where {where}", params)
+                self._bytes -= row[1]
+            return int(row[0])
+
+    # -- sending ----------------------------------------------------------------------------------
+    def next_batch(self, max_count: int = 500, max_bytes: int = MAX_PAYLOAD_BYTES - 1024) -> Batch | None:
+        """Take the next readings to send (marking them sent), or None if nothing is ready.
+
+        One topic, one priority, oldest first; no two readings with the same time text (the platform
+        refuses such a message as ``duplicate_time``): a batch ends before a repeated time.
+        """
+        max_count = min(max_count, MAX_BATCH)
+        with self._lock:
+            for priority in PRIORITIES:
+                head = self._db.execute(
+                    "select topic from readings where sent = 0 and priority = ? and clock_ok = 1"
+                    " order by t, id limit 1", (priority,)).fetchone()
+                if head is None:
+                    continue
+                rows = self._db.execute(
+                    "select id, t, body from readings where sent = 0 and priority = ? and clock_ok = 1"
+                    " and topic = ? order by t, id limit ?", (priority, head[0], max_count)).fetchall()
+                ids, parts, seen, size = [], [], set(), len(b'{"batch":[]}')
+                for row_id, t, body in rows:
+                    stamp = format_time(t)
+                    if stamp in seen:
+                        break
+                    item = f'{{"t":"{stamp}"' + ("}" if body == "{}" else "," + body[1:])
+                    item_size = len(item.encode()) + 1
+                    if parts and size + item_size > max_bytes:
+                        break
+                    seen.add(stamp)
+                    ids.append(row_id)
+                    parts.append(item)
+                    size += item_size
+                self._db.execute("update readings set sent = 1 where id in (select value from json_each(?))",
+                                 (json.dumps(ids),))
+                payload = ('{"batch":[' + ",".join(parts) + "]}").encode()
+                return Batch(head[0], ids, payload, priority)
+        return None
+
+    def acked(self, ids: list[int]) -> int:
+        """The broker holds the message with these readings: delete them. Returns rows deleted."""
+        deleted = self._delete_where("id in (select value from json_each(?))", (json.dumps(ids),))
+        self.counters.inc("sent", deleted)
+        return deleted
+
+    def release(self, ids: list[int]) -> None:
+        """The message was not accepted: make its readings eligible for sending again."""
+        with self._lock:
+            self._db.execute("update readings set sent = 0 where id in (select value from json_each(?))",
+                             (json.dumps(ids),))
+
+    # -- housekeeping -----------------------------------------------------------------------------
+    def expire(self, now: float | None = None) -> int:
+        """Delete unsent readings older than ``max_age`` (the platform would refuse them)."""
+        cutoff = (time.time() if now is None else now) - self.max_age
+        dropped = self._delete_where("sent = 0 and clock_ok = 1 and t < ?", (cutoff,))
+        self.counters.inc("dropped_expired", dropped)
+        return dropped
+
+    def restamp(self, offset: float, *, old_offset: float | None = None) -> int:
+        """Re-stamp this boot's unsent readings as ``mono + offset`` and mark their time trusted.
+
+        Without ``old_offset``: the readings held for an unsynchronised clock. With it: also the
+        readings stamped by the clock before a jump (``t - mono`` within 1 s of ``old_offset``).
+        """
+        with self._lock:
+            where = "boot = ? and sent = 0 and mono is not null and (clock_ok = 0"
+            params: tuple = (offset, self.boot)
+            if old_offset is not None:
+                where += " or abs((t - mono) - ?) < 1.0"
+                params += (old_offset,)
+            cur = self._db.execute(f"update readings set t = mono + ?, clock_ok = 1 where {where})", params)
+        self.counters.inc("restamped", cur.rowcount)
+        return cur.rowcount
+
+    # -- inspection -------------------------------------------------------------------------------
+    def depth(self) -> dict[str, object]:
+        """Rows waiting, by kind, with the oldest observation time and the bytes counted."""
+        with self._lock:
+            rows = self._db.execute(
+                "select priority, clock_ok, sent, count(*), min(t), coalesce(sum(size), 0) from readings"
+                " group by priority, clock_ok, sent").fetchall()
+        out: dict[str, object] = {"total": 0, "routine": 0, "events": 0, "held_for_clock": 0, "in_flight": 0,
+                                  "oldest": None, "bytes": 0, "max_bytes": self.max_bytes}
+        oldest: float | None = None
+        for priority, clock_ok, sent, count, min_t, size in rows:
+            out["total"] += count  # type: ignore[operator]
+            out["bytes"] += size  # type: ignore[operator]
+            out["events" if priority == EVENT else "routine"] += count  # type: ignore[operator]
+            if not clock_ok:
+                out["held_for_clock"] += count  # type: ignore[operator]
+            elif oldest is None or min_t < oldest:
+                oldest = min_t
+            if sent:
+                out["in_flight"] += count  # type: ignore[operator]
+        out["oldest"] = format_time(oldest) if oldest is not None else None
+        return out
+
+    def load_counters(self) -> dict[str, int]:
+        """Counter totals saved by earlier runs."""
+        with self._lock:
+            return dict(self._db.execute("select name, value from counters").fetchall())
+
+    def save_counters(self) -> None:
+        """Save the in-memory counter totals."""
+        with self._lock:
+            self._db.executemany(
+                "insert into counters (name, value) values (?, ?)"
+                " on conflict (name) do update set value = excluded.value",
+                list(self.counters.snapshot().items()))
+
+    def get_state(self, key: str) -> object | None:
+        """A JSON value saved under ``key`` (status, counter-wrap state ...), or None."""
+        with self._lock:
+            row = self._db.execute("select value from state where key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def set_state(self, key: str, value: object) -> None:
+        """Save a JSON value under ``key``."""
+        with self._lock:
+            self._db.execute(
+                "insert into state (key, value, updated) values (?, ?, ?) on conflict (key) do update"
+                " set value = excluded.value, updated = excluded.updated", (key, json.dumps(value), time.time()))
+
+    @property
+    def bytes_used(self) -> int:
+        """Bytes of readings counted against ``max_bytes``."""
+        return self._bytes

@@ -1,0 +1,188 @@
+"""The sender: takes batches from the outbox and publishes them (MQTT 5, QoS 1); rows leave only after the PUBACK.
+
+A persistent session (clean start off, session expiry) and paho's reconnect with back-off carry it
+through broker restarts and days without network: readings simply wait in the outbox. At most
+``inflight`` messages await their PUBACK at once. When the connection drops, the readings of
+unacknowledged messages are released to be sent again; a reading that reaches the broker twice is
+stored once (the platform's keys make re-delivery idempotent).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import ssl
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from cityos.ingest.gateway.config import GatewayConfig
+from cityos.ingest.gateway.counters import Counters
+from cityos.ingest.gateway.outbox import Outbox
+
+log = logging.getLogger(__name__)
+
+
+class CredentialsError(RuntimeError):
+    """No usable credentials file: the gateway must be enrolled first."""
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """The device's MQTT credentials (written by ``cityos gateway enroll``, mode 600)."""
+
+    username: str
+    password: str
+
+    @classmethod
+    def load(cls, path: Path) -> Credentials:
+        try:
+            data = json.loads(path.read_text())
+            return cls(data["mqtt_username"], data["mqtt_password"])
+        except FileNotFoundError:
+            raise CredentialsError(f"{path}: no credentials; run `cityos gateway enroll` first") from None
+        except (ValueError, KeyError) as exc:
+            raise CredentialsError(f"{path}: not a credentials file ({exc})") from None
+
+
+class Sender:
+    """Publishes the outbox's batches over one MQTT connection (paho's network thread plus a pump thread)."""
+
+    def __init__(self, config: GatewayConfig, outbox: Outbox, counters: Counters, credentials: Credentials):
+        self.config, self.outbox, self.counters = config, outbox, counters
+        url = urlsplit(config.broker_url)
+        self.host, self.tls = url.hostname or "127.0.0.1", url.scheme == "mqtts"
+        self.port = url.port or (8883 if self.tls else 1883)
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"gateway-{config.device_id}",
+                                  protocol=mqtt.MQTTv5)
+        self.client.username_pw_set(credentials.username, credentials.password)
+        if self.tls:
+            ca = str(config.sender.ca_file) if config.sender.ca_file else None
+            self.client.tls_set(ca_certs=ca, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+        self.client.reconnect_delay_set(2, 60)
+        self.client.max_inflight_messages_set(config.sender.inflight)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_publish = self._on_publish
+        self._lock = threading.Lock()
+        self._inflight: dict[int, list[int]] = {}
+        self._connected = threading.Event()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._pump_thread = threading.Thread(target=self._pump, name="sender", daemon=True)
+        self._resume_at = 0.0
+
+    # -- paho callbacks (network thread) -----------------------------------------------------------
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            self.counters.inc("connect_refused")
+            log.warning("broker refused the connection: %s", reason_code)
+            return
+        self.counters.inc("connects")
+        if not flags.session_present:
+            self._resume_at = time.monotonic() + self.config.sender.resume_delay_s
+        self._connected.set()
+        self._wake.set()
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        self._connected.clear()
+        with self._lock:
+            released = [ids for ids in self._inflight.values()]
+            self._inflight.clear()
+        for ids in released:
+            self.outbox.release(ids)
+        if not self._stop.is_set():
+            self.counters.inc("disconnects")
+            log.info("disconnected from the broker (%s); readings wait in the outbox", reason_code)
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        with self._lock:
+            ids = self._inflight.pop(mid, None)
+        if ids is None:
+            return
+        if reason_code.is_failure:  # e.g. not authorised: keep the readings, count, try later
+            self.counters.inc("publish_refused")
+            self.outbox.release(ids)
+            return
+        self.outbox.acked(ids)
+        self.counters.inc("messages_acked")
+        self._wake.set()
+
+    # -- pump ------------------------------------------------------------------------------------
+    def wake(self) -> None:
+        """Send now (an event arrived)."""
+        self._wake.set()
+
+    def _pump(self) -> None:
+        settings = self.config.sender
+        while not self._stop.is_set():
+            if not self._connected.is_set():
+                self._connected.wait(0.5)
+                continue
+            if (pause := self._resume_at - time.monotonic()) > 0:
+                self._stop.wait(min(pause, 0.5))
+                continue
+            with self._lock:
+                room = len(self._inflight) < settings.inflight
+            batch = self.outbox.next_batch(settings.batch_size) if room else None
+            if batch is None:
+                self._wake.wait(settings.linger_s if room else 0.2)
+                self._wake.clear()
+                continue
+            with self._lock:
+                info = self.client.publish(batch.topic, batch.payload, qos=1)
+                if info.rc == mqtt.MQTT_ERR_SUCCESS:
+                    self._inflight[info.mid] = batch.ids
+            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                self.outbox.release(batch.ids)
+                self._connected.wait(0.5)
+            else:
+                self.counters.inc("messages_published")
+
+    def start(self) -> None:
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = self.config.sender.session_expiry_s
+        self.client.connect_async(self.host, self.port, keepalive=self.config.sender.keepalive_s, clean_start=False,
+                                  properties=props)
+        self.client.loop_start()
+        self._pump_thread.start()
+
+    def flush(self, timeout: float) -> bool:
+        """Wait (up to ``timeout`` s) until every published message is acknowledged."""
+        done = threading.Event()
+        deadline = threading.Timer(timeout, done.set)
+        deadline.start()
+        try:
+            while not done.is_set():
+                with self._lock:
+                    if not self._inflight:
+                        return True
+                done.wait(0.05)
+            return False
+        finally:
+            deadline.cancel()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop taking batches, wait for outstanding PUBACKs, disconnect."""
+        self._stop.set()
+        self._wake.set()
+        self._pump_thread.join(5)
+        self.flush(timeout)
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def status(self) -> dict[str, object]:
+        with self._lock:
+            inflight = len(self._inflight)
+        return {"connected": self.connected, "broker": f"{self.host}:{self.port}", "tls": self.tls,
+                "messages_in_flight": inflight}

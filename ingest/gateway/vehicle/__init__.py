@@ -1,0 +1,1 @@
+"""Vehicle sources: GNSS parsing and motion."""

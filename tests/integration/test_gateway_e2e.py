@@ -1,0 +1,163 @@
+"""The edge gateway end to end: phone app -> gateway (outbox) -> real broker -> ingest workers -> database.
+
+Every reading arrives exactly once through a broker outage (``CITYOS_TEST_GATEWAY_OUTAGE_S``,
+default 30 s; set minutes for a longer soak) and a kill -9 of the gateway in the middle of sending.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from cityos.platform import consent
+from helpers import free_port, wait_for
+
+DEVICE = "gw-wear-01"
+SUBJECT = "gw-resident-01"
+TOKEN = "phone-app-token-0123456789"
+BASE = datetime(2026, 11, 20, tzinfo=UTC)
+OUTAGE_S = float(os.environ.get("CITYOS_TEST_GATEWAY_OUTAGE_S", "30"))
+
+
+class GatewayProcess:
+    """``cityos gateway run`` as a real process (python -m cityos.ingest.gateway)."""
+
+    def __init__(self, config: Path, log: Path):
+        self.config, self.log = config, log
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, endpoint: str) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "cityos.ingest.gateway", "run", "--config",
+                                      str(self.config)], stdout=self.log.open("ab"), stderr=subprocess.STDOUT)
+        wait_for(lambda: _up(endpoint), 20, message=lambda: f"gateway endpoint\n{self.log.read_text()[-2000:]}")
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(30)
+
+    def rss_mb(self) -> float:
+        assert self.proc is not None
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        raise AssertionError("no VmRSS")
+
+
+def _up(endpoint: str) -> bool:
+    try:
+        return httpx.post(endpoint, json={}).status_code == 401
+    except httpx.HTTPError:
+        return False
+
+
+def _readings(start: int, count: int) -> list[dict]:
+    return [{"t": (BASE + timedelta(seconds=n)).isoformat(), "heart_rate_bpm": 60 + n % 50}
+            for n in range(start, start + count)]
+
+
+def _push(endpoint: str, start: int, count: int, chunk: int = 100) -> None:
+    for offset in range(start, start + count, chunk):
+        n = min(chunk, start + count - offset)
+        response = httpx.post(endpoint, json={"batch": _readings(offset, n)},
+                              headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
+        assert response.status_code == 202, response.text
+        assert response.json() == {"stored": n}
+
+
+def _outbox_rows(path: Path) -> int:
+    with sqlite3.connect(path) as db:
+        return db.execute("select count(*) from readings").fetchone()[0]
+
+
+def _stored(url: str) -> tuple[int, int]:
+    with psycopg.connect(url) as conn:
+        return conn.execute("select count(*), count(distinct time) from telemetry.health_readings "
+                            "where device_id = %s and metric = 'heart_rate_bpm'", (DEVICE,)).fetchone()
+
+
+@pytest.fixture()
+def gateway(database_url, test_broker, register, workers, tmp_path):
+    password = register(DEVICE, "health", owner_subject=SUBJECT)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("delete from telemetry.health_readings where device_id = %s", (DEVICE,))
+        consent.grant(conn, SUBJECT, "health", "services", "test")
+    (tmp_path / "credentials.json").write_text(json.dumps({"device_id": DEVICE, "mqtt_username": DEVICE,
+                                                            "mqtt_password": password}))
+    (tmp_path / "health-token").write_text(TOKEN)
+    port = free_port()
+    config = tmp_path / "gateway.toml"
+    config.write_text(f'''device_id = "{DEVICE}"
+broker_url = "mqtt://127.0.0.1:{test_broker.port}"
+status_interval_s = 1
+[outbox]
+path = "outbox.db"
+[sender]
+batch_size = 25
+inflight = 1
+linger_s = 0.2
+[[adapters]]
+type = "health_http"
+listen = "127.0.0.1:{port}"
+''')
+    time.sleep(3)  # the workers' consent cache refreshes every few seconds
+    process = GatewayProcess(config, tmp_path / "gateway.log")
+    process.endpoint = f"http://127.0.0.1:{port}/readings"
+    process.start(process.endpoint)
+    yield process
+    process.stop()
+
+
+def test_readings_arrive_once_through_a_broker_outage_and_a_kill_9(gateway, database_url, test_broker):
+    endpoint = gateway.endpoint
+    _push(endpoint, 0, 500)
+    wait_for(lambda: _stored(database_url) == (500, 500), 60, message=lambda: "first readings stored")
+
+    test_broker.stop()
+    _push(endpoint, 500, 1000)  # accepted into the outbox while the broker is down
+    time.sleep(OUTAGE_S)
+    assert _stored(database_url) == (500, 500)
+    test_broker.start()
+    wait_for(lambda: _stored(database_url) == (1500, 1500), 120, message=lambda: "readings sent after the outage")
+
+    _push(endpoint, 1500, 3000)
+    gateway.kill9()  # in the middle of sending the backlog
+    left = _outbox_rows(gateway.config.parent / "outbox.db")
+    assert 0 < left < 3000, f"{left} readings were waiting at the kill: it did not land mid-backlog"
+    gateway.start(endpoint)
+    wait_for(lambda: _stored(database_url) == (4500, 4500), 120, message=lambda: "every reading after the restart")
+    time.sleep(2)
+    assert _stored(database_url) == (4500, 4500)
+
+
+def test_gateway_stays_under_100_mb_resident(gateway):
+    _push(gateway.endpoint, 10_000, 2000)
+    time.sleep(2)
+    assert gateway.rss_mb() < 100
+
+
+def test_status_shows_the_outbox_and_counters(gateway, tmp_path):
+    _push(gateway.endpoint, 20_000, 10)
+    time.sleep(2.5)
+    out = subprocess.run([sys.executable, "-m", "cityos.ingest.gateway", "status", "--config",
+                          str(gateway.config)], capture_output=True, text=True, check=True).stdout
+    status = json.loads(out)
+    assert status["counters"]["health_http_readings"] >= 10
+    assert status["sender"]["connected"] is True
+    assert status["clock"]["trusted"] is True

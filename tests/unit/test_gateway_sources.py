@@ -1,0 +1,116 @@
+"""Gateway adapters' pure parts: ECHONET Lite properties, GNSS (gpsd, NMEA), BLE heart rate, pushed health data."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from cityos.ingest.gateway.adapters.ble_heart_rate import parse_measurement
+from cityos.ingest.gateway.adapters.echonet import meter_metrics
+from cityos.ingest.gateway.adapters.health_http import Refused, observations
+from cityos.ingest.gateway.config import ConfigError, parse_config
+from cityos.ingest.gateway.echonet import codec
+from cityos.ingest.gateway.echonet import properties as p
+from cityos.ingest.gateway.vehicle.gnss import Fix, Motion, from_rmc, from_tpv, nmea_checksum_ok
+
+
+def test_no_measurement_decodes_to_none():
+    assert p.unsigned(bytes.fromhex("FFFFFFFE")) is None
+    assert p.signed(bytes.fromhex("7FFFFFFE")) is None
+    assert p.unsigned(bytes.fromhex("000004D2")) == 1234
+
+
+def test_cumulative_energy_uses_coefficient_and_unit():
+    assert p.meter_scale(bytes.fromhex("00000002"), bytes([0x01])) == pytest.approx(0.2)
+    with pytest.raises(ValueError, match="unknown cumulative-energy unit"):
+        p.meter_scale(None, bytes([0x07]))
+
+
+def test_a_counter_wrap_keeps_the_total_growing():
+    counter = p.CounterUnwrap(digits=6)
+    assert [counter.update(v) for v in (999_990, 999_999, 5, 20)] == [999_990, 999_999, 1_000_005, 1_000_020]
+
+
+def test_a_small_step_back_is_not_taken_for_a_wrap():
+    counter = p.CounterUnwrap(digits=6)
+    counter.update(500_000)
+    assert counter.update(499_000) is None
+
+
+def test_meter_metrics_from_raw_properties():
+    props = {p.METER_INSTANT_POWER: (1500).to_bytes(4, "big", signed=True),
+             p.METER_INSTANT_CURRENT: bytes.fromhex("0064FFF6"),  # R 10.0 A, T -1.0 A
+             p.METER_UNIT: bytes([0x01]), p.METER_CUMULATIVE_NORMAL: (123456).to_bytes(4, "big"),
+             p.METER_CUMULATIVE_REVERSE: bytes.fromhex("FFFFFFFE")}
+    assert meter_metrics(props, {}) == {"power_w": 1500.0, "current_r_a": 10.0, "current_t_a": -1.0,
+                                        "import_kwh": 12345.6}
+
+
+@given(st.integers(0, 0xFFFF), st.sampled_from([codec.GET, codec.GET_RES, codec.INF]),
+       st.lists(st.tuples(st.integers(0x80, 0xFF), st.binary(max_size=8)), max_size=6))
+def test_frames_survive_encode_and_decode(tid, esv, props):
+    frame = codec.Frame(tid, (0x05, 0xFF, 0x01), (0x02, 0x88, 0x01), esv, props)
+    decoded = codec.decode(codec.encode(frame))
+    assert (decoded.tid, decoded.esv, decoded.props) == (tid, esv, props)
+
+
+def test_gpsd_tpv_report_becomes_a_fix():
+    fix = from_tpv('{"class":"TPV","mode":3,"time":"2026-01-10T08:00:00.000Z","lat":37.49,"lon":139.93,'
+                   '"speed":10.0,"track":90.0,"eph":4.5}')
+    assert fix == Fix(1768032000.0, 37.49, 139.93, 36.0, 90.0, 4.5)
+    assert from_tpv('{"class":"TPV","mode":1}') is None
+    assert from_tpv("not json") is None
+
+
+def test_nmea_rmc_with_a_good_checksum_becomes_a_fix():
+    sentence = "$GPRMC,080000.00,A,3729.4000,N,13955.8000,E,10.0,90.0,100126,,,A*"
+    checksum = 0
+    for char in sentence[1:-1]:
+        checksum ^= ord(char)
+    fix = from_rmc(f"{sentence}{checksum:02X}")
+    assert fix is not None and fix.lat == pytest.approx(37.49) and fix.speed_kmh == pytest.approx(18.52)
+    assert not nmea_checksum_ok(f"{sentence}00" if checksum else f"{sentence}01")
+
+
+def test_acceleration_comes_from_successive_speeds():
+    motion = Motion()
+    assert motion.update(Fix(0, 37.5, 139.9, 54.0)) is None
+    assert motion.update(Fix(1, 37.5, 139.9, 18.0)) == pytest.approx(-10.0)
+
+
+def test_ble_heart_rate_in_8_and_16_bits():
+    assert parse_measurement(bytes([0x00, 72])) == 72
+    assert parse_measurement(bytes([0x01, 0x2C, 0x01])) == 300
+    assert parse_measurement(b"\x00") is None
+
+
+def test_pushed_health_readings_are_checked_against_the_contract():
+    good = observations({"batch": [{"t": "2026-01-10T08:00:00Z", "heart_rate_bpm": 72}]})
+    assert good[0].metrics == {"heart_rate_bpm": 72}
+    with pytest.raises(Refused, match="heart_rate_bpm: out_of_range"):
+        observations({"t": "2026-01-10T08:00:00Z", "heart_rate_bpm": 400})
+    with pytest.raises(Refused, match="observation time"):
+        observations({"heart_rate_bpm": 72})
+
+
+def test_config_errors_name_the_field_and_the_adapter():
+    with pytest.raises(ConfigError) as err:
+        parse_config({"device_id": "Bad Id", "broker_url": "http://x",
+                      "adapters": [{"type": "vehicle", "interval_s": 60, "gpsd": "127.0.0.1:2947"}]})
+    text = str(err.value)
+    assert "device_id: must match" in text and "broker_url: must be mqtt://" in text
+    assert "adapters[0] (vehicle).interval_s" in text
+
+
+def test_the_gateway_imports_nothing_of_the_server_side():
+    import subprocess
+    import sys
+
+    code = ("import sys, cityos.ingest.gateway.cli, cityos.ingest.gateway.runner\n"
+            "from cityos.ingest.gateway.adapters import ADAPTERS, module\n"
+            "[module(k) for k in ADAPTERS]\n"
+            "heavy = {'fastapi', 'psycopg', 'geopandas', 'shapely', 'sqlalchemy', 'pandas', 'uvicorn'}\n"
+            "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
