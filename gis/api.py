@@ -83,6 +83,24 @@ def _geojson(rows: list[dict]) -> Response:
     return Response(to_json({"type": "FeatureCollection", "features": features}), media_type="application/geo+json")
 
 
+@router.get("/exports/{layer}", summary="Download a layer as GeoPackage or GeoJSON / レイヤーのダウンロード",
+            responses={200: {"content": {"application/geopackage+sqlite3": {}, "application/geo+json": {}}},
+                       404: {"description": "Unknown layer"}})
+def export_layer(request: Request, layer: str, format: Literal["gpkg", "geojson"] = "gpkg") -> Response:
+    """Public layers and analysis results (aggregated, small cells suppressed); never raw registry rows."""
+    from fastapi import HTTPException
+
+    from cityos.gis.exports import EXPORTS, FORMATS, build, to_bytes
+
+    if layer not in EXPORTS:
+        raise HTTPException(404, f"unknown layer {layer!r}; one of {', '.join(EXPORTS)}")
+    with connect(autocommit=True) as conn:
+        gdf = build(conn, layer, request.app.state.settings.k_anonymity)
+    return Response(to_bytes(gdf, layer, format), media_type=FORMATS[format][1],
+                    headers={"Content-Disposition": f'attachment; filename="{layer}.{format}"',
+                             "Cache-Control": "public, max-age=300"})
+
+
 @router.get("/snowplow-coverage", summary="Roads and when they were last plowed (GeoJSON) / 除雪状況")
 def snowplow_coverage(hours: int = Query(12, ge=1, le=24 * 14)) -> Response:
     """Every road with the last time a snowplow passed with its blade down within the last ``hours``."""

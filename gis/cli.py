@@ -97,3 +97,59 @@ def hotspots(days: int = typer.Option(365), latent_only: bool = typer.Option(Fal
         table = table[table["latent"]]
     for row in table[table["hot"]].to_dict(orient="records"):
         typer.echo(json.dumps(row, default=str))
+
+
+@app.command("export")
+def export(layer: str, fmt: str = typer.Option("gpkg", "--format", "-f", help="gpkg or geojson"),
+           out: Path = typer.Option(None, "--out", "-o", help="File to write (default LAYER.FORMAT).")) -> None:
+    """Export a public layer or an analysis result (aggregated, suppressed) to GeoPackage or GeoJSON."""
+    from cityos.gis.exports import EXPORTS, FORMATS, build, write
+    from cityos.platform.db.connection import connect
+    from cityos.platform.settings import get_settings
+
+    if layer not in EXPORTS or fmt not in FORMATS:
+        typer.secho(f"layer one of {', '.join(EXPORTS)}; format one of {', '.join(FORMATS)}", fg="red", err=True)
+        raise typer.Exit(2)
+    with connect(autocommit=True) as conn:
+        gdf = build(conn, layer, get_settings().k_anonymity)
+    path = write(gdf, layer, fmt, out or Path(f"{layer}.{fmt}"))
+    typer.echo(f"{len(gdf)} features -> {path}")
+
+
+@app.command("load-registry")
+def load_registry(path: Path) -> None:
+    """Replace the resident registry with a full extract (CSV: UTF-8, BOM or CP932; audited)."""
+    from cityos.gis.loaders.registry import RegistryError, load_extract
+    from cityos.platform.db.connection import connect
+
+    with connect() as conn:
+        try:
+            rows = load_extract(conn, path)
+        except RegistryError as exc:
+            typer.secho(str(exc), fg="red", err=True)
+            raise typer.Exit(2) from exc
+        conn.commit()
+    typer.echo(f"registry: {rows} residents loaded from {path.name}")
+
+
+@app.command("apply-registry-changes")
+def apply_registry_changes(path: Path, allow_refused: bool = typer.Option(
+        False, help="Apply the good rows even when some are refused.")) -> None:
+    """Apply a daily registry change file (異動: 転入/出生/転出/死亡/転居); idempotent, audited."""
+    from cityos.gis.loaders.registry import RegistryError, apply_changes
+    from cityos.platform.db.connection import connect
+
+    with connect() as conn:
+        try:
+            report = apply_changes(conn, path, allow_refused=allow_refused)
+        except RegistryError as exc:
+            typer.secho(str(exc), fg="red", err=True)
+            raise typer.Exit(2) from exc
+        conn.commit()
+    if report.skipped:
+        typer.echo(f"{path.name}: already applied (same content); nothing changed")
+        return
+    typer.echo(f"{report.source}: {report.inserted} inserted, {report.updated} updated, {report.moved_out} moved out, "
+               f"{report.unchanged} unchanged, {len(report.refused)} refused (as of {report.as_of})")
+    for problem in report.refused[:20]:
+        typer.echo(f"  line {problem['line']}: {problem['reason']}")

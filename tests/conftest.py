@@ -50,8 +50,6 @@ def _with_database(url: str, database: str) -> str:
 @pytest.fixture(scope="session")
 def database_url(settings: Settings) -> Iterator[str]:
     """URL (owner role) of a freshly created and migrated test database."""
-    import psycopg
-    from psycopg import sql
 
     from cityos.platform.db.migrate import migrate
 
@@ -61,17 +59,34 @@ def database_url(settings: Settings) -> Iterator[str]:
         return
     if not settings.admin_database_url:
         pytest.skip("no CITYOS_ADMIN_DATABASE_URL or CITYOS_TEST_DATABASE_URL: run the suite with `./cityos test`")
+    yield create_database(settings, TEST_DATABASE)
+
+
+def create_database(settings: Settings, name: str) -> str:
+    """A fresh, migrated database ``name`` on the platform's server, owned by the platform's role; its URL."""
+    import psycopg
+    from psycopg import sql
+
+    from cityos.platform.db.migrate import migrate
+
     owner = settings.database_url.split("://", 1)[1].split(":", 1)[0]
     with psycopg.connect(settings.admin_database_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(TEST_DATABASE)))
-        conn.execute(sql.SQL("create database {} owner {}").format(sql.Identifier(TEST_DATABASE),
-                                                                    sql.Identifier(owner)))
-    with psycopg.connect(_with_database(settings.admin_database_url, TEST_DATABASE), autocommit=True) as conn:
+        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("create database {} owner {}").format(sql.Identifier(name), sql.Identifier(owner)))
+    with psycopg.connect(_with_database(settings.admin_database_url, name), autocommit=True) as conn:
         conn.execute("create extension if not exists timescaledb")
         conn.execute("create extension if not exists postgis")
-    url = _with_database(settings.database_url, TEST_DATABASE)
+    url = _with_database(settings.database_url, name)
     migrate(url)
-    yield url
+    return url
+
+
+@pytest.fixture(scope="module")
+def private_database_url(settings: Settings, request) -> str:
+    """A database of the test module's own (for tests that replace whole tables, such as the registry)."""
+    if not settings.admin_database_url:
+        pytest.skip("no CITYOS_ADMIN_DATABASE_URL: run the suite with `./cityos test`")
+    return create_database(settings, f"{TEST_DATABASE}_{request.module.__name__.rsplit('.', 1)[-1]}"[:63])
 
 
 @pytest.fixture()

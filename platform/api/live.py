@@ -1,7 +1,11 @@
-"""Live feeds: snowplow positions pushed to browsers (Server-Sent Events) as they reach the broker.
+"""Live feeds for public streams, as Server-Sent Events and WebSocket.
 
-Each API process holds one MQTT subscription to vehicle readings and fans them out to its SSE
-clients; only devices that are public snowplows in the registry are forwarded.
+- Snowplow positions as they reach the broker: each API process holds one MQTT subscription to
+  vehicle readings and fans them out to its clients; only devices that are public snowplows in the
+  registry are forwarded.
+- Household electricity aggregated per district (and the whole city), every ``interval_s``: the
+  latest power of HEMS homes whose owners consented to open data, averaged; districts with fewer
+  than k such homes are blank. No individual home is ever sent.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import time
 from collections.abc import AsyncIterator
 
 import psycopg
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
 
 from cityos.platform.mqtt import BrokerAddress, new_client
@@ -93,27 +97,108 @@ def _snapshot(database_url: str) -> list[dict]:
              "heading_deg": r[5], "blade_down": r[6]} for r in rows]
 
 
+async def _snowplow_events(database_url: str) -> AsyncIterator[tuple[str, object] | None]:
+    """("snapshot", every snowplow), then ("position", one) per message; None every 15 s of silence."""
+    queue: asyncio.Queue = asyncio.Queue(maxsize=10_000)
+    snapshot = await asyncio.to_thread(_snapshot, database_url)
+    if _feed is not None:
+        _feed.queues.add(queue)
+    try:
+        yield "snapshot", snapshot
+        while True:
+            try:
+                yield "position", await asyncio.wait_for(queue.get(), timeout=15)
+            except TimeoutError:
+                yield None
+    finally:
+        if _feed is not None:
+            _feed.queues.discard(queue)
+
+
+ENERGY_NOW = """
+    select d.district_code, count(*) as homes, round(avg(v.value)::numeric, 1)::float8 as avg_power_w,
+           max(v.time) as latest
+    from telemetry.latest_values v join core.devices d using (device_id)
+    join core.consents_current c on c.subject_id = d.owner_subject and c.category = 'energy'
+         and c.purpose = 'open_data'
+    where v.metric = 'power_w' and d.domain = 'hems' and d.revoked_at is null and d.district_code is not null
+      and v.time > now() - interval '15 minutes'
+    group by rollup (d.district_code) order by d.district_code nulls first"""
+
+
+def energy_now(database_url: str, k: int) -> dict:
+    """Average power per home now, per district and for the city; fewer than ``k`` homes: blank."""
+    with psycopg.connect(database_url, connect_timeout=3) as conn:
+        rows = conn.execute(ENERGY_NOW).fetchall()
+    out: dict = {"t": None, "city": None, "districts": []}
+    for district, homes, avg_w, latest in rows:
+        cell = {"homes": homes, "avg_power_w": avg_w} if homes >= k else {"homes": None, "avg_power_w": None}
+        if district is None:
+            out["city"] = cell
+            out["t"] = latest.isoformat() if latest else None
+        else:
+            out["districts"].append({"district_code": district, **cell})
+    return out
+
+
+async def _energy_events(database_url: str, k: int, interval_s: float) -> AsyncIterator[tuple[str, object]]:
+    while True:
+        yield "energy", await asyncio.to_thread(energy_now, database_url, k)
+        await asyncio.sleep(interval_s)
+
+
+def _sse(events: AsyncIterator, request: Request) -> StreamingResponse:
+    async def stream() -> AsyncIterator[str]:
+        async for item in events:
+            if await request.is_disconnected():
+                break
+            if item is None:
+                yield ": keep-alive\n\n"
+                continue
+            name, data = item
+            yield f"event: {name}\ndata: {json.dumps(data)}\n\n"
+
+    return StreamingResponse(stream(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+async def _websocket(websocket: WebSocket, events: AsyncIterator) -> None:
+    await websocket.accept()
+    try:
+        async for item in events:
+            if item is None:
+                await websocket.send_json({"event": "keep-alive"})
+                continue
+            name, data = item
+            await websocket.send_json({"event": name, "data": data})
+    except WebSocketDisconnect:
+        pass
+    finally:
+        await events.aclose()
+
+
 @router.get("/snowplows", summary="Live snowplow positions (Server-Sent Events) / 除雪車の現在位置")
 async def snowplows(request: Request) -> StreamingResponse:
     """An event stream: a ``snapshot`` event with every snowplow, then a ``position`` event per message."""
-    queue: asyncio.Queue = asyncio.Queue(maxsize=10_000)
-    snapshot = await asyncio.to_thread(_snapshot, request.app.state.settings.database_url)
+    return _sse(_snowplow_events(request.app.state.settings.database_url), request)
 
-    async def events() -> AsyncIterator[str]:
-        if _feed is not None:
-            _feed.queues.add(queue)
-        try:
-            yield f"event: snapshot\ndata: {json.dumps(snapshot)}\n\n"
-            while not await request.is_disconnected():
-                try:
-                    event = await asyncio.wait_for(queue.get(), timeout=15)
-                except TimeoutError:
-                    yield ": keep-alive\n\n"
-                    continue
-                yield f"event: position\ndata: {json.dumps(event)}\n\n"
-        finally:
-            if _feed is not None:
-                _feed.queues.discard(queue)
 
-    return StreamingResponse(events(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+@router.websocket("/snowplows/ws")
+async def snowplows_ws(websocket: WebSocket) -> None:
+    """The same as ``/snowplows`` over a WebSocket: JSON messages ``{"event": "snapshot"|"position", "data": ...}``."""
+    await _websocket(websocket, _snowplow_events(websocket.app.state.settings.database_url))
+
+
+@router.get("/energy", summary="Household electricity per district, live (Server-Sent Events) / 地区別電力（速報）")
+async def energy(request: Request, interval_s: float = Query(60, ge=1, le=3600)) -> StreamingResponse:
+    """An ``energy`` event every ``interval_s``: average power per opted-in home per district and for the city
+    (districts with fewer than k homes blank)."""
+    settings = request.app.state.settings
+    return _sse(_energy_events(settings.database_url, settings.k_anonymity, interval_s), request)
+
+
+@router.websocket("/energy/ws")
+async def energy_ws(websocket: WebSocket, interval_s: float = Query(60, ge=1, le=3600)) -> None:
+    """The same as ``/energy`` over a WebSocket."""
+    settings = websocket.app.state.settings
+    await _websocket(websocket, _energy_events(settings.database_url, settings.k_anonymity, interval_s))

@@ -135,3 +135,33 @@ def test_bus_coverage_per_district(api):
     rows = {r["district_code"]: r for r in httpx.get(f"{api}/api/v1/gis/bus-coverage").json()["items"]}
     assert rows["07202-001"]["within_300m"] == 40
     assert json.dumps(rows)  # serialisable (no NaN)
+
+
+def test_a_public_layer_exports_to_a_geopackage_through_the_cli(city, database_url, tmp_path):
+    import os
+    import sys
+
+    import pyogrio
+
+    out = tmp_path / "fire_water.gpkg"
+    done = subprocess.run([sys.executable, "-m", "cityos.platform.cli", "gis", "export", "fire_water", "-f", "gpkg",
+                           "-o", str(out)], env={**os.environ, "CITYOS_DATABASE_URL": database_url},
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    layer = pyogrio.read_dataframe(out)
+    assert {"H001", "H002", "H004"} <= set(layer["id"]) and layer.crs.to_epsg() == 4326
+
+
+def test_an_analysis_result_exports_as_geojson_with_small_cells_suppressed(api):
+    response = httpx.get(f"{api}/api/v1/gis/exports/population?format=geojson", timeout=60)
+    assert response.status_code == 200 and "attachment" in response.headers["content-disposition"]
+    features = response.json()["features"]
+    assert {f["properties"]["district_code"] for f in features} <= {"07202-001", "07202-002"}
+    for feature in features:
+        for column in ("age_0_14", "age_15_64", "age_65_74", "age_75_plus", "total"):
+            value = feature["properties"][column]
+            assert value is None or value == 0 or value >= 10
+
+
+def test_raw_registry_rows_are_not_an_exportable_layer(api):
+    assert httpx.get(f"{api}/api/v1/gis/exports/residents").status_code == 404
