@@ -21,6 +21,8 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 SERVICE_USER = "cityos-service"
+#: The read-only account of citizen developers (documented; may read cityos/public/# only).
+PUBLIC_USER, PUBLIC_PASSWORD = "public", "public"
 PBKDF2_ITERATIONS = 101  # Mosquitto's own default for $7$ hashes
 
 
@@ -42,7 +44,7 @@ class DeviceCredential:
 
 def render_passwd(service_hash: str, devices: Iterable[DeviceCredential]) -> str:
     """The password file: the platform service user and every active device."""
-    lines = [f"{SERVICE_USER}:{service_hash}"]
+    lines = [f"{SERVICE_USER}:{service_hash}", f"{PUBLIC_USER}:{mosquitto_hash(PUBLIC_PASSWORD)}"]
     lines += [f"{d.device_id}:{d.password_hash}" for d in sorted(devices, key=lambda d: d.device_id)]
     return "\n".join(lines) + "\n"
 

@@ -42,9 +42,22 @@ def _worker_main(index: int, database_url: str, mqtt_url: str, metrics_folder: s
     run_worker(WorkerConfig(database_url, mqtt_url, client_id, batch_max=batch_max))
 
 
+def _public_feed_main(database_url: str, mqtt_url: str, k: int) -> None:
+    from cityos.ingest.public_feed import PublicFeed
+    from cityos.platform.logs import configure_logging
+
+    settings = _settings()
+    configure_logging(settings.log_level, settings.log_json)
+    feed = PublicFeed(database_url, mqtt_url, k)
+    signal.signal(signal.SIGTERM, lambda *_: feed.stop())
+    feed.run()
+
+
 @ingest_app.command("ingest")
 def ingest(workers: int = typer.Option(2, "--workers", "-w", min=1, help="Worker processes (shared subscription)."),
-           batch_max: int = typer.Option(5000, help="Most messages committed in one transaction.")) -> None:
+           batch_max: int = typer.Option(5000, help="Most messages committed in one transaction."),
+           public_feed: bool = typer.Option(True, help="Also republish public streams to cityos/public/v1/#.")
+           ) -> None:
     """Run N ingest worker processes sharing the stream (MQTT 5 shared subscription)."""
     from cityos.platform.metrics import metrics_dir
 
@@ -56,6 +69,9 @@ def ingest(workers: int = typer.Option(2, "--workers", "-w", min=1, help="Worker
     folder = str(metrics_dir(settings.home))
     procs = [ctx.Process(target=_worker_main, args=(i, settings.database_url, settings.mqtt_url, folder, batch_max),
                          name=f"ingest-{i}") for i in range(workers)]
+    if public_feed:
+        procs.append(ctx.Process(target=_public_feed_main, args=(settings.database_url, settings.mqtt_url,
+                                                                 settings.k_anonymity), name="public-feed"))
     for proc in procs:
         proc.start()
 

@@ -17,7 +17,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from cityos.ingest.broker_auth import BrokerFiles, DeviceCredential, mosquitto_hash
+from cityos.ingest.broker_auth import PUBLIC_USER, SERVICE_USER, BrokerFiles, DeviceCredential, mosquitto_hash
 from cityos.platform.auth import hash_token
 from cityos.platform.settings import Settings
 
@@ -66,6 +66,8 @@ def add_device(conn: psycopg.Connection, device_id: str, domain: str, *, kind: s
     """Register a device and create its broker credentials (call :func:`sync_broker` afterwards)."""
     if not DEVICE_ID.match(device_id):
         raise DeviceError(f"device id {device_id!r} must match {DEVICE_ID.pattern}")
+    if device_id in (PUBLIC_USER, SERVICE_USER):
+        raise DeviceError(f"device id {device_id!r} is reserved for a broker account of the platform")
     if domain not in DOMAINS:
         raise DeviceError(f"domain must be one of {', '.join(DOMAINS)}")
     if public and domain not in ("vehicle", "env"):

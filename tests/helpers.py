@@ -65,3 +65,24 @@ def wait_for(check, timeout: float, interval: float = 0.2, message=None):
             detail = message() if message else f"last value {value!r}"
             raise AssertionError(f"condition not met within {timeout} s: {detail}")
         time.sleep(interval)
+
+
+def run_async(coroutine):
+    """``asyncio.run(coroutine)`` in a thread of its own (the browser tests leave an event loop in this one)."""
+    import asyncio
+    import threading
+
+    outcome: dict = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = asyncio.run(coroutine)
+        except BaseException as exc:  # re-raised in the caller's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")

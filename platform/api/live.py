@@ -22,6 +22,7 @@ from fastapi import APIRouter, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
 
 from cityos.platform.mqtt import BrokerAddress, new_client
+from cityos.platform.public_data import energy_now, position_event, public_snowplows, snowplow_snapshot
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/live", tags=["live feeds"])
@@ -55,10 +56,7 @@ class LiveFeed:
         with self._lock:
             if time.monotonic() - self._loaded > REFRESH_S:
                 try:
-                    with psycopg.connect(self.settings.database_url, connect_timeout=3) as conn:
-                        self._public = {r[0] for r in conn.execute(
-                            "select device_id from core.devices where public and kind = 'snowplow' "
-                            "and revoked_at is null").fetchall()}
+                    self._public = public_snowplows(self.settings.database_url)
                 except psycopg.Error:
                     log.warning("live feed cannot refresh the device list")
                 self._loaded = time.monotonic()
@@ -68,14 +66,8 @@ class LiveFeed:
         device_id = msg.topic.split("/")[3]
         if not self.queues or device_id not in self.public_snowplows():
             return
-        try:
-            doc = json.loads(msg.payload)
-            reading = doc["batch"][-1] if isinstance(doc, dict) and "batch" in doc else doc
-            event = {"device_id": device_id, "t": reading["t"], "lat": float(reading["lat"]),
-                     "lon": float(reading["lon"]), "speed_kmh": reading.get("speed_kmh"),
-                     "heading_deg": reading.get("heading_deg"), "blade_down": reading.get("blade_down")}
-        except (ValueError, KeyError, TypeError, IndexError):
-            return  # ingest dead-letters it; the live map just skips it
+        if (event := position_event(device_id, msg.payload)) is None:
+            return
         for queue in list(self.queues):
             self.loop.call_soon_threadsafe(queue.put_nowait, event)
 
@@ -89,18 +81,10 @@ def start_live_feed(settings, loop: asyncio.AbstractEventLoop) -> LiveFeed | Non
     return _feed
 
 
-def _snapshot(database_url: str) -> list[dict]:
-    with psycopg.connect(database_url, connect_timeout=3) as conn:
-        rows = conn.execute("select device_id, time, st_y(geom), st_x(geom), speed_kmh, heading_deg, blade_down "
-                            "from gis.snowplow_positions").fetchall()
-    return [{"device_id": r[0], "t": r[1].isoformat(), "lat": r[2], "lon": r[3], "speed_kmh": r[4],
-             "heading_deg": r[5], "blade_down": r[6]} for r in rows]
-
-
 async def _snowplow_events(database_url: str) -> AsyncIterator[tuple[str, object] | None]:
     """("snapshot", every snowplow), then ("position", one) per message; None every 15 s of silence."""
     queue: asyncio.Queue = asyncio.Queue(maxsize=10_000)
-    snapshot = await asyncio.to_thread(_snapshot, database_url)
+    snapshot = await asyncio.to_thread(snowplow_snapshot, database_url)
     if _feed is not None:
         _feed.queues.add(queue)
     try:
@@ -113,32 +97,6 @@ async def _snowplow_events(database_url: str) -> AsyncIterator[tuple[str, object
     finally:
         if _feed is not None:
             _feed.queues.discard(queue)
-
-
-ENERGY_NOW = """
-    select d.district_code, count(*) as homes, round(avg(v.value)::numeric, 1)::float8 as avg_power_w,
-           max(v.time) as latest
-    from telemetry.latest_values v join core.devices d using (device_id)
-    join core.consents_current c on c.subject_id = d.owner_subject and c.category = 'energy'
-         and c.purpose = 'open_data'
-    where v.metric = 'power_w' and d.domain = 'hems' and d.revoked_at is null and d.district_code is not null
-      and v.time > now() - interval '15 minutes'
-    group by rollup (d.district_code) order by d.district_code nulls first"""
-
-
-def energy_now(database_url: str, k: int) -> dict:
-    """Average power per home now, per district and for the city; fewer than ``k`` homes: blank."""
-    with psycopg.connect(database_url, connect_timeout=3) as conn:
-        rows = conn.execute(ENERGY_NOW).fetchall()
-    out: dict = {"t": None, "city": None, "districts": []}
-    for district, homes, avg_w, latest in rows:
-        cell = {"homes": homes, "avg_power_w": avg_w} if homes >= k else {"homes": None, "avg_power_w": None}
-        if district is None:
-            out["city"] = cell
-            out["t"] = latest.isoformat() if latest else None
-        else:
-            out["districts"].append({"district_code": district, **cell})
-    return out
 
 
 async def _energy_events(database_url: str, k: int, interval_s: float) -> AsyncIterator[tuple[str, object]]:

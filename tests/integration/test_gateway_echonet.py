@@ -18,6 +18,7 @@ from cityos.ingest.gateway.adapters.echonet import EchonetAdapter, Settings
 from cityos.ingest.gateway.clock import Clock
 from cityos.ingest.gateway.emitter import Emitter
 from cityos.ingest.gateway.outbox import Outbox
+from helpers import run_async
 
 RESPONDER = Path(__file__).with_name("echonet") / "responder.py"
 GATEWAY_IP, DEVICE_IP, ABSENT_IP = "10.231.0.1", "10.231.0.2", "10.231.0.3"
@@ -85,7 +86,7 @@ async def _poll_rounds(adapter: EchonetAdapter, rounds: int) -> None:
 
 def test_meter_solar_and_battery_are_read_over_udp_3610(home_lan, adapter):
     echonet, outbox = adapter
-    asyncio.run(_poll_rounds(echonet, 1))
+    run_async(_poll_rounds(echonet, 1))
     rows = _rows(outbox)
     merged = {k: v for row in rows for k, v in row.items() if k != "t"}
     assert merged["power_w"] == 850.0 and merged["current_r_a"] == 8.0 and merged["current_t_a"] == -0.2
@@ -96,14 +97,14 @@ def test_meter_solar_and_battery_are_read_over_udp_3610(home_lan, adapter):
 
 def test_a_device_that_does_not_answer_is_counted_and_the_others_still_polled(home_lan, adapter):
     echonet, outbox = adapter
-    asyncio.run(_poll_rounds(echonet, 1))
+    run_async(_poll_rounds(echonet, 1))
     assert outbox.counters.get("echonet_no_answer") >= 1
     assert outbox.counters.get("echonet_readings") == 3
 
 
 def test_the_cumulative_counter_keeps_growing_across_its_wrap(home_lan, adapter):
     echonet, outbox = adapter
-    asyncio.run(_poll_rounds(echonet, 4))  # the node's 6-digit counter advances 400,000 a read: it wraps
+    run_async(_poll_rounds(echonet, 4))  # the node's 6-digit counter advances 400,000 a read: it wraps
     totals = [row["import_kwh"] for row in _rows(outbox) if "import_kwh" in row]
     assert len(totals) == 4
     assert [round(b - a, 3) for a, b in pairwise(totals)] == [40_000.0] * 3  # x 0.1 kWh

@@ -16,6 +16,7 @@ from cityos.ingest.gateway.adapters.vehicle import Settings, VehicleAdapter
 from cityos.ingest.gateway.clock import Clock
 from cityos.ingest.gateway.emitter import Emitter
 from cityos.ingest.gateway.outbox import EVENT, Outbox
+from helpers import run_async
 
 START = datetime(2026, 1, 10, 8, 0, tzinfo=UTC)
 #: km/h once a second: cruising, then a harsh brake (50 -> 20 km/h in one second), then cruising.
@@ -91,7 +92,7 @@ def test_gpsd_positions_every_interval_and_the_harsh_brake_at_once(outbox):
             await _run_until(adapter, len(SPEEDS))
         return adapter
 
-    asyncio.run(scenario())
+    run_async(scenario())
     rows = _stored(outbox)
     events = [r for priority, r in rows if priority == EVENT]
     assert len(events) == 1 and events[0]["accel_long"] == pytest.approx(-8.333, abs=0.01)
@@ -114,7 +115,7 @@ def test_nmea_from_a_serial_line_gives_the_same_readings(outbox):
         await _run_until(adapter, len(SPEEDS))
 
     try:
-        asyncio.run(scenario())
+        run_async(scenario())
     finally:
         os.close(controller)
         os.close(device)
