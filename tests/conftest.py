@@ -16,6 +16,7 @@ import pytest
 from servers import TestBroker, Workers
 
 from cityos.platform.settings import Settings, load_settings
+from helpers import create_database
 
 REPO = Path(__file__).resolve().parents[1]
 # Parallel sessions on one server each set their own name.
@@ -42,11 +43,6 @@ def stack():
     return Stack.from_env()
 
 
-def _with_database(url: str, database: str) -> str:
-    base, _, _ = url.rpartition("/")
-    return f"{base}/{database}"
-
-
 @pytest.fixture(scope="session")
 def database_url(settings: Settings) -> Iterator[str]:
     """URL (owner role) of a freshly created and migrated test database."""
@@ -60,25 +56,6 @@ def database_url(settings: Settings) -> Iterator[str]:
     if not settings.admin_database_url:
         pytest.skip("no CITYOS_ADMIN_DATABASE_URL or CITYOS_TEST_DATABASE_URL: run the suite with `./cityos test`")
     yield create_database(settings, TEST_DATABASE)
-
-
-def create_database(settings: Settings, name: str) -> str:
-    """A fresh, migrated database ``name`` on the platform's server, owned by the platform's role; its URL."""
-    import psycopg
-    from psycopg import sql
-
-    from cityos.platform.db.migrate import migrate
-
-    owner = settings.database_url.split("://", 1)[1].split(":", 1)[0]
-    with psycopg.connect(settings.admin_database_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
-        conn.execute(sql.SQL("create database {} owner {}").format(sql.Identifier(name), sql.Identifier(owner)))
-    with psycopg.connect(_with_database(settings.admin_database_url, name), autocommit=True) as conn:
-        conn.execute("create extension if not exists timescaledb")
-        conn.execute("create extension if not exists postgis")
-    url = _with_database(settings.database_url, name)
-    migrate(url)
-    return url
 
 
 @pytest.fixture(scope="module")

@@ -86,3 +86,27 @@ def run_async(coroutine):
     if "error" in outcome:
         raise outcome["error"]
     return outcome.get("value")
+
+
+def _with_database(url: str, database: str) -> str:
+    base, _, _ = url.rpartition("/")
+    return f"{base}/{database}"
+
+
+def create_database(settings, name: str) -> str:
+    """A fresh, migrated database ``name`` on the platform's server, owned by the platform's role; its URL."""
+    import psycopg
+    from psycopg import sql
+
+    from cityos.platform.db.migrate import migrate
+
+    owner = settings.database_url.split("://", 1)[1].split(":", 1)[0]
+    with psycopg.connect(settings.admin_database_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("create database {} owner {}").format(sql.Identifier(name), sql.Identifier(owner)))
+    with psycopg.connect(_with_database(settings.admin_database_url, name), autocommit=True) as conn:
+        conn.execute("create extension if not exists timescaledb")
+        conn.execute("create extension if not exists postgis")
+    url = _with_database(settings.database_url, name)
+    migrate(url)
+    return url

@@ -24,7 +24,6 @@ import geopandas as gpd
 import httpx
 import numpy as np
 import psycopg
-from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -33,8 +32,8 @@ from cityos.gis.analyses.districts_of_points import points_per_district, points_
 from cityos.gis.democity import generate_city, load_city
 from cityos.gis.sources import bus_stops, residents_at_addresses
 from cityos.gis.store import read_layer
-from cityos.platform.db.migrate import migrate
 from cityos.platform.settings import load_settings
+from helpers import create_database
 
 
 def tiles_covering(west: float, south: float, east: float, north: float, z: int) -> list[tuple[int, int, int]]:
@@ -45,19 +44,6 @@ def tiles_covering(west: float, south: float, east: float, north: float, z: int)
         return int((lon + 180) / 360 * n), int(y)
     (x0, y0), (x1, y1) = tile(west, north), tile(east, south)
     return [(z, x, y) for x in range(x0, x1 + 1) for y in range(y0, y1 + 1)]
-
-
-def bench_database(settings) -> str:
-    owner = settings.database_url.split("://", 1)[1].split(":", 1)[0]
-    with psycopg.connect(settings.admin_database_url, autocommit=True) as conn:
-        conn.execute("drop database if exists cityos_bench_gis with (force)")
-        conn.execute(sql.SQL("create database cityos_bench_gis owner {}").format(sql.Identifier(owner)))
-    with psycopg.connect(settings.admin_database_url.rsplit("/", 1)[0] + "/cityos_bench_gis", autocommit=True) as c:
-        c.execute("create extension timescaledb")
-        c.execute("create extension postgis")
-    url = settings.database_url.rsplit("/", 1)[0] + "/cityos_bench_gis"
-    migrate(url)
-    return url
 
 
 def timed(label: str, action):
@@ -97,7 +83,7 @@ def main() -> None:
     parser.add_argument("--tiles", type=int, default=300)
     args = parser.parse_args()
     settings = load_settings()
-    url = bench_database(settings)
+    url = create_database(settings, "cityos_bench_gis")
     city, _ = timed("demo city generated", generate_city)
     with psycopg.connect(url) as conn:
         timed("demo city loaded into PostGIS", lambda: (load_city(conn, city), conn.commit()))
