@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     k_anonymity: int = Field(10, ge=2, description="Smallest count published in any cell.")
     anonymous_rate_per_minute: int = Field(120, ge=1, description="Open-API requests per minute without a key.")
     anonymous_daily_quota: int = Field(10_000, ge=1, description="Open-API requests per day without a key.")
+    api_cache_s: float = Field(0, ge=0, le=300, description="Seconds anonymous open-data GETs are answered from "
+                               "each API process's memory (0: off; production: 2).")
     basemap_tiles: str = Field("", description="Raster tile URL template of the apps' basemap (e.g. GSI: "
                                "https://cyberjapandata.gsi.go.jp/xyz/std/{z}/{x}/{y}.png); empty = offline style.")
     basemap_attribution: str = Field("", description="Attribution shown with the basemap (e.g. 地理院タイル).")

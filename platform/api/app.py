@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from cityos.platform.api.access import AccessMiddleware
 from cityos.platform.api.apps import mount_apps
 from cityos.platform.api.live import start_live_feed
+from cityos.platform.api.microcache import MicroCache
 from cityos.platform.logs import configure_logging
 from cityos.platform.metrics import enable_multiprocess, metrics_dir
 from cityos.platform.settings import Settings, get_settings
@@ -84,6 +85,7 @@ def create_app(settings: Settings | None = None, *, maintenance: bool = True) ->
     )
     app.state.settings = settings
     # Open data may be read from any web page; writes need a token, not a cookie, so this is safe.
+    app.add_middleware(MicroCache, ttl=settings.api_cache_s)  # inside the access middleware: requests still count
     app.add_middleware(AccessMiddleware, settings=settings)
     app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "HEAD", "OPTIONS"],
                        allow_headers=["Authorization", "If-None-Match"], expose_headers=["ETag", "Retry-After"])

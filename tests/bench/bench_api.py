@@ -84,6 +84,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--connections", type=int, default=200)
+    parser.add_argument("--cache-s", type=float, default=2.0, help="CITYOS_API_CACHE_S of the second run")
     args = parser.parse_args()
     ensure_packages("wrk")
     settings = load_settings()
@@ -91,37 +92,40 @@ def main() -> None:
     started = time.perf_counter()
     load(url)
     print(f"loaded {SENSORS:,} sensors and a year of 10-minute readings in {time.perf_counter() - started:.1f} s")
-    port = free_port()
     home = tempfile.mkdtemp(prefix="bench-api-")
-    env = {**os.environ, "CITYOS_DATABASE_URL": url, "CITYOS_MQTT_URL": "", "CITYOS_HOME": home,
-           "CITYOS_ANONYMOUS_RATE_PER_MINUTE": "100000000", "CITYOS_ANONYMOUS_DAILY_QUOTA": "1000000000",
-           "CITYOS_LOG_LEVEL": "WARNING"}
-    server = subprocess.Popen([sys.executable, "-m", "uvicorn", "cityos.platform.api.app:create_app", "--factory",
-                               "--host", "127.0.0.1", "--port", str(port), "--workers", str(args.workers),
-                               "--no-access-log", "--log-level", "warning"], env=env)
-    base = f"http://127.0.0.1:{port}"
+    script = Path(home) / "report.lua"
+    script.write_text(WRK_SCRIPT)
     year_end = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    queries = {
-        "latest values of 10,000 sensors": f"{base}/api/v1/sensors/latest?metric=temperature_c&limit=10000",
+    paths = {
+        "latest values of 10,000 sensors": "/api/v1/sensors/latest?metric=temperature_c&limit=10000",
         "a year of daily averages (district sensor)": (
-            f"{base}/api/v1/sensors/{DISTRICT_SENSOR}/series?metric=temperature_c&interval=1d&agg=avg&limit=400"
+            f"/api/v1/sensors/{DISTRICT_SENSOR}/series?metric=temperature_c&interval=1d&agg=avg&limit=400"
             f"&start={(year_end - timedelta(days=365)).isoformat().replace('+00:00', 'Z')}"
             f"&end={year_end.isoformat().replace('+00:00', 'Z')}"),
-        "/healthz (no database: the HTTP floor)": f"{base}/healthz",
+        "/healthz (no database: the HTTP floor)": "/healthz",
     }
-    try:
-        wait_for(lambda: _up(base), 30)
-        script = Path(home) / "report.lua"
-        script.write_text(WRK_SCRIPT)
-        print(f"\nAPI: {args.workers} uvicorn worker(s) on 2 cores; wrk -t2 -c{args.connections} -d{args.seconds}s")
-        with httpx.Client(timeout=60) as client:
-            for label, query in queries.items():
-                median, size = single(client, query)
-                loaded = wrk(query, args.seconds, args.connections, script)
-                print(f"  {label:<44} one call: {median:7.1f} ms ({size / 1024:,.0f} KiB); under load: {loaded}")
-    finally:
-        server.terminate()
-        server.wait(20)
+    for cache_s in (0.0, args.cache_s):
+        port = free_port()
+        env = {**os.environ, "CITYOS_DATABASE_URL": url, "CITYOS_MQTT_URL": "", "CITYOS_HOME": home,
+               "CITYOS_ANONYMOUS_RATE_PER_MINUTE": "100000000", "CITYOS_ANONYMOUS_DAILY_QUOTA": "1000000000",
+               "CITYOS_LOG_LEVEL": "WARNING", "CITYOS_API_CACHE_S": str(cache_s)}
+        server = subprocess.Popen([sys.executable, "-m", "uvicorn", "cityos.platform.api.app:create_app",
+                                   "--factory", "--host", "127.0.0.1", "--port", str(port), "--workers",
+                                   str(args.workers), "--no-access-log", "--log-level", "warning"], env=env)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            wait_for(lambda b=base: _up(b), 30)
+            print(f"\nAPI: {args.workers} uvicorn worker(s) on 2 cores, micro-cache {cache_s:g} s; "
+                  f"wrk -t2 -c{args.connections} -d{args.seconds}s")
+            with httpx.Client(timeout=60) as client:
+                for label, path in paths.items():
+                    median, size = single(client, base + path)
+                    loaded = wrk(base + path, args.seconds, args.connections, script)
+                    print(f"  {label:<44} one call: {median:7.1f} ms ({size / 1024:,.0f} KiB); "
+                          f"under load: {loaded}")
+        finally:
+            server.terminate()
+            server.wait(20)
 
 
 def _up(base: str) -> bool:
