@@ -153,3 +153,71 @@ def apply_registry_changes(path: Path, allow_refused: bool = typer.Option(
                f"{report.unchanged} unchanged, {len(report.refused)} refused (as of {report.as_of})")
     for problem in report.refused[:20]:
         typer.echo(f"  line {problem['line']}: {problem['reason']}")
+
+
+@app.command("bus-coverage")
+def bus_coverage(as_of: str = typer.Option(None, help="YYYY-MM-DD (default today)"),
+                 k: int = typer.Option(None, help="Smallest published count (default CITYOS_K_ANONYMITY).")) -> None:
+    """Share of residents (and 65+) within 300 m / 500 m of a bus stop per district, as CSV."""
+    from cityos.gis.analyses.bus_coverage import coverage_by_district
+    from cityos.gis.sources import bus_stops, residents_at_addresses
+    from cityos.platform.db.connection import connect
+    from cityos.platform.settings import get_settings
+
+    with connect() as conn:
+        people = residents_at_addresses(conn, date.fromisoformat(as_of) if as_of else date.today())
+        table = coverage_by_district(people, bus_stops(conn), k or get_settings().k_anonymity)
+    typer.echo(table.to_csv(index=False))
+
+
+@app.command("snowplow-coverage")
+def snowplow_coverage(hours: int = typer.Option(12, help="Plowed within the last N hours."),
+                      not_plowed: bool = typer.Option(False, help="Only roads not plowed in that time.")) -> None:
+    """Roads with the time a snowplow last passed with its blade down, as JSON lines."""
+    from datetime import UTC, datetime, timedelta
+
+    from cityos.gis.analyses.city_sql import snowplow_coverage as compute
+    from cityos.platform.db.connection import connect
+
+    with connect() as conn:
+        rows = compute(conn, datetime.now(UTC) - timedelta(hours=hours))
+    for row in rows:
+        if not (not_plowed and row.get("plowed")):
+            row.pop("geometry", None)
+            typer.echo(json.dumps(row, default=str, ensure_ascii=False))
+
+
+@app.command("energy-by-district")
+def energy_by_district(k: int = typer.Option(None, help="Smallest number of homes (default CITYOS_K_ANONYMITY).")
+                       ) -> None:
+    """Consumption per home per district and hour of day, week over week (opted-in homes), as JSON lines."""
+    from datetime import UTC, datetime
+
+    from cityos.gis.analyses.city_sql import energy_by_district as compute
+    from cityos.platform.db.connection import connect
+    from cityos.platform.settings import get_settings
+
+    with connect() as conn:
+        for row in compute(conn, datetime.now(UTC), k or get_settings().k_anonymity):
+            typer.echo(json.dumps(row, default=str))
+
+
+@app.command("vacant-houses")
+def vacant_houses(days: int = typer.Option(30, help="Window of near-zero consumption."),
+                  actor: str = typer.Option(..., help="Who runs it (recorded in the audit log).")) -> None:
+    """Vacant-house candidates (addresses: personal data, for staff; the run is audited), as JSON lines."""
+    from datetime import UTC, datetime
+
+    from psycopg.types.json import Jsonb
+
+    from cityos.gis.analyses.city_sql import vacant_house_candidates
+    from cityos.platform.db.connection import connect
+
+    with connect() as conn:
+        rows = vacant_house_candidates(conn, datetime.now(UTC), days)
+        conn.execute("insert into core.audit_log (actor, role, action, resource, detail) values "
+                     "(%s, 'staff-cli', 'read', 'gis/vacant-houses', %s)", (actor, Jsonb({"rows": len(rows)})))
+        conn.commit()
+    for row in rows:
+        row.pop("geometry", None)
+        typer.echo(json.dumps(row, default=str))

@@ -1,9 +1,11 @@
-// 職員用分析マップ: bus-stop coverage, accident-risk hotspots and snowplow coverage, with legends.
+// 職員用分析マップ: population aged 65+, bus-stop coverage, accident-risk hotspots and snowplow coverage, with legends.
 import { maplibregl, CENTRE, mapStyle, setLanguage, initialLanguage } from "/apps/shared/common.js";
 
 const TEXTS = { title: { ja: "職員用分析マップ", en: "Staff analysis map" }, layers: { ja: "レイヤー", en: "Layers" },
   legend: { ja: "凡例", en: "Legend" } };
 const LAYERS = [
+  { id: "elderly", ja: "65歳以上の割合（地区別）", en: "Share of residents aged 65+",
+    legend: [["#fee6ce", "< 25 %", "< 25 %"], ["#fdae6b", "25-35 %", "25-35 %"], ["#e6550d", "> 35 %", "> 35 %"], ["#dddddd", "非表示（少人数）", "suppressed (small)"]] },
   { id: "coverage", ja: "バス停500m圏の人口割合", en: "Residents within 500 m of a stop",
     legend: [["#b30000", "< 60 %（不便地域）", "< 60 % (badly served)"], ["#ffd400", "60-85 %", "60-85 %"], ["#1a9850", "> 85 %", "> 85 %"], ["#cccccc", "非表示（少人数）", "suppressed (small)"]] },
   { id: "hotspots", ja: "事故危険箇所（急ブレーキ Gi*）", en: "Accident-risk hotspots (harsh-brake Gi*)",
@@ -33,19 +35,29 @@ function renderLegend() {
   toggles.replaceChildren(...LAYERS.map((layer) => {
     const label = document.createElement("label");
     const box = document.createElement("input");
-    box.type = "checkbox"; box.checked = true; box.id = `toggle-${layer.id}`;
+    box.type = "checkbox"; box.checked = layer.id !== "elderly"; box.id = `toggle-${layer.id}`;
     box.addEventListener("change", () => map?.setLayoutProperty(layer.id, "visibility", box.checked ? "visible" : "none"));
     label.append(box, ` ${layer[lang]}`);
     return label;
   }));
 }
 
-async function addLayers() {
-  const coverage = (await (await fetch("/api/v1/gis/bus-coverage")).json()).items;
+function districtValues(rows, column) {
   const match = ["match", ["get", "code"]];
-  for (const row of coverage) if (row.share_500m != null) match.push(row.district_code, row.share_500m);
+  for (const row of rows) if (row[column] != null) match.push(row.district_code, row[column]);
   match.push(-1);
-  const share = match.length > 4 ? match : -1;  // no published district: every district suppressed
+  return match.length > 4 ? match : -1;  // no published district: every district suppressed
+}
+
+async function addLayers() {
+  const population = (await (await fetch("/api/v1/gis/population")).json()).items;
+  const elderly = districtValues(population, "share_65_plus");
+  map?.addLayer({ id: "elderly", type: "fill", source: "districts", layout: { visibility: "none" },
+    paint: { "fill-opacity": 0.55, "fill-color": ["case", ["<", elderly, 0], "#dddddd", ["<", elderly, 0.25], "#fee6ce",
+      ["<", elderly, 0.35], "#fdae6b", "#e6550d"] } }, "districts");
+  window.__staffLayers.push("elderly");
+  const coverage = (await (await fetch("/api/v1/gis/bus-coverage")).json()).items;
+  const share = districtValues(coverage, "share_500m");
   if (map) {
     map.addLayer({ id: "coverage", type: "fill", source: "districts", paint: { "fill-opacity": 0.55,
       "fill-color": ["case", ["<", share, 0], "#cccccc", ["<", share, 0.6], "#b30000", ["<", share, 0.85], "#ffd400", "#1a9850"] } }, "districts");

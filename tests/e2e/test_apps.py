@@ -101,7 +101,7 @@ def test_energy_dashboard_refuses_a_wrong_token(page, city_api):
 
 def test_staff_map_draws_every_analysis_layer_with_a_legend(page, city_api):
     page.goto(f"{city_api}/apps/staff/")
-    page.wait_for_function("window.__staffLayers.length === 3", timeout=60_000)
-    assert page.locator("#legend li").count() == 8  # 4 coverage classes, 2 hotspot kinds, 2 road states
-    assert page.locator("#toggles input[type=checkbox]").count() == 3
+    page.wait_for_function("window.__staffLayers.length === 4", timeout=60_000)
+    assert page.locator("#legend li").count() == 12  # 4 age-share classes, 4 coverage, 2 hotspot kinds, 2 roads
+    assert page.locator("#toggles input[type=checkbox]").count() == 4
     assert page.errors == []

@@ -1,7 +1,7 @@
 """The edge gateway end to end: phone app -> gateway (outbox) -> real broker -> ingest workers -> database.
 
 Every reading arrives exactly once through a broker outage (``CITYOS_TEST_GATEWAY_OUTAGE_S``,
-default 30 s; set minutes for a longer soak) and a kill -9 of the gateway in the middle of sending.
+default 2 minutes; set longer for a soak) and a kill -9 of the gateway in the middle of sending.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ DEVICE = "gw-wear-01"
 SUBJECT = "gw-resident-01"
 TOKEN = "phone-app-token-0123456789"
 BASE = datetime(2026, 11, 20, tzinfo=UTC)
-OUTAGE_S = float(os.environ.get("CITYOS_TEST_GATEWAY_OUTAGE_S", "30"))
+OUTAGE_S = float(os.environ.get("CITYOS_TEST_GATEWAY_OUTAGE_S", "120"))
 
 
 class GatewayProcess:
