@@ -44,7 +44,9 @@ class DeviceCredential:
 
 def render_passwd(service_hash: str, devices: Iterable[DeviceCredential]) -> str:
     """The password file: the platform service user and every active device."""
-    lines = [f"{SERVICE_USER}:{service_hash}", f"{PUBLIC_USER}:{mosquitto_hash(PUBLIC_PASSWORD)}"]
+    # The public account's password is public: a fixed salt keeps the file unchanged between syncs.
+    public_hash = mosquitto_hash(PUBLIC_PASSWORD, salt=hashlib.sha256(b"cityos-public-account").digest()[:12])
+    lines = [f"{SERVICE_USER}:{service_hash}", f"{PUBLIC_USER}:{public_hash}"]
     lines += [f"{d.device_id}:{d.password_hash}" for d in sorted(devices, key=lambda d: d.device_id)]
     return "\n".join(lines) + "\n"
 
