@@ -43,6 +43,8 @@ listen_addresses = '127.0.0.1'
 port = {port}
 unix_socket_directories = '/run/postgresql'
 max_connections = 200
+# TimescaleDB: a query over a year of daily chunks locks each chunk and its indexes
+max_locks_per_transaction = 512
 shared_buffers = 1GB
 work_mem = 32MB
 maintenance_work_mem = 512MB

@@ -10,6 +10,7 @@ still counts against its rate limit and quota. ``CITYOS_API_CACHE_S`` sets the t
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
 
@@ -25,6 +26,17 @@ class MicroCache:
     def __init__(self, app, ttl: float):
         self.app, self.ttl = app, ttl
         self.entries: OrderedDict[tuple[str, bytes], tuple[float, list, bytes, bytes | None]] = OrderedDict()
+        self.filling: dict[tuple[str, bytes], asyncio.Event] = {}
+
+    async def _serve(self, entry, headers: dict, send) -> None:
+        _, response_headers, body, etag = entry
+        if etag is not None and headers.get(b"if-none-match") == etag:
+            await send({"type": "http.response.start", "status": 304,
+                        "headers": [h for h in response_headers if h[0] in (b"etag", b"cache-control")]})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": response_headers})
+        await send({"type": "http.response.body", "body": body})
 
     async def __call__(self, scope, receive, send) -> None:
         if (self.ttl <= 0 or scope["type"] != "http" or scope["method"] != "GET"
@@ -34,17 +46,23 @@ class MicroCache:
         if b"authorization" in headers:
             return await self.app(scope, receive, send)
         key = (scope["path"], scope["query_string"])
-        now = time.monotonic()
-        if (entry := self.entries.get(key)) and entry[0] > now:
-            _, response_headers, body, etag = entry
-            if etag is not None and headers.get(b"if-none-match") == etag:
-                await send({"type": "http.response.start", "status": 304,
-                            "headers": [h for h in response_headers if h[0] in (b"etag", b"cache-control")]})
-                await send({"type": "http.response.body", "body": b""})
-                return None
-            await send({"type": "http.response.start", "status": 200, "headers": response_headers})
-            await send({"type": "http.response.body", "body": body})
-            return None
+        entry = self.entries.get(key)
+        if entry and entry[0] > time.monotonic():
+            return await self._serve(entry, headers, send)
+        if key in self.filling:  # another request is computing this answer: share it (no stampede)
+            await self.filling[key].wait()
+            if (entry := self.entries.get(key)) is not None:
+                return await self._serve(entry, headers, send)
+            return await self.app(scope, receive, send)
+        done = self.filling[key] = asyncio.Event()
+        try:
+            await self.app(scope, receive, self._capture(key, send))
+        finally:
+            del self.filling[key]
+            done.set()
+        return None
+
+    def _capture(self, key, send):
         start: dict = {}
         chunks: list[bytes] = []
 
@@ -63,4 +81,4 @@ class MicroCache:
                             self.entries.popitem(last=False)
             await send(message)
 
-        return await self.app(scope, receive, capture)
+        return capture

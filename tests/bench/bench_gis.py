@@ -14,9 +14,11 @@ The machine is shared and noisy: compare within one run.
 from __future__ import annotations
 
 import argparse
+import logging
 import statistics
 import sys
 import time
+import warnings
 from datetime import date
 from pathlib import Path
 
@@ -82,6 +84,8 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=1_000_000)
     parser.add_argument("--tiles", type=int, default=300)
     args = parser.parse_args()
+    logging.getLogger("distributed").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore")
     settings = load_settings()
     url = create_database(settings, "cityos_bench_gis")
     city, _ = timed("demo city generated", generate_city)
@@ -125,7 +129,8 @@ def main() -> None:
     rng = np.random.default_rng(5)
     picks = [tiles[i] for i in rng.integers(0, len(tiles), args.tiles)]
     times = []
-    with httpx.Client(timeout=30) as client:
+    key = httpx.post(f"{api}/api/v1/keys", json={"name": "bench_gis", "contact": "bench@example.jp"}).json()
+    with httpx.Client(timeout=30, headers={"X-API-Key": key["api_key"]}) as client:  # 600 a minute, not 120
         for collection in ("roads", "fire_water", "districts"):
             client.get(f"{api}/ogc/tiles/{collection}/{picks[0][0]}/{picks[0][1]}/{picks[0][2]}.pbf")
         for n, tile in enumerate(picks):

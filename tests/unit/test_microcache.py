@@ -48,3 +48,26 @@ def test_other_paths_and_a_zero_ttl_are_never_cached():
     off.get("/api/v1/sensors/latest")
     off.get("/api/v1/sensors/latest")
     assert len(calls) == 2 and len(off_calls) == 2
+
+
+def test_concurrent_misses_compute_the_answer_once():
+    import asyncio
+
+    import httpx
+
+    calls: list[int] = []
+
+    async def slow(request) -> JSONResponse:
+        calls.append(1)
+        await asyncio.sleep(0.1)
+        return JSONResponse({"n": len(calls)})
+
+    app = MicroCache(Starlette(routes=[Route("/api/v1/sensors/latest", slow)]), ttl=60)
+
+    async def burst() -> list[dict]:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+            answers = await asyncio.gather(*[client.get("/api/v1/sensors/latest") for _ in range(20)])
+        return [a.json() for a in answers]
+
+    assert asyncio.run(burst()) == [{"n": 1}] * 20
+    assert len(calls) == 1
