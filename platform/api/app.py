@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 import psycopg
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import JSONResponse
 
 from cityos.platform.api.access import AccessMiddleware
@@ -85,6 +86,8 @@ def create_app(settings: Settings | None = None, *, maintenance: bool = True) ->
     )
     app.state.settings = settings
     # Open data may be read from any web page; writes need a token, not a cookie, so this is safe.
+    # Innermost first: gzip for clients that accept it, the micro-cache (keeps compressed answers), then access.
+    app.add_middleware(GZipMiddleware, minimum_size=1024)
     app.add_middleware(MicroCache, ttl=settings.api_cache_s)  # inside the access middleware: requests still count
     app.add_middleware(AccessMiddleware, settings=settings)
     app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "HEAD", "OPTIONS"],

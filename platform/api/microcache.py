@@ -45,7 +45,8 @@ class MicroCache:
         headers = dict(scope["headers"])
         if b"authorization" in headers:
             return await self.app(scope, receive, send)
-        key = (scope["path"], scope["query_string"])
+        gzip = b"gzip" in headers.get(b"accept-encoding", b"")
+        key = (scope["path"], scope["query_string"] + (b"#gzip" if gzip else b""))
         entry = self.entries.get(key)
         if entry and entry[0] > time.monotonic():
             return await self._serve(entry, headers, send)

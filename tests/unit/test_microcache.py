@@ -8,6 +8,7 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from cityos.platform.api.microcache import MicroCache
+from helpers import run_async
 
 
 def _client(ttl: float) -> tuple[TestClient, list[int]]:
@@ -69,5 +70,5 @@ def test_concurrent_misses_compute_the_answer_once():
             answers = await asyncio.gather(*[client.get("/api/v1/sensors/latest") for _ in range(20)])
         return [a.json() for a in answers]
 
-    assert asyncio.run(burst()) == [{"n": 1}] * 20
+    assert run_async(burst()) == [{"n": 1}] * 20
     assert len(calls) == 1
