@@ -6,13 +6,13 @@ with 401; a caller over its rate or quota gets 429 with ``Retry-After``.
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import psycopg
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, EmailStr, Field
-from starlette.middleware.base import BaseHTTPMiddleware
 
 from cityos.platform.ratelimit import Limits, RateLimiter, create_api_key, hash_key
 
@@ -39,11 +39,12 @@ def request_key(body: KeyRequest, request: Request) -> dict:
             "usage": "send it as the X-API-Key header"}
 
 
-class AccessMiddleware(BaseHTTPMiddleware):
-    """Identifies the caller of open-data routes and enforces its rate and quota."""
+class AccessMiddleware:
+    """Identifies the caller of open-data routes and enforces its rate and quota (pure ASGI: no per-request
+    task or stream for the routes it lets through)."""
 
     def __init__(self, app, settings):
-        super().__init__(app)
+        self.app = app
         self.settings = settings
         self.limiter = RateLimiter()
         self._keys: dict[str, tuple[float, Limits | None]] = {}
@@ -59,20 +60,24 @@ class AccessMiddleware(BaseHTTPMiddleware):
         self._keys[key] = (time.monotonic(), limits)
         return limits
 
-    async def dispatch(self, request: Request, call_next):
-        if not request.url.path.startswith(LIMITED_PREFIXES) or request.method == "OPTIONS":
-            return await call_next(request)
+    async def __call__(self, scope, receive, send) -> None:
+        if (scope["type"] != "http" or scope["method"] == "OPTIONS"
+                or not scope["path"].startswith(LIMITED_PREFIXES)):
+            return await self.app(scope, receive, send)
+        request = Request(scope)
         key = request.headers.get("x-api-key") or request.query_params.get("api_key")
         if key:
-            limits = self._limits_for_key(key)
+            limits = await asyncio.to_thread(self._limits_for_key, key)
             if limits is None:
-                return JSONResponse({"detail": "unknown or revoked API key"}, status_code=401)
+                return await JSONResponse({"detail": "unknown or revoked API key"}, status_code=401)(
+                    scope, receive, send)
             caller = "key:" + hash_key(key)
         else:
             limits = Limits(self.settings.anonymous_rate_per_minute, self.settings.anonymous_daily_quota)
             caller = "ip:" + (request.client.host if request.client else "unknown")
         retry_after = self.limiter.check(caller, limits)
         if retry_after is not None:
-            return JSONResponse({"detail": "rate limit or quota exceeded; get an API key for more"},
-                                status_code=429, headers={"Retry-After": str(retry_after)})
-        return await call_next(request)
+            response = JSONResponse({"detail": "rate limit or quota exceeded; get an API key for more"},
+                                    status_code=429, headers={"Retry-After": str(retry_after)})
+            return await response(scope, receive, send)
+        return await self.app(scope, receive, send)
