@@ -66,8 +66,9 @@ def ensure_packages(*packages: str) -> None:
     subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing], check=True, env=env)
 
 
-#: What the end-to-end tests need on the host: the browser, a Japanese font, the OGC client.
-TEST_PACKAGES = ("chromium", "fonts-ipafont-gothic", "gdal-bin")  # npm: see cityos.apps.build (by command)
+#: What the end-to-end tests need on the host: the browser, a Japanese font, the OGC clients (GDAL, QGIS).
+#: (npm: see cityos.apps.build, by command.)
+TEST_PACKAGES = ("chromium", "fonts-ipafont-gothic", "gdal-bin", "python3-qgis", "qgis-providers")
 
 
 def _stop_package_services(packages: list[str]) -> None:

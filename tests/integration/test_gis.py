@@ -165,3 +165,17 @@ def test_an_analysis_result_exports_as_geojson_with_small_cells_suppressed(api):
 
 def test_raw_registry_rows_are_not_an_exportable_layer(api):
     assert httpx.get(f"{api}/api/v1/gis/exports/residents").status_code == 404
+
+
+def test_qgis_reads_a_collection_through_its_oapif_provider(api, database_url):
+    from pathlib import Path
+
+    script = Path(__file__).with_name("qgis") / "read_oapif.py"
+    done = subprocess.run(["/usr/bin/python3", str(script), f"{api}/ogc", "bus_stops"], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    with psycopg.connect(database_url) as conn:
+        stops = conn.execute("select count(*) from gis.bus_stops").fetchone()[0]
+    assert result == {"valid": True, "features": stops, "fields": ["id", "stop_id", "name", "boardings_per_day"],
+                      "crs": "EPSG:4326", "error": ""}
