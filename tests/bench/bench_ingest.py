@@ -19,6 +19,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import socket
 import sys
 import threading
 import time
@@ -102,64 +103,118 @@ def publish_all(url: str, items: list[tuple[str, bytes]], processes: int = 2) ->
     return time.perf_counter() - started
 
 
-def broker_alone(url: str, items: list[tuple[str, bytes]]) -> float:
-    """Messages/s a QoS 1 subscriber that discards (acknowledges at once) drains from its persistent session."""
+def _discard(url: str, client_id: str, counts, slot: int, stop) -> None:
+    """A subscriber process that acknowledges and discards; its running count goes to ``counts[slot]``."""
     address = BrokerAddress.parse(url)
     received = [0]
-    done = threading.Event()
-    subscribed = threading.Event()
 
     def on_message(_c, _u, _m) -> None:
         received[0] += 1
-        if received[0] >= len(items):
-            done.set()
 
-    def connect(clean: bool):
-        client = new_client(address, "bench-discard")
-        client.on_message = on_message
-        client.on_subscribe = lambda *a: subscribed.set()
-        client.on_connect = lambda c, *a: c.subscribe("$share/bench/cityos/v1/#", qos=1)
-        props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = 3600
-        client.connect(address.host, address.port, clean_start=clean, properties=props)
-        client.loop_start()
-        return client
+    client = new_client(address, client_id)
+    client.on_message = on_message
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = 3600
+    client.connect(address.host, address.port, clean_start=False, properties=props)
+    client.loop_start()
+    while not stop.is_set():
+        counts[slot] = received[0]
+        time.sleep(0.005)
+    client.disconnect()
+    client.loop_stop()
 
-    first = connect(True)
+
+def _subscribe_offline(url: str, client_id: str, group: str) -> None:
+    """Create a persistent session in the shared group, then leave it offline (messages queue in it)."""
+    address = BrokerAddress.parse(url)
+    subscribed = threading.Event()
+    client = new_client(address, client_id)
+    client.on_subscribe = lambda *a: subscribed.set()
+    client.on_connect = lambda c, *a: c.subscribe(f"$share/{group}/cityos/v1/#", qos=1)
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = 3600
+    client.connect(address.host, address.port, clean_start=True, properties=props)
+    client.loop_start()
     subscribed.wait(5)
-    first.disconnect()
-    first.loop_stop()
+    client.disconnect()
+    client.loop_stop()
+
+
+def forget_sessions(url: str, client_ids: list[str]) -> None:
+    """End persistent sessions, so a finished run's subscriptions do not collect the next runs' messages."""
+    address = BrokerAddress.parse(url)
+    for client_id in client_ids:
+        client = new_client(address, client_id)
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = 0
+        client.connect(address.host, address.port, clean_start=True, properties=props)
+        client.loop_start()
+        client.disconnect()
+        client.loop_stop()
+
+
+def broker_alone(url: str, items: list[tuple[str, bytes]], subscribers: int = 1) -> float:
+    """Messages/s that QoS 1 subscriber processes which discard (acknowledging at once) drain from their
+    persistent sessions: the workers' measurement with everything but MQTT taken away."""
+    ids = [f"bench-discard-{subscribers}-{i}" for i in range(subscribers)]
+    for client_id in ids:  # a group of their own: earlier runs' sessions must not take a share
+        _subscribe_offline(url, client_id, f"bench-{subscribers}")
     publish_all(url, items)
+    ctx = multiprocessing.get_context("fork")
+    counts = ctx.Array("q", subscribers, lock=False)
+    stop = ctx.Event()
     started = time.perf_counter()
-    second = connect(False)
-    done.wait(600)
+    procs = [ctx.Process(target=_discard, args=(url, cid, counts, i, stop)) for i, cid in enumerate(ids)]
+    for proc in procs:
+        proc.start()
+    deadline = started + 600
+    while sum(counts) < len(items) and time.perf_counter() < deadline:
+        time.sleep(0.005)
     elapsed = time.perf_counter() - started
-    second.disconnect()
-    second.loop_stop()
-    return received[0] / elapsed
+    stop.set()
+    for proc in procs:
+        proc.join()
+    forget_sessions(url, ids)
+    return sum(counts) / elapsed
 
 
-def copy_alone(url: str, rows: int) -> float:
-    """Rows/s through the workers' write path (COPY in batches of 5,000) without MQTT."""
-    offset = 10**9
+def _copy_part(url: str, offset: int, rows: int) -> None:
     with psycopg.connect(url) as conn:
-        started = time.perf_counter()
         for start in range(0, rows, 5000):
             batch = Batch()
             batch.add_rows("telemetry.energy_readings", [
                 (BASE + timedelta(milliseconds=offset + start + j), f"hems-b{(start + j) % DEVICES:03d}", "power_w",
                  float(j)) for j in range(min(5000, rows - start))])
             write_batch(conn, batch)
-        return rows / (time.perf_counter() - started)
 
 
-def rows_in(url: str) -> int:
-    with psycopg.connect(url) as conn:
-        return conn.execute("select count(*) from telemetry.energy_readings").fetchone()[0]
+def copy_alone(url: str, rows: int, processes: int = 1, offset: int = 10**9) -> float:
+    """Rows/s through the workers' write path (COPY in batches of 5,000) without MQTT, from ``processes``."""
+    ctx = multiprocessing.get_context("fork")
+    share = rows // processes
+    procs = [ctx.Process(target=_copy_part, args=(url, offset + i * share, share)) for i in range(processes)]
+    started = time.perf_counter()
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join()
+    return share * processes / (time.perf_counter() - started)
+
+
+def window(offset_ms: int, readings: int) -> tuple[datetime, datetime]:
+    """The observation times of a run's readings (each run has its own, so counting them stays cheap)."""
+    return BASE + timedelta(milliseconds=offset_ms), BASE + timedelta(milliseconds=offset_ms + readings)
+
+
+def rows_in(conn: psycopg.Connection, times: tuple[datetime, datetime]) -> int:
+    """Committed rows of one run: an index range on time, not a count of the whole table (which, polled
+    20 times a second, would take a core from the system being measured)."""
+    return conn.execute("select count(*) from telemetry.energy_readings where time >= %s and time < %s",
+                        times).fetchone()[0]
 
 
 def end_to_end(db_url: str, broker: TestBroker, home: Path, workers: int, items: list[tuple[str, bytes]],
-               readings: int) -> tuple[float, float]:
+               readings: int, times: tuple[datetime, datetime]) -> tuple[float, float]:
     """Queue ``items`` in the workers' persistent sessions, then time the drain to committed rows.
 
     The rate is taken from the first committed row to the last, so process start-up is not counted.
@@ -167,22 +222,22 @@ def end_to_end(db_url: str, broker: TestBroker, home: Path, workers: int, items:
     running = Workers(db_url, broker.url, home, workers)
     running.start()
     running.kill9()  # the sessions (and their shared subscription) persist in the broker
-    before = rows_in(db_url)
     publish_all(broker.url, items)
-    target = before + readings
     running.start(settle=0)
     first_seen, first_count = None, 0
-    while (count := rows_in(db_url)) < target:
-        if first_seen is None and count > before:
-            first_seen, first_count = time.perf_counter(), count
-        time.sleep(0.05)
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        while (count := rows_in(conn, times)) < readings:
+            if first_seen is None and count > 0:
+                first_seen, first_count = time.perf_counter(), count
+            time.sleep(0.05)
     finished = time.perf_counter()
     running.stop()
+    forget_sessions(broker.url, [f"cityos-ingest-{socket.gethostname()}-{i}" for i in range(workers)])
     if first_seen is None:
         raise RuntimeError("the drain finished before it could be observed; use more messages")
     elapsed = finished - first_seen
-    share = (target - first_count) / readings
-    return len(items) * share / elapsed, (target - first_count) / elapsed
+    share = (readings - first_count) / readings
+    return len(items) * share / elapsed, (readings - first_count) / elapsed
 
 
 def main() -> None:
@@ -200,20 +255,25 @@ def main() -> None:
     try:
         print(f"machine: {os.cpu_count()} cores; {args.messages} single messages, "
               f"{args.batches} x 1,000-reading batches")
-        base_broker = broker_alone(broker.url, single_payloads(args.messages, 0))
-        print(f"baseline broker alone (QoS 1, discarding subscriber): {base_broker:,.0f} msg/s")
-        base_copy = copy_alone(db_url, 500_000)
-        print(f"baseline COPY alone (write_batch, 5,000 rows per transaction): {base_copy:,.0f} rows/s")
         offset = 0
         for workers in (1, 2):
             offset += 10**6
+            base_broker = broker_alone(broker.url, single_payloads(args.messages, offset), workers)
+            print(f"baseline broker alone, {workers} discarding subscriber(s) (QoS 1): {base_broker:,.0f} msg/s")
+            offset += 10**6
+            base_copy = copy_alone(db_url, 500_000, workers, offset)
+            print(f"baseline COPY alone, {workers} process(es) (write_batch, 5,000 rows per transaction): "
+                  f"{base_copy:,.0f} rows/s")
+            offset += 10**6
             msgs, rds = end_to_end(db_url, broker, home / f"w{workers}s", workers,
-                                   single_payloads(args.messages, offset), args.messages)
+                                   single_payloads(args.messages, offset), args.messages,
+                                   window(offset, args.messages))
             print(f"end to end, single readings, {workers} worker(s): {msgs:,.0f} msg/s "
                   f"({msgs / base_broker:.2f} x broker alone, {rds / base_copy:.2f} x COPY alone)")
             offset += 10**6
             msgs, rds = end_to_end(db_url, broker, home / f"w{workers}b", workers,
-                                   batch_payloads(args.batches, 1000, offset), args.batches * 1000)
+                                   batch_payloads(args.batches, 1000, offset), args.batches * 1000,
+                                   window(offset, args.batches * 1000))
             print(f"end to end, batches of 1,000, {workers} worker(s): {msgs:,.0f} msg/s, {rds:,.0f} readings/s "
                   f"({rds / base_copy:.2f} x COPY alone)")
     finally:
