@@ -1,6 +1,8 @@
 """Durable batch writes: rows with COPY, dead letters, one transaction per batch.
 
-The fast path COPYs straight into the hypertables. A unique violation means a reading was
+The fast path COPYs straight into the hypertables, in PostgreSQL's binary format: formatting a
+timestamp as text costs the client more than everything else about a row (binary COPY is about
+five times faster here), and the server parses nothing. A unique violation means a reading was
 delivered again (after a crash or broker restart); the batch is then rewritten through a
 staging table with ``ON CONFLICT DO NOTHING``, so re-delivery never makes duplicate rows and the
 common case pays nothing for it.
@@ -8,10 +10,14 @@ common case pays nothing for it.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import psycopg
+from psycopg.adapt import Dumper
+from psycopg.pq import Format
+from psycopg.types import TypeInfo
 
 VEHICLE_COLUMNS = ("time", "device_id", "geom", "speed_kmh", "heading_deg", "gps_error_m",
                    "accel_long", "accel_trans", "accel_vert", "role", "blade_down")
@@ -23,6 +29,65 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "telemetry.health_readings": ("time", "device_id", "metric", "value", "label"),
     "telemetry.measurements": ("time", "device_id", "metric", "value"),
 }
+
+
+#: table -> PostgreSQL types of :data:`TABLE_COLUMNS` (binary COPY applies no casts: they must match).
+TABLE_TYPES: dict[str, tuple[str, ...]] = {
+    "telemetry.vehicle_positions": ("timestamptz", "text", "geometry", "float4", "float4", "float4", "float4",
+                                    "float4", "float4", "text", "bool"),
+    "telemetry.energy_readings": ("timestamptz", "text", "text", "float8"),
+    "telemetry.health_readings": ("timestamptz", "text", "text", "float8", "text"),
+    "telemetry.measurements": ("timestamptz", "text", "text", "float8"),
+}
+DEAD_LETTER_COLUMNS = ("topic", "payload", "reason", "detail", "client_id", "device_id")
+DEAD_LETTER_TYPES = ("text", "bytea", "text", "text", "text", "text")
+LATEST_VALUE_COLUMNS = ("device_id", "metric", "time", "value", "label")
+LATEST_VALUE_TYPES = ("text", "text", "timestamptz", "float8", "text")
+LATEST_POSITION_COLUMNS = ("device_id", "time", "geom", "speed_kmh", "heading_deg", "role", "blade_down")
+LATEST_POSITION_TYPES = ("text", "timestamptz", "geometry", "float4", "float4", "text", "bool")
+
+_EWKB_POINT = struct.Struct("<BIIdd")  # little endian, type Point with SRID flag, SRID, x, y
+_POINT_WITH_SRID = 0x20000001
+
+
+def ewkb_point(lon: float, lat: float, srid: int = 4326) -> bytes:
+    """A PostGIS point as EWKB: what the binary COPY of a ``geometry`` column reads."""
+    return _EWKB_POINT.pack(1, _POINT_WITH_SRID, srid, lon, lat)
+
+
+class _EwkbDumper(Dumper):
+    """Passes EWKB bytes through as a binary ``geometry`` value (its oid is set per database)."""
+
+    format = Format.BINARY
+
+    def dump(self, obj: bytes) -> bytes:
+        return obj
+
+
+def _geometry_oid(cur: psycopg.Cursor) -> int:
+    """The oid of PostGIS's ``geometry`` in this database (an extension type's oid differs per database).
+
+    Registered with the connection (for later cursors) and with ``cur``, which copied the connection's
+    adapters when it was made.
+    """
+    info = cur.adapters.types.get("geometry")
+    if info is None:
+        info = TypeInfo.fetch(cur.connection, "geometry")
+        if info is None:
+            raise RuntimeError("PostGIS is not installed in this database")
+        dumper = type("GeometryDumper", (_EwkbDumper,), {"oid": info.oid})
+        for context in (cur.connection, cur):
+            info.register(context)
+            context.adapters.register_dumper(None, dumper)
+    return info.oid
+
+
+def _copy_types(cur: psycopg.Cursor, types: Sequence[str]) -> list[int | str]:
+    """``types`` for ``Copy.set_types``, with ``geometry`` as its oid."""
+    if "geometry" not in types:
+        return list(types)
+    oid = _geometry_oid(cur)
+    return [oid if t == "geometry" else t for t in types]
 
 
 @dataclass(frozen=True)
@@ -53,8 +118,8 @@ class Batch:
 
 
 def vehicle_tuple(row) -> tuple:
-    """A vehicle row as COPY values (the point as EWKT)."""
-    return (row.time, row.device_id, f"SRID=4326;POINT({row.lon!r} {row.lat!r})", row.speed_kmh, row.heading_deg,
+    """A vehicle row as COPY values (the point as EWKB)."""
+    return (row.time, row.device_id, ewkb_point(row.lon, row.lat), row.speed_kmh, row.heading_deg,
             row.gps_error_m, row.accel_long, row.accel_trans, row.accel_vert, row.role, row.blade_down)
 
 
@@ -65,16 +130,20 @@ def metric_tuple(row, with_label: bool) -> tuple:
     return (row.time, row.device_id, row.metric, row.value)
 
 
-def _copy(cur: psycopg.Cursor, table: str, columns: Sequence[str], rows: list[tuple]) -> None:
-    with cur.copy(f"copy {table} ({', '.join(columns)}) from stdin") as copy:
+def _copy(cur: psycopg.Cursor, table: str, columns: Sequence[str], types: Sequence[str], rows: list[tuple]) -> None:
+    """COPY ``rows`` into ``table`` in the binary format (``types``: the columns' PostgreSQL types)."""
+    oids = _copy_types(cur, types)
+    with cur.copy(f"copy {table} ({', '.join(columns)}) from stdin (format binary)") as copy:
+        copy.set_types(oids)
+        write = copy.write_row
         for row in rows:
-            copy.write_row(row)
+            write(row)
 
 
 def _copy_idempotent(cur: psycopg.Cursor, table: str, columns: Sequence[str], rows: list[tuple]) -> int:
     stage = "stage_" + table.split(".")[-1]
     cur.execute(f"create temp table if not exists {stage} (like {table} including defaults) on commit delete rows")
-    _copy(cur, stage, columns, rows)
+    _copy(cur, stage, columns, TABLE_TYPES[table], rows)
     cols = ", ".join(columns)
     cur.execute(f"insert into {table} ({cols}) select {cols} from {stage} on conflict do nothing")
     return cur.rowcount
@@ -82,8 +151,8 @@ def _copy_idempotent(cur: psycopg.Cursor, table: str, columns: Sequence[str], ro
 
 def _write_dead_letters(cur: psycopg.Cursor, letters: list[DeadLetter]) -> None:
     if letters:
-        _copy(cur, "core.dead_letters", ("topic", "payload", "reason", "detail", "client_id", "device_id"),
-              [(d.topic, d.payload, d.reason, d.detail, d.client_id, d.device_id) for d in letters])
+        _copy(cur, "core.dead_letters", DEAD_LETTER_COLUMNS, DEAD_LETTER_TYPES,
+              [(d.topic, bytes(d.payload), d.reason, d.detail, d.client_id, d.device_id) for d in letters])
 
 
 def latest_of(batch: Batch) -> tuple[list[tuple], list[tuple]]:
@@ -122,15 +191,14 @@ UPSERT_LATEST_POSITIONS = """
 
 def _write_latest(cur: psycopg.Cursor, batch: Batch) -> None:
     values, positions = latest_of(batch)
-    for rows, table, columns, upsert in (
-        (values, "latest_values", ("device_id", "metric", "time", "value", "label"), UPSERT_LATEST_VALUES),
-        (positions, "latest_positions", ("device_id", "time", "geom", "speed_kmh", "heading_deg", "role",
-                                         "blade_down"), UPSERT_LATEST_POSITIONS),
+    for rows, table, columns, types, upsert in (
+        (values, "latest_values", LATEST_VALUE_COLUMNS, LATEST_VALUE_TYPES, UPSERT_LATEST_VALUES),
+        (positions, "latest_positions", LATEST_POSITION_COLUMNS, LATEST_POSITION_TYPES, UPSERT_LATEST_POSITIONS),
     ):
         if rows:
             cur.execute(f"create temp table if not exists stage_{table} (like telemetry.{table}) "
                         "on commit delete rows")
-            _copy(cur, f"stage_{table}", columns, sorted(rows))
+            _copy(cur, f"stage_{table}", columns, types, sorted(rows))
             cur.execute(upsert)
 
 
@@ -144,7 +212,7 @@ def write_batch(conn: psycopg.Connection, batch: Batch) -> int:
     try:
         with conn.transaction(), conn.cursor() as cur:
             for table, rows in batch.rows.items():
-                _copy(cur, table, TABLE_COLUMNS[table], rows)
+                _copy(cur, table, TABLE_COLUMNS[table], TABLE_TYPES[table], rows)
             _write_latest(cur, batch)
             _write_dead_letters(cur, batch.dead_letters)
         return batch.row_count
