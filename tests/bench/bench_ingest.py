@@ -4,11 +4,14 @@ Run with the local runtime up (``./cityos up``):  ``.venv/bin/python tests/bench
 
 It starts its own Mosquitto (same binary and settings as the platform's) and writes to a
 database ``cityos_bench`` on the platform's server. Figures:
-- broker alone: QoS 1 messages from a publisher to a subscriber that discards them;
-- COPY alone: the workers' own write path (``write_batch``) without MQTT;
+- broker alone: QoS 1 messages drained from persistent sessions by 1 and 2 subscriber processes
+  that discard them;
+- COPY alone: the workers' own write path (``write_batch``) without MQTT, from 1 and 2 processes;
 - end to end: messages queued in the workers' persistent sessions, then drained by 1 and 2 worker
   processes until every row is committed (messages/s and readings/s), for single-reading
-  messages and for batches of 1,000 readings.
+  messages and for batches of 1,000 readings. Progress is read from the workers' committed-row
+  counter (cheap), and the rows are counted in the database at the end.
+Each run ends its persistent sessions, so no run drains another's messages.
 The machine is shared and noisy: compare the ratios, not the absolute numbers.
 """
 
