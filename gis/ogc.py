@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from urllib.parse import urlencode
 
+import psycopg
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
 
+from cityos.gis import filters
 from cityos.gis.collections import COLLECTIONS, Collection
 from cityos.platform.db.connection import connect
 
@@ -22,7 +25,9 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+    *filters.CONFORMANCE,
 ]
+CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 GEOJSON = "application/geo+json"
 
 
@@ -47,6 +52,8 @@ def _describe(base: str, c: Collection, extent: list[float] | None) -> dict:
         "links": [
             {"href": f"{base}/collections/{c.id}", "rel": "self", "type": "application/json"},
             {"href": f"{base}/collections/{c.id}/items", "rel": "items", "type": GEOJSON},
+            {"href": f"{base}/collections/{c.id}/queryables", "rel": "http://www.opengis.net/def/rel/ogc/1.0/queryables",
+             "type": "application/schema+json"},
             {"href": f"{base}/tiles/{c.id}/{{z}}/{{x}}/{{y}}.pbf", "rel": "tiles",
              "type": "application/vnd.mapbox-vector-tile", "templated": True},
         ],
@@ -130,15 +137,63 @@ def _feature(c: Collection, row: tuple) -> dict:
             "properties": props}
 
 
+#: JSON Schema of a column's PostgreSQL type, for /queryables.
+_SCHEMA_TYPES = {
+    "smallint": {"type": "integer"}, "integer": {"type": "integer"}, "bigint": {"type": "integer"},
+    "real": {"type": "number"}, "double precision": {"type": "number"}, "numeric": {"type": "number"},
+    "boolean": {"type": "boolean"}, "date": {"type": "string", "format": "date"},
+    "timestamp with time zone": {"type": "string", "format": "date-time"},
+    "timestamp without time zone": {"type": "string", "format": "date-time"},
+}
+
+
+@router.get("/collections/{collection_id}/queryables", summary="Queryable properties (JSON Schema)")
+def queryables(collection_id: str, request: Request) -> Response:
+    """The properties a CQL2 ``filter`` of this collection may use, with their types."""
+    c = _collection(collection_id)
+    with connect(autocommit=True) as conn:
+        types = dict(conn.execute(
+            "select attname, format_type(atttypid, null) from pg_attribute "
+            "where attrelid = %s::regclass and attnum > 0 and not attisdropped", (c.table,)).fetchall())
+    props: dict[str, dict] = {"geom": {"title": "geometry", "format": "geometry-any",
+                                       "$ref": "https://geojson.org/schema/Geometry.json"}}
+    for name in c.properties:
+        pg_type = types.get(name, "text")
+        props[name] = {"title": name, **_SCHEMA_TYPES.get(pg_type.split("(")[0], {"type": "string"})}
+    return _json({"$schema": "https://json-schema.org/draft/2019-09/schema",
+                  "$id": f"{_base(request)}/collections/{c.id}/queryables", "type": "object",
+                  "title": c.title, "properties": props, "additionalProperties": False},
+                 "application/schema+json")
+
+
+def _filter_condition(c: Collection, text: str | None, lang: str, crs: str | None) -> filters.Condition | None:
+    if text is None:
+        return None
+    if crs not in (None, CRS84):
+        raise HTTPException(400, f"filter-crs must be {CRS84}")
+    try:
+        return filters.to_condition(filters.parse_filter(text, lang), set(c.properties))
+    except filters.FilterError as exc:
+        raise HTTPException(400, str(exc)) from None
+
+
 @router.get("/collections/{collection_id}/items", summary="Features (GeoJSON)")
 def items(collection_id: str, request: Request, bbox: str | None = None,
           datetime_: str | None = Query(None, alias="datetime"),
+          filter_: str | None = Query(None, alias="filter", description="A CQL2 filter, e.g. kind = 'hydrant'"),
+          filter_lang: str = Query("cql2-text", alias="filter-lang", description="cql2-text or cql2-json"),
+          filter_crs: str | None = Query(None, alias="filter-crs", description=f"Only {CRS84}"),
           limit: int = Query(100, ge=1, le=10_000), offset: int = Query(0, ge=0)) -> Response:
-    """Features of the collection, filtered by ``bbox`` (CRS84) and ``datetime``, paged by limit/offset."""
+    """Features of the collection, filtered by ``bbox`` (CRS84), ``datetime`` and a CQL2 ``filter``
+    over its queryables, paged by limit/offset."""
     c = _collection(collection_id)
     box = _parse_bbox(bbox)
     start, end = _parse_datetime(datetime_)
     where, params = ["true"], {"limit": limit, "offset": offset}
+    condition_of_filter = _filter_condition(c, filter_, filter_lang, filter_crs)
+    if condition_of_filter is not None:
+        where.append(condition_of_filter.sql)
+        params.update(condition_of_filter.params)
     if box:
         where.append("geom && st_makeenvelope(%(x0)s, %(y0)s, %(x1)s, %(y1)s, 4326)")
         params.update(x0=box[0], y0=box[1], x1=box[2], y1=box[3])
@@ -152,17 +207,24 @@ def items(collection_id: str, request: Request, bbox: str | None = None,
     condition = " and ".join(where)
     columns = ", ".join(c.properties)
     with connect(autocommit=True) as conn:
-        matched = conn.execute(f"select count(*) from {c.table} where {condition}", params).fetchone()[0]
-        rows = conn.execute(f"select {c.id_column}::text, st_asgeojson(geom, 7), {columns} from {c.table} "
-                            f"where {condition} order by {c.id_column} limit %(limit)s offset %(offset)s",
-                            params).fetchall()
+        try:
+            matched = conn.execute(f"select count(*) from {c.table} where {condition}", params).fetchone()[0]
+            rows = conn.execute(f"select {c.id_column}::text, st_asgeojson(geom, 7), {columns} from {c.table} "
+                                f"where {condition} order by {c.id_column} limit %(limit)s offset %(offset)s",
+                                params).fetchall()
+        except (psycopg.errors.DataError, psycopg.errors.UndefinedFunction,
+                psycopg.errors.InternalError_) as exc:  # e.g. a text property compared with a number
+            if condition_of_filter is None:
+                raise
+            raise HTTPException(400, f"the filter does not fit the properties' types: "
+                                     f"{str(exc).splitlines()[0][:300]}") from None
     features = [_feature(c, r) for r in rows]
     base = f"{_base(request)}/collections/{c.id}/items"
     query = dict(request.query_params)
     links = [{"href": str(request.url), "rel": "self", "type": GEOJSON}]
     if offset + len(features) < matched:
         query.update(offset=str(offset + limit), limit=str(limit))
-        links.append({"href": f"{base}?" + "&".join(f"{k}={v}" for k, v in query.items()), "rel": "next",
+        links.append({"href": f"{base}?{urlencode(query)}", "rel": "next",
                       "type": GEOJSON})
     return _json({"type": "FeatureCollection", "features": features, "numberMatched": matched,
                   "numberReturned": len(features), "timeStamp": datetime.now().astimezone().isoformat(),

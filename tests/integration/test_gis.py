@@ -97,6 +97,45 @@ def test_items_filter_by_bbox_and_page_with_next_links(api):
     assert sorted(f["id"] for f in boxed.json()["features"]) == ["S0", "S1"]
 
 
+def _ids(api: str, collection: str, **params) -> list[str]:
+    response = httpx.get(f"{api}/ogc/collections/{collection}/items", params=params)
+    assert response.status_code == 200, response.text
+    return sorted(f["id"] for f in response.json()["features"])
+
+
+def test_items_filter_by_cql2_text_on_properties(api):
+    assert _ids(api, "fire_water", filter="kind = '消火栓'") == ["H001", "H004"]
+    assert _ids(api, "fire_water", filter="kind = '消火栓' AND diameter = '150'") == ["H001"]
+
+
+def test_items_filter_by_cql2_json_with_a_spatial_test(api):
+    box = {"op": "s_intersects", "args": [{"property": "geom"}, {"bbox": [139.9195, 37.49, 139.9215, 37.50]}]}
+    assert _ids(api, "bus_stops", filter=json.dumps(box), **{"filter-lang": "cql2-json"}) == ["S0", "S1"]
+
+
+def test_next_links_keep_the_filter(api):
+    first = httpx.get(f"{api}/ogc/collections/bus_stops/items",
+                      params={"filter": "boardings_per_day >= 100", "limit": 10}).json()
+    assert first["numberMatched"] == 15
+    second = httpx.get(next(link["href"] for link in first["links"] if link["rel"] == "next")).json()
+    assert second["numberReturned"] == 5
+    assert all(f["properties"]["boardings_per_day"] >= 100 for f in second["features"])
+
+
+@pytest.mark.parametrize("bad", ["secret = 1", "kind > 5", "pg_sleep(1) = 1", "kind ="])
+def test_a_filter_that_cannot_be_served_is_a_client_error(api, bad):
+    response = httpx.get(f"{api}/ogc/collections/fire_water/items", params={"filter": bad})
+    assert response.status_code == 400, response.text
+    assert response.json()["detail"]
+
+
+def test_queryables_describe_the_filterable_properties(api):
+    body = httpx.get(f"{api}/ogc/collections/fire_water/queryables").json()
+    assert body["properties"]["kind"]["type"] == "string"
+    assert body["properties"]["geom"]["format"] == "geometry-any"
+    assert body["additionalProperties"] is False
+
+
 def test_vector_tile_holds_the_layer(api):
     import math
 

@@ -33,6 +33,7 @@ MATRIX: dict[tuple[str, str], str] = {
     ("GET", "/ogc"): PUBLIC, ("GET", "/ogc/conformance"): PUBLIC, ("GET", "/ogc/collections"): PUBLIC,
     ("GET", "/ogc/collections/{collection_id}"): PUBLIC, ("GET", "/ogc/collections/{collection_id}/items"): PUBLIC,
     ("GET", "/ogc/collections/{collection_id}/items/{feature_id}"): PUBLIC,
+    ("GET", "/ogc/collections/{collection_id}/queryables"): PUBLIC,
     ("GET", "/ogc/tiles/{collection_id}/{z}/{x}/{y}.pbf"): PUBLIC,
     ("GET", "/api/v1/gis/population"): PUBLIC, ("GET", "/api/v1/gis/bus-coverage"): PUBLIC,
     ("GET", "/api/v1/gis/hotspots"): PUBLIC, ("GET", "/api/v1/gis/registry/residents"): "registry:read",
