@@ -48,7 +48,7 @@ def _collection(collection_id: str) -> Collection:
 def _describe(base: str, c: Collection, extent: list[float] | None) -> dict:
     body = {
         "id": c.id, "title": c.title, "description": f"{c.title_ja} / {c.title}", "itemType": "feature",
-        "crs": ["http://www.opengis.net/def/crs/OGC/1.3/CRS84"],
+        "crs": [CRS84],
         "links": [
             {"href": f"{base}/collections/{c.id}", "rel": "self", "type": "application/json"},
             {"href": f"{base}/collections/{c.id}/items", "rel": "items", "type": GEOJSON},
@@ -59,7 +59,7 @@ def _describe(base: str, c: Collection, extent: list[float] | None) -> dict:
         ],
     }
     if extent:
-        body["extent"] = {"spatial": {"bbox": [extent], "crs": "http://www.opengis.net/def/crs/OGC/1.3/CRS84"}}
+        body["extent"] = {"spatial": {"bbox": [extent], "crs": CRS84}}
     return body
 
 

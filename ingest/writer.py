@@ -19,32 +19,28 @@ from psycopg.adapt import Dumper
 from psycopg.pq import Format
 from psycopg.types import TypeInfo
 
-VEHICLE_COLUMNS = ("time", "device_id", "geom", "speed_kmh", "heading_deg", "gps_error_m",
-                   "accel_long", "accel_trans", "accel_vert", "role", "blade_down")
+#: Columns as written by COPY: name -> PostgreSQL type (binary COPY applies no casts: they must match).
+Columns = dict[str, str]
+
+METRIC_COLUMNS: Columns = {"time": "timestamptz", "device_id": "text", "metric": "text", "value": "float8"}
 
 #: table -> columns written; every table's key makes re-delivery idempotent.
-TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
-    "telemetry.vehicle_positions": VEHICLE_COLUMNS,
-    "telemetry.energy_readings": ("time", "device_id", "metric", "value"),
-    "telemetry.health_readings": ("time", "device_id", "metric", "value", "label"),
-    "telemetry.measurements": ("time", "device_id", "metric", "value"),
+TABLE_COLUMNS: dict[str, Columns] = {
+    "telemetry.vehicle_positions": {
+        "time": "timestamptz", "device_id": "text", "geom": "geometry", "speed_kmh": "float4",
+        "heading_deg": "float4", "gps_error_m": "float4", "accel_long": "float4", "accel_trans": "float4",
+        "accel_vert": "float4", "role": "text", "blade_down": "bool"},
+    "telemetry.energy_readings": METRIC_COLUMNS,
+    "telemetry.health_readings": {**METRIC_COLUMNS, "label": "text"},
+    "telemetry.measurements": METRIC_COLUMNS,
 }
-
-
-#: table -> PostgreSQL types of :data:`TABLE_COLUMNS` (binary COPY applies no casts: they must match).
-TABLE_TYPES: dict[str, tuple[str, ...]] = {
-    "telemetry.vehicle_positions": ("timestamptz", "text", "geometry", "float4", "float4", "float4", "float4",
-                                    "float4", "float4", "text", "bool"),
-    "telemetry.energy_readings": ("timestamptz", "text", "text", "float8"),
-    "telemetry.health_readings": ("timestamptz", "text", "text", "float8", "text"),
-    "telemetry.measurements": ("timestamptz", "text", "text", "float8"),
-}
-DEAD_LETTER_COLUMNS = ("topic", "payload", "reason", "detail", "client_id", "device_id")
-DEAD_LETTER_TYPES = ("text", "bytea", "text", "text", "text", "text")
-LATEST_VALUE_COLUMNS = ("device_id", "metric", "time", "value", "label")
-LATEST_VALUE_TYPES = ("text", "text", "timestamptz", "float8", "text")
-LATEST_POSITION_COLUMNS = ("device_id", "time", "geom", "speed_kmh", "heading_deg", "role", "blade_down")
-LATEST_POSITION_TYPES = ("text", "timestamptz", "geometry", "float4", "float4", "text", "bool")
+DEAD_LETTER_COLUMNS: Columns = {"topic": "text", "payload": "bytea", "reason": "text", "detail": "text",
+                                "client_id": "text", "device_id": "text"}
+LATEST_VALUE_COLUMNS: Columns = {"device_id": "text", "metric": "text", "time": "timestamptz", "value": "float8",
+                                 "label": "text"}
+LATEST_POSITION_COLUMNS: Columns = {"device_id": "text", "time": "timestamptz", "geom": "geometry",
+                                    "speed_kmh": "float4", "heading_deg": "float4", "role": "text",
+                                    "blade_down": "bool"}
 
 _EWKB_POINT = struct.Struct("<BIIdd")  # little endian, type Point with SRID flag, SRID, x, y
 _POINT_WITH_SRID = 0x20000001
@@ -130,9 +126,9 @@ def metric_tuple(row, with_label: bool) -> tuple:
     return (row.time, row.device_id, row.metric, row.value)
 
 
-def _copy(cur: psycopg.Cursor, table: str, columns: Sequence[str], types: Sequence[str], rows: list[tuple]) -> None:
-    """COPY ``rows`` into ``table`` in the binary format (``types``: the columns' PostgreSQL types)."""
-    oids = _copy_types(cur, types)
+def _copy(cur: psycopg.Cursor, table: str, columns: Columns, rows: list[tuple]) -> None:
+    """COPY ``rows`` (values in the order of ``columns``) into ``table`` in the binary format."""
+    oids = _copy_types(cur, list(columns.values()))
     with cur.copy(f"copy {table} ({', '.join(columns)}) from stdin (format binary)") as copy:
         copy.set_types(oids)
         write = copy.write_row
@@ -140,10 +136,10 @@ def _copy(cur: psycopg.Cursor, table: str, columns: Sequence[str], types: Sequen
             write(row)
 
 
-def _copy_idempotent(cur: psycopg.Cursor, table: str, columns: Sequence[str], rows: list[tuple]) -> int:
+def _copy_idempotent(cur: psycopg.Cursor, table: str, columns: Columns, rows: list[tuple]) -> int:
     stage = "stage_" + table.split(".")[-1]
     cur.execute(f"create temp table if not exists {stage} (like {table} including defaults) on commit delete rows")
-    _copy(cur, stage, columns, TABLE_TYPES[table], rows)
+    _copy(cur, stage, columns, rows)
     cols = ", ".join(columns)
     cur.execute(f"insert into {table} ({cols}) select {cols} from {stage} on conflict do nothing")
     return cur.rowcount
@@ -151,7 +147,7 @@ def _copy_idempotent(cur: psycopg.Cursor, table: str, columns: Sequence[str], ro
 
 def _write_dead_letters(cur: psycopg.Cursor, letters: list[DeadLetter]) -> None:
     if letters:
-        _copy(cur, "core.dead_letters", DEAD_LETTER_COLUMNS, DEAD_LETTER_TYPES,
+        _copy(cur, "core.dead_letters", DEAD_LETTER_COLUMNS,
               [(d.topic, bytes(d.payload), d.reason, d.detail, d.client_id, d.device_id) for d in letters])
 
 
@@ -191,14 +187,14 @@ UPSERT_LATEST_POSITIONS = """
 
 def _write_latest(cur: psycopg.Cursor, batch: Batch) -> None:
     values, positions = latest_of(batch)
-    for rows, table, columns, types, upsert in (
-        (values, "latest_values", LATEST_VALUE_COLUMNS, LATEST_VALUE_TYPES, UPSERT_LATEST_VALUES),
-        (positions, "latest_positions", LATEST_POSITION_COLUMNS, LATEST_POSITION_TYPES, UPSERT_LATEST_POSITIONS),
+    for rows, table, columns, upsert in (
+        (values, "latest_values", LATEST_VALUE_COLUMNS, UPSERT_LATEST_VALUES),
+        (positions, "latest_positions", LATEST_POSITION_COLUMNS, UPSERT_LATEST_POSITIONS),
     ):
         if rows:
             cur.execute(f"create temp table if not exists stage_{table} (like telemetry.{table}) "
                         "on commit delete rows")
-            _copy(cur, f"stage_{table}", columns, types, sorted(rows))
+            _copy(cur, f"stage_{table}", columns, sorted(rows))
             cur.execute(upsert)
 
 
@@ -212,7 +208,7 @@ def write_batch(conn: psycopg.Connection, batch: Batch) -> int:
     try:
         with conn.transaction(), conn.cursor() as cur:
             for table, rows in batch.rows.items():
-                _copy(cur, table, TABLE_COLUMNS[table], TABLE_TYPES[table], rows)
+                _copy(cur, table, TABLE_COLUMNS[table], rows)
             _write_latest(cur, batch)
             _write_dead_letters(cur, batch.dead_letters)
         return batch.row_count

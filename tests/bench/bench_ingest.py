@@ -109,6 +109,24 @@ def publish_all(url: str, items: list[tuple[str, bytes]], processes: int = 2) ->
     return time.perf_counter() - started
 
 
+def _connect(address: BrokerAddress, client_id: str, *, clean_start: bool, expiry_s: int, on_connect=None,
+             on_message=None):
+    """A started paho client of ``client_id`` whose session lasts ``expiry_s`` after it disconnects."""
+    client = new_client(address, client_id)
+    client.on_connect = on_connect
+    client.on_message = on_message
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = expiry_s
+    client.connect(address.host, address.port, clean_start=clean_start, properties=props)
+    client.loop_start()
+    return client
+
+
+def _close(client) -> None:
+    client.disconnect()
+    client.loop_stop()
+
+
 def _discard(url: str, client_id: str, counts, slot: int, stop) -> None:
     """A subscriber process that acknowledges and discards; its running count goes to ``counts[slot]``."""
     address = BrokerAddress.parse(url)
@@ -117,46 +135,32 @@ def _discard(url: str, client_id: str, counts, slot: int, stop) -> None:
     def on_message(_c, _u, _m) -> None:
         received[0] += 1
 
-    client = new_client(address, client_id)
-    client.on_message = on_message
-    props = Properties(PacketTypes.CONNECT)
-    props.SessionExpiryInterval = 3600
-    client.connect(address.host, address.port, clean_start=False, properties=props)
-    client.loop_start()
+    client = _connect(address, client_id, clean_start=False, expiry_s=3600, on_message=on_message)
     while not stop.is_set():
         counts[slot] = received[0]
         time.sleep(0.005)
-    client.disconnect()
-    client.loop_stop()
+    _close(client)
 
 
 def _subscribe_offline(url: str, client_id: str, group: str) -> None:
     """Create a persistent session in the shared group, then leave it offline (messages queue in it)."""
     address = BrokerAddress.parse(url)
     subscribed = threading.Event()
-    client = new_client(address, client_id)
-    client.on_subscribe = lambda *a: subscribed.set()
-    client.on_connect = lambda c, *a: c.subscribe(f"$share/{group}/cityos/v1/#", qos=1)
-    props = Properties(PacketTypes.CONNECT)
-    props.SessionExpiryInterval = 3600
-    client.connect(address.host, address.port, clean_start=True, properties=props)
-    client.loop_start()
+
+    def on_connect(client, *_args) -> None:
+        client.on_subscribe = lambda *a: subscribed.set()
+        client.subscribe(f"$share/{group}/cityos/v1/#", qos=1)
+
+    client = _connect(address, client_id, clean_start=True, expiry_s=3600, on_connect=on_connect)
     subscribed.wait(5)
-    client.disconnect()
-    client.loop_stop()
+    _close(client)
 
 
 def forget_sessions(url: str, client_ids: list[str]) -> None:
     """End persistent sessions, so a finished run's subscriptions do not collect the next runs' messages."""
     address = BrokerAddress.parse(url)
     for client_id in client_ids:
-        client = new_client(address, client_id)
-        props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = 0
-        client.connect(address.host, address.port, clean_start=True, properties=props)
-        client.loop_start()
-        client.disconnect()
-        client.loop_stop()
+        _close(_connect(address, client_id, clean_start=True, expiry_s=0))
 
 
 def broker_alone(url: str, items: list[tuple[str, bytes]], subscribers: int = 1) -> float:
@@ -214,7 +218,7 @@ def copy_alone(url: str, rows: int, processes: int = 1, offset: int = 10**9) -> 
 
 
 def window(offset_ms: int, readings: int) -> tuple[datetime, datetime]:
-    """The observation times of a run's readings (each run has its own, so counting them stays cheap)."""
+    """The observation times of a run's readings (each run has its own, so its rows can be counted apart)."""
     return BASE + timedelta(milliseconds=offset_ms), BASE + timedelta(milliseconds=offset_ms + readings)
 
 
