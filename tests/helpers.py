@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 
 import httpx
 
@@ -50,6 +51,14 @@ def api_server(env: dict[str, str], timeout: float = 30.0) -> Iterator[str]:
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def hours_ago(hours: float) -> datetime:
+    """The whole second ``hours`` before now (UTC).
+
+    Readings that pass through a rule with a window relative to now (ingest accepts 30 days back and
+    5 minutes ahead) take their times from here, never from a fixed date, so the suite passes on any day."""
+    return (datetime.now(UTC) - timedelta(hours=hours)).replace(microsecond=0)
 
 
 def wait_for(check, timeout: float, interval: float = 0.2, message=None):

@@ -13,7 +13,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -21,12 +21,16 @@ import psycopg
 import pytest
 
 from cityos.platform import consent
-from helpers import free_port, wait_for
+from helpers import free_port, hours_ago, wait_for
+
+# Times here pass ingest's window relative to now: tests/integration/test_time_windows.py re-runs
+# these tests with the clock a year ahead.
+pytestmark = pytest.mark.windowed
 
 DEVICE = "gw-wear-01"
 SUBJECT = "gw-resident-01"
 TOKEN = "phone-app-token-0123456789"
-BASE = datetime(2026, 11, 20, tzinfo=UTC)
+BASE = hours_ago(24)  # within the outbox's and ingest's windows on any day
 OUTAGE_S = float(os.environ.get("CITYOS_TEST_GATEWAY_OUTAGE_S", "120"))
 
 
