@@ -156,7 +156,7 @@ class IngestWorker:
 
     def _build(self, received: list[Received]) -> tuple[Batch, list[MessageOutcome]]:
         now = datetime.now(UTC)
-        batch = Batch()
+        batch = Batch(received_at=now)
         outcomes = []
         conn = self._db()
         self.admission.refresh(conn)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import psycopg
 from psycopg.adapt import Dumper
@@ -35,7 +36,7 @@ TABLE_COLUMNS: dict[str, Columns] = {
     "telemetry.measurements": METRIC_COLUMNS,
 }
 DEAD_LETTER_COLUMNS: Columns = {"topic": "text", "payload": "bytea", "reason": "text", "detail": "text",
-                                "client_id": "text", "device_id": "text"}
+                                "client_id": "text", "device_id": "text", "received_at": "timestamptz"}
 LATEST_VALUE_COLUMNS: Columns = {"device_id": "text", "metric": "text", "time": "timestamptz", "value": "float8",
                                  "label": "text"}
 LATEST_POSITION_COLUMNS: Columns = {"device_id": "text", "time": "timestamptz", "geom": "geometry",
@@ -104,6 +105,8 @@ class Batch:
 
     rows: dict[str, list[tuple]] = field(default_factory=dict)
     dead_letters: list[DeadLetter] = field(default_factory=list)
+    #: When the messages arrived (the ``now`` their times were judged at); None: the time of writing.
+    received_at: datetime | None = None
 
     def add_rows(self, table: str, rows: Iterable[tuple]) -> None:
         self.rows.setdefault(table, []).extend(rows)
@@ -145,10 +148,13 @@ def _copy_idempotent(cur: psycopg.Cursor, table: str, columns: Columns, rows: li
     return cur.rowcount
 
 
-def _write_dead_letters(cur: psycopg.Cursor, letters: list[DeadLetter]) -> None:
+def _write_dead_letters(cur: psycopg.Cursor, letters: list[DeadLetter], received_at: datetime | None) -> None:
+    # The arrival instant is the one the time window was judged at (the worker's clock), so a replay
+    # judges the letter's times exactly as the worker did, whatever the database server's clock says.
     if letters:
+        at = received_at or datetime.now(UTC)
         _copy(cur, "core.dead_letters", DEAD_LETTER_COLUMNS,
-              [(d.topic, bytes(d.payload), d.reason, d.detail, d.client_id, d.device_id) for d in letters])
+              [(d.topic, bytes(d.payload), d.reason, d.detail, d.client_id, d.device_id, at) for d in letters])
 
 
 def latest_of(batch: Batch) -> tuple[list[tuple], list[tuple]]:
@@ -210,7 +216,7 @@ def write_batch(conn: psycopg.Connection, batch: Batch) -> int:
             for table, rows in batch.rows.items():
                 _copy(cur, table, TABLE_COLUMNS[table], rows)
             _write_latest(cur, batch)
-            _write_dead_letters(cur, batch.dead_letters)
+            _write_dead_letters(cur, batch.dead_letters, batch.received_at)
         return batch.row_count
     except psycopg.errors.UniqueViolation:
         pass
@@ -219,5 +225,5 @@ def write_batch(conn: psycopg.Connection, batch: Batch) -> int:
         for table, rows in batch.rows.items():
             written += _copy_idempotent(cur, table, TABLE_COLUMNS[table], rows)
         _write_latest(cur, batch)
-        _write_dead_letters(cur, batch.dead_letters)
+        _write_dead_letters(cur, batch.dead_letters, batch.received_at)
     return written

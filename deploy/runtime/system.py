@@ -68,7 +68,7 @@ def ensure_packages(*packages: str) -> None:
 
 #: What the end-to-end tests need on the host: the browser, a Japanese font, the OGC clients (GDAL, QGIS).
 #: (npm: see cityos.apps.build, by command.)
-TEST_PACKAGES = ("chromium", "faketime", "fonts-ipafont-gothic", "gdal-bin", "python3-qgis", "qgis-providers")
+TEST_PACKAGES = ("chromium", "fonts-ipafont-gothic", "gdal-bin", "python3-qgis", "qgis-providers")
 
 
 def _stop_package_services(packages: list[str]) -> None:
