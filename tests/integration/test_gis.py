@@ -129,6 +129,18 @@ def test_a_filter_that_cannot_be_served_is_a_client_error(api, bad):
     assert response.json()["detail"]
 
 
+@pytest.mark.parametrize(("text", "lang"), [
+    ("NOT (" * 1100 + "kind = 'x'" + ")" * 1100, "cql2-text"),
+    ("(" * 2000 + "kind = 'x'" + ")" * 2000, "cql2-text"),
+    ('{"op": "not", "args": [' * 600 + '{"op": "=", "args": [{"property": "kind"}, "x"]}' + "]}" * 600, "cql2-json"),
+])
+def test_a_deeply_nested_filter_gets_400_and_the_api_stays_up(api, text, lang):
+    response = httpx.get(f"{api}/ogc/collections/fire_water/items", params={"filter": text, "filter-lang": lang})
+    assert response.status_code == 400, response.text
+    assert "nests" in response.json()["detail"]
+    assert httpx.get(f"{api}/healthz").status_code == 200
+
+
 def test_queryables_describe_the_filterable_properties(api):
     body = httpx.get(f"{api}/ogc/collections/fire_water/queryables").json()
     assert body["properties"]["kind"]["type"] == "string"
