@@ -48,3 +48,15 @@ def test_gateway_install_pulls_no_gis_stack_or_web_framework():
 def test_no_top_level_folder_is_a_package():
     for folder in ("platform", "ingest", "gis", "opendata", "apps", "deploy"):
         assert not (REPO / folder / "__init__.py").exists(), folder
+
+
+def test_every_long_running_service_restarts_after_a_crash():
+    services = _compose()["services"]
+    for name, service in services.items():
+        if name != "migrate":  # a one-shot job
+            assert service.get("restart") in ("unless-stopped", "always"), name
+
+
+def test_the_api_container_has_a_healthcheck_on_healthz():
+    check = _compose()["services"]["api"]["healthcheck"]
+    assert "/healthz" in " ".join(check["test"])
