@@ -35,8 +35,16 @@ def _json(body: object, media: str = "application/json") -> Response:
     return Response(json.dumps(body, ensure_ascii=False, default=str), media_type=media)
 
 
+def _root(request: Request) -> str:
+    """The configured base URL of the API (``CITYOS_PUBLIC_BASE_URL``, else its host and port).
+
+    Never the request's ``Host`` header: answers are cached and shared, and one forged header
+    would otherwise point every client's links elsewhere."""
+    return request.app.state.settings.api_url.rstrip("/")
+
+
 def _base(request: Request) -> str:
-    return str(request.base_url).rstrip("/") + "/ogc"
+    return _root(request) + "/ogc"
 
 
 def _collection(collection_id: str) -> Collection:
@@ -77,7 +85,7 @@ def landing(request: Request) -> Response:
         "title": "cityos OGC API - Features", "description": "Public layers of the city / 市の公開レイヤー",
         "links": [
             {"href": base, "rel": "self", "type": "application/json", "title": "this document"},
-            {"href": str(request.base_url) + "openapi.json", "rel": "service-desc",
+            {"href": _root(request) + "/openapi.json", "rel": "service-desc",
              "type": "application/vnd.oai.openapi+json;version=3.0", "title": "the API definition"},
             {"href": f"{base}/conformance", "rel": "conformance", "type": "application/json"},
             {"href": f"{base}/collections", "rel": "data", "type": "application/json"},
@@ -221,7 +229,8 @@ def items(collection_id: str, request: Request, bbox: str | None = None,
     features = [_feature(c, r) for r in rows]
     base = f"{_base(request)}/collections/{c.id}/items"
     query = dict(request.query_params)
-    links = [{"href": str(request.url), "rel": "self", "type": GEOJSON}]
+    links = [{"href": f"{base}?{request.url.query}" if request.url.query else base, "rel": "self",
+              "type": GEOJSON}]
     if offset + len(features) < matched:
         query.update(offset=str(offset + limit), limit=str(limit))
         links.append({"href": f"{base}?{urlencode(query)}", "rel": "next",

@@ -37,7 +37,9 @@ class Settings(BaseSettings):
     mqtt_url: str = Field("", description="Broker URL for platform services, mqtt://user:pass@host:port.")
     api_host: str = Field("127.0.0.1", description="Address the API service binds to.")
     api_port: int = Field(8000, description="Port of the API service.")
-    public_base_url: str = Field("", description="Base URL under which the API is reachable (links, feeds).")
+    public_base_url: str = Field("", description="Base URL under which the API is reachable; every link the API "
+                                 "writes starts with it (never with a request's Host header). Empty: the API's "
+                                 "host and port.")
     pg_port: int = Field(55432, description="Port of the locally provisioned PostgreSQL.")
     mqtt_port: int = Field(1883, description="Port of the locally provisioned Mosquitto (plain MQTT).")
     mqtt_tls_port: int = Field(0, description="TLS listener port of the local broker (0 = off).")

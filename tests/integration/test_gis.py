@@ -65,6 +65,15 @@ def api(city, database_url, test_broker, tmp_path_factory):
         yield base
 
 
+@pytest.fixture(scope="module")
+def cached_api(city, database_url, test_broker, tmp_path_factory):
+    """The API with the production micro-cache on (answers shared between clients for 30 s)."""
+    env = {"CITYOS_DATABASE_URL": database_url, "CITYOS_MQTT_URL": test_broker.url, "CITYOS_API_CACHE_S": "30",
+           "CITYOS_HOME": str(tmp_path_factory.mktemp("gis-cached"))}
+    with api_server(env) as base:
+        yield base
+
+
 def test_fire_water_loader_repairs_swapped_coordinates_and_refuses_blank_ones(city):
     assert city.loaded == 3
     assert [r["line"] for r in city.repaired] == [3]
@@ -230,3 +239,13 @@ def test_qgis_reads_a_collection_through_its_oapif_provider(api, database_url):
         stops = conn.execute("select count(*) from gis.bus_stops").fetchone()[0]
     assert result == {"valid": True, "features": stops, "fields": ["id", "stop_id", "name", "boardings_per_day"],
                       "crs": "EPSG:4326", "error": ""}
+
+
+@pytest.mark.parametrize("path", ["/ogc/collections/bus_stops/items?limit=10", "/ogc/collections", "/ogc"])
+def test_a_forged_host_header_points_no_link_elsewhere_for_anyone(cached_api, path):
+    forged = httpx.get(cached_api + path, headers={"Host": "evil.example", "X-Forwarded-Host": "evil.example"})
+    honest = httpx.get(cached_api + path)  # within the cache window: possibly the forged request's answer
+    for body in (forged.text, honest.text):
+        assert "evil.example" not in body
+    hrefs = [link["href"] for link in honest.json()["links"]]
+    assert hrefs and all(h.startswith(cached_api + "/") for h in hrefs)
