@@ -28,7 +28,7 @@ def api_server(env: dict[str, str], timeout: float = 30.0) -> Iterator[str]:
     full_env = {**os.environ, **env, "CITYOS_API_PORT": str(port), "CITYOS_LOG_JSON": "true"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "cityos.platform.api.app:create_app", "--factory",
-         "--host", "127.0.0.1", "--port", str(port), "--no-access-log"],
+         "--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--no-proxy-headers"],
         env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"

@@ -46,7 +46,7 @@ class ApiServer:
         if read_pid(self.pidfile) is None:
             argv = [sys.executable, "-m", "uvicorn", "cityos.platform.api.app:create_app", "--factory",
                     "--host", self.settings.api_host, "--port", str(self.settings.api_port),
-                    "--no-access-log", "--timeout-graceful-shutdown", "10"]
+                    "--no-access-log", "--no-proxy-headers", "--timeout-graceful-shutdown", "10"]
             self.status_file.unlink(missing_ok=True)
             spawn(supervised(argv, self.name, self.status_file, grace_s=12), self.pidfile, self.logfile,
                   env={**os.environ, **self.env})
