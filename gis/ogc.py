@@ -8,6 +8,7 @@ manner of tipg: one generic set of endpoints over a registry of collections
 from __future__ import annotations
 
 import json
+import math
 from datetime import datetime
 from urllib.parse import urlencode
 
@@ -113,15 +114,23 @@ def collection(collection_id: str, request: Request) -> Response:
         return _json(_describe(_base(request), c, _extent(conn, c)))
 
 
+BBOX_FORMS = "minx,miny,maxx,maxy or minx,miny,minz,maxx,maxy,maxz (CRS84)"
+
+
 def _parse_bbox(bbox: str | None) -> list[float] | None:
+    """The 2D box of ``bbox``: four numbers, or six with heights (ignored: the layers are 2D)."""
     if bbox is None:
         return None
     try:
         values = [float(v) for v in bbox.split(",")]
     except ValueError as exc:
-        raise HTTPException(400, "bbox must be minx,miny,maxx,maxy") from exc
-    if len(values) != 4 or values[0] > values[2] or values[1] > values[3]:
-        raise HTTPException(400, "bbox must be minx,miny,maxx,maxy")
+        raise HTTPException(400, f"bbox must be {BBOX_FORMS}") from exc
+    if len(values) == 6:
+        if values[2] > values[5]:
+            raise HTTPException(400, f"bbox must be {BBOX_FORMS}")
+        values = [values[0], values[1], values[3], values[4]]
+    if len(values) != 4 or not all(map(math.isfinite, values)) or values[0] > values[2] or values[1] > values[3]:
+        raise HTTPException(400, f"bbox must be {BBOX_FORMS}")
     return values
 
 
@@ -192,8 +201,9 @@ def items(collection_id: str, request: Request, bbox: str | None = None,
           filter_lang: str = Query("cql2-text", alias="filter-lang", description="cql2-text or cql2-json"),
           filter_crs: str | None = Query(None, alias="filter-crs", description=f"Only {CRS84}"),
           limit: int = Query(100, ge=1, le=10_000), offset: int = Query(0, ge=0)) -> Response:
-    """Features of the collection, filtered by ``bbox`` (CRS84), ``datetime`` and a CQL2 ``filter``
-    over its queryables, paged by limit/offset."""
+    """Features of the collection, filtered by ``bbox`` (CRS84; features whose geometry meets the box),
+    ``datetime`` and a CQL2 ``filter`` over its queryables, paged by limit/offset (default 100, at most
+    10,000 a page)."""
     c = _collection(collection_id)
     box = _parse_bbox(bbox)
     start, end = _parse_datetime(datetime_)
@@ -203,7 +213,8 @@ def items(collection_id: str, request: Request, bbox: str | None = None,
         where.append(condition_of_filter.sql)
         params.update(condition_of_filter.params)
     if box:
-        where.append("geom && st_makeenvelope(%(x0)s, %(y0)s, %(x1)s, %(y1)s, 4326)")
+        # the geometry itself, not its bounding box (st_intersects still uses the index's && first)
+        where.append("st_intersects(geom, st_makeenvelope(%(x0)s, %(y0)s, %(x1)s, %(y1)s, 4326))")
         params.update(x0=box[0], y0=box[1], x1=box[2], y1=box[3])
     if (start or end) and c.datetime_column:
         if start:

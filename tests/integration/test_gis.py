@@ -106,6 +106,24 @@ def test_items_filter_by_bbox_and_page_with_next_links(api):
     assert sorted(f["id"] for f in boxed.json()["features"]) == ["S0", "S1"]
 
 
+def test_bbox_accepts_the_six_number_form_with_heights(api):
+    assert _ids(api, "bus_stops", bbox="139.9195,37.49,-10,139.9215,37.50,500") == ["S0", "S1"]
+
+
+def test_bbox_tests_the_geometry_not_its_bounding_box(api, database_url):
+    """A triangle whose bounding box meets the query box while the triangle itself does not."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("insert into gis.districts (code, name_ja, name_en, area_m2, geom) values ('07202-099', '三角',"
+                     " 'Triangle', 1, st_multi(st_geomfromtext('POLYGON((139.96 37.49, 139.98 37.49, 139.96 37.51,"
+                     " 139.96 37.49))', 4326)))")
+        try:
+            corner = _ids(api, "districts", bbox="139.975,37.505,139.98,37.51")
+            inside = _ids(api, "districts", bbox="139.961,37.491,139.962,37.492")
+        finally:
+            conn.execute("delete from gis.districts where code = '07202-099'")
+    assert corner == [] and inside == ["07202-099"]
+
+
 def _ids(api: str, collection: str, **params) -> list[str]:
     response = httpx.get(f"{api}/ogc/collections/{collection}/items", params=params)
     assert response.status_code == 200, response.text
