@@ -119,3 +119,26 @@ def create_database(settings, name: str) -> str:
     url = _with_database(settings.database_url, name)
     migrate(url)
     return url
+
+
+def wait_js(page, expression: str, timeout: float) -> object:
+    """Poll ``expression`` in the page until it is truthy (``timeout`` in ms); its value.
+
+    Playwright's ``wait_for_function`` evaluates its predicate with ``eval`` inside the page, which the
+    apps' Content-Security-Policy (rightly) refuses; ``page.evaluate`` goes through the debugger
+    protocol, which the policy does not govern."""
+    import time
+
+    deadline = time.monotonic() + timeout / 1000
+    while True:
+        try:
+            value = page.evaluate(expression)
+        except Exception as exc:  # a navigation in between destroys the context: try again
+            if "context was destroyed" not in str(exc) and "navigat" not in str(exc):
+                raise
+            value = None
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{expression!r} not true within {timeout} ms")
+        time.sleep(0.05)
