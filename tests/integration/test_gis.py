@@ -209,6 +209,39 @@ def test_raw_registry_rows_need_the_registry_scope_and_are_audited(api, database
     assert audited == 1
 
 
+def test_a_personal_data_read_is_audited_with_its_query_parameters(api, database_url):
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        token = create_token(conn, "planner-query", ["registry:read"])
+    httpx.get(f"{api}/api/v1/gis/registry/residents", params={"district_code": "07202-002", "limit": 7},
+              headers={"Authorization": f"Bearer {token}"})
+    with psycopg.connect(database_url) as conn:
+        detail = conn.execute("select detail from core.audit_log where actor = 'planner-query'").fetchone()[0]
+    assert detail["query"] == {"district_code": "07202-002", "limit": "7"}
+
+
+def test_a_failed_token_attempt_is_audited_without_the_token(api, database_url):
+    attempt = "cty_guessed-" + "x" * 20
+    response = httpx.get(f"{api}/api/v1/gis/registry/residents", params={"district_code": "07202-001"},
+                         headers={"Authorization": f"Bearer {attempt}"})
+    assert response.status_code == 401
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute("select actor, detail::text, client_addr from core.audit_log "
+                            "where action = 'invalid_token' and detail->'query'->>'district_code' = '07202-001'"
+                            ).fetchall()
+    assert rows and rows[-1][0] == "anonymous" and rows[-1][2] == "127.0.0.1"
+    assert attempt not in rows[-1][1] and "token_hash_prefix" in rows[-1][1]
+
+
+def test_anonymous_callers_get_a_bounded_number_of_permutations(api):
+    anonymous = httpx.get(f"{api}/api/v1/gis/hotspots", params={"permutations": 9999, "days": 1})
+    assert anonymous.status_code == 400 and "API key" in anonymous.json()["detail"]
+    assert httpx.get(f"{api}/api/v1/gis/hotspots", params={"permutations": 999, "days": 1}).status_code == 200
+    key = httpx.post(f"{api}/api/v1/keys", json={"name": "analyst", "contact": "a@example.org"}).json()["api_key"]
+    keyed = httpx.get(f"{api}/api/v1/gis/hotspots", params={"permutations": 9999, "days": 1},
+                      headers={"X-API-Key": key}, timeout=120)
+    assert keyed.status_code == 200
+
+
 def test_bus_coverage_per_district(api):
     rows = {r["district_code"]: r for r in httpx.get(f"{api}/api/v1/gis/bus-coverage").json()["items"]}
     assert rows["07202-001"]["within_300m"] == 40
