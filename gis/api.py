@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import Response
 
 from cityos.platform.api.responses import respond, to_json
@@ -47,8 +47,15 @@ def bus_coverage(request: Request, as_of: date | None = None, format: Literal["j
 
 @router.get("/hotspots", summary="Accident-risk hotspots (GeoJSON) / 潜在的な事故危険箇所")
 def hotspots(request: Request, days: int = Query(365, ge=1, le=3650),
-             permutations: int = Query(999, ge=99, le=9999)) -> Response:
-    """H3 cells with harsh-brake counts, accidents, Gi* z-score and p-value, hot and latent flags."""
+             permutations: int = Query(999, ge=99, le=9999, description="Without an API key at most "
+                                       "CITYOS_ANONYMOUS_MAX_PERMUTATIONS (999)")) -> Response:
+    """H3 cells with harsh-brake counts, accidents, Gi* z-score and p-value, hot and latent flags.
+    The permutation test's cost grows with ``permutations``: callers without an API key get at most
+    ``CITYOS_ANONYMOUS_MAX_PERMUTATIONS``."""
+    most = request.app.state.settings.anonymous_max_permutations
+    if permutations > most and request.scope.get("state", {}).get("caller") != "key":
+        raise HTTPException(400, f"at most {most} permutations without an API key (X-API-Key); "
+                                 f"with one, up to 9999")
     from cityos.gis.analyses.hotspots import HARSH_BRAKE_MS2, cell_polygon
     from cityos.gis.analyses.hotspots import hotspots as compute
     from cityos.gis.sources import accident_points, vehicle_observations
@@ -88,7 +95,6 @@ def _geojson(rows: list[dict]) -> Response:
                        404: {"description": "Unknown layer"}})
 def export_layer(request: Request, layer: str, format: Literal["gpkg", "geojson"] = "gpkg") -> Response:
     """Public layers and analysis results (aggregated, small cells suppressed); never raw registry rows."""
-    from fastapi import HTTPException
 
     from cityos.gis.exports import EXPORTS, FORMATS, build, to_bytes
 

@@ -10,6 +10,7 @@ operators listed in :data:`CONFORMANCE` are accepted; anything else is a :class:
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -36,6 +37,13 @@ SPATIAL = {"s_intersects": "st_intersects", "s_within": "st_within", "s_contains
 GEOMETRY_TYPES = {"Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon",
                   "GeometryCollection"}
 MAX_FILTER_CHARS = 20_000
+#: Deepest nesting of parentheses and prefix operators (NOT, unary minus) a text filter may have. The
+#: ``cql2`` parser recurses once per level and overflows its stack (a segfault, not an error) somewhere
+#: above a thousand, so depth is counted here, without the library, before it sees the text.
+MAX_FILTER_DEPTH = 32
+#: The same bound for CQL2-JSON, counted in objects and arrays (each operator takes two: ``{"args": [``),
+#: with room for the deepest geometry literal (a MultiPolygon's coordinates).
+MAX_JSON_DEPTH = 2 * MAX_FILTER_DEPTH + 8
 
 
 class FilterError(ValueError):
@@ -54,6 +62,10 @@ def parse_filter(text: str, lang: str = "cql2-text") -> dict | bool:
     """The CQL2-JSON tree of ``text`` written in ``lang`` (``cql2-text`` or ``cql2-json``)."""
     if len(text) > MAX_FILTER_CHARS:
         raise FilterError(f"the filter is longer than {MAX_FILTER_CHARS} characters")
+    if lang == "cql2-json" and json_depth(text) > MAX_JSON_DEPTH:
+        raise FilterError(f"the filter nests objects and arrays deeper than {MAX_JSON_DEPTH} levels")
+    if lang == "cql2-text" and text_depth(text) > MAX_FILTER_DEPTH:
+        raise FilterError(f"the filter nests deeper than {MAX_FILTER_DEPTH} levels (parentheses and NOT)")
     try:
         if lang == "cql2-text":
             expr = cql2.parse_text(text)
@@ -66,6 +78,60 @@ def parse_filter(text: str, lang: str = "cql2-text") -> dict | bool:
             raise
         raise FilterError(f"cannot read the {lang} filter: {str(exc).strip()[:500]}") from None
     return expr.to_json()
+
+
+_TEXT_TOKENS = re.compile(r"""
+    '(?:[^']|'')*'?            # a string literal (unterminated at the end: the parser reports it)
+  | "(?:[^"]|"")*"?            # a quoted identifier
+  | -?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?  # a number, its sign attached (WKT coordinates)
+  | [A-Za-z_][\w:.]*            # a word: a keyword or a property
+  | \S                          # one other character: parentheses, operators, a detached minus
+""", re.VERBOSE)
+
+
+def text_depth(text: str) -> int:
+    """How deep a CQL2 text nests: parentheses and brackets, each with the prefix operators (``NOT``,
+    a detached ``-``) before it, plus a run of prefix operators before an operand. An upper bound of
+    the parse tree's depth, counted without parsing."""
+    stack: list[int] = []  # what each open parenthesis adds: itself and the prefix operators before it
+    depth = deepest = pending = 0
+    for match in _TEXT_TOKENS.finditer(text):
+        token = match.group()
+        if token in ("(", "["):
+            stack.append(pending + 1)
+            depth += pending + 1
+            pending = 0
+        elif token in (")", "]"):
+            depth -= stack.pop() if stack else 0
+            pending = 0
+        elif token == "-" or token.upper() == "NOT":
+            pending += 1
+        else:
+            pending = 0
+        deepest = max(deepest, depth + pending)
+    return deepest
+
+
+def json_depth(text: str) -> int:
+    """How deep JSON ``text`` nests objects and arrays (outside strings), counted without parsing it."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "{[":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "}]":
+            depth -= 1
+    return deepest
 
 
 class _Translator:

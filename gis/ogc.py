@@ -8,6 +8,7 @@ manner of tipg: one generic set of endpoints over a registry of collections
 from __future__ import annotations
 
 import json
+import math
 from datetime import datetime
 from urllib.parse import urlencode
 
@@ -35,8 +36,16 @@ def _json(body: object, media: str = "application/json") -> Response:
     return Response(json.dumps(body, ensure_ascii=False, default=str), media_type=media)
 
 
+def _root(request: Request) -> str:
+    """The configured base URL of the API (``CITYOS_PUBLIC_BASE_URL``, else its host and port).
+
+    Never the request's ``Host`` header: answers are cached and shared, and one forged header
+    would otherwise point every client's links elsewhere."""
+    return request.app.state.settings.api_url.rstrip("/")
+
+
 def _base(request: Request) -> str:
-    return str(request.base_url).rstrip("/") + "/ogc"
+    return _root(request) + "/ogc"
 
 
 def _collection(collection_id: str) -> Collection:
@@ -77,7 +86,7 @@ def landing(request: Request) -> Response:
         "title": "cityos OGC API - Features", "description": "Public layers of the city / 市の公開レイヤー",
         "links": [
             {"href": base, "rel": "self", "type": "application/json", "title": "this document"},
-            {"href": str(request.base_url) + "openapi.json", "rel": "service-desc",
+            {"href": _root(request) + "/openapi.json", "rel": "service-desc",
              "type": "application/vnd.oai.openapi+json;version=3.0", "title": "the API definition"},
             {"href": f"{base}/conformance", "rel": "conformance", "type": "application/json"},
             {"href": f"{base}/collections", "rel": "data", "type": "application/json"},
@@ -105,15 +114,23 @@ def collection(collection_id: str, request: Request) -> Response:
         return _json(_describe(_base(request), c, _extent(conn, c)))
 
 
+BBOX_FORMS = "minx,miny,maxx,maxy or minx,miny,minz,maxx,maxy,maxz (CRS84)"
+
+
 def _parse_bbox(bbox: str | None) -> list[float] | None:
+    """The 2D box of ``bbox``: four numbers, or six with heights (ignored: the layers are 2D)."""
     if bbox is None:
         return None
     try:
         values = [float(v) for v in bbox.split(",")]
     except ValueError as exc:
-        raise HTTPException(400, "bbox must be minx,miny,maxx,maxy") from exc
-    if len(values) != 4 or values[0] > values[2] or values[1] > values[3]:
-        raise HTTPException(400, "bbox must be minx,miny,maxx,maxy")
+        raise HTTPException(400, f"bbox must be {BBOX_FORMS}") from exc
+    if len(values) == 6:
+        if values[2] > values[5]:
+            raise HTTPException(400, f"bbox must be {BBOX_FORMS}")
+        values = [values[0], values[1], values[3], values[4]]
+    if len(values) != 4 or not all(map(math.isfinite, values)) or values[0] > values[2] or values[1] > values[3]:
+        raise HTTPException(400, f"bbox must be {BBOX_FORMS}")
     return values
 
 
@@ -184,8 +201,9 @@ def items(collection_id: str, request: Request, bbox: str | None = None,
           filter_lang: str = Query("cql2-text", alias="filter-lang", description="cql2-text or cql2-json"),
           filter_crs: str | None = Query(None, alias="filter-crs", description=f"Only {CRS84}"),
           limit: int = Query(100, ge=1, le=10_000), offset: int = Query(0, ge=0)) -> Response:
-    """Features of the collection, filtered by ``bbox`` (CRS84), ``datetime`` and a CQL2 ``filter``
-    over its queryables, paged by limit/offset."""
+    """Features of the collection, filtered by ``bbox`` (CRS84; features whose geometry meets the box),
+    ``datetime`` and a CQL2 ``filter`` over its queryables, paged by limit/offset (default 100, at most
+    10,000 a page)."""
     c = _collection(collection_id)
     box = _parse_bbox(bbox)
     start, end = _parse_datetime(datetime_)
@@ -195,7 +213,8 @@ def items(collection_id: str, request: Request, bbox: str | None = None,
         where.append(condition_of_filter.sql)
         params.update(condition_of_filter.params)
     if box:
-        where.append("geom && st_makeenvelope(%(x0)s, %(y0)s, %(x1)s, %(y1)s, 4326)")
+        # the geometry itself, not its bounding box (st_intersects still uses the index's && first)
+        where.append("st_intersects(geom, st_makeenvelope(%(x0)s, %(y0)s, %(x1)s, %(y1)s, 4326))")
         params.update(x0=box[0], y0=box[1], x1=box[2], y1=box[3])
     if (start or end) and c.datetime_column:
         if start:
@@ -221,7 +240,8 @@ def items(collection_id: str, request: Request, bbox: str | None = None,
     features = [_feature(c, r) for r in rows]
     base = f"{_base(request)}/collections/{c.id}/items"
     query = dict(request.query_params)
-    links = [{"href": str(request.url), "rel": "self", "type": GEOJSON}]
+    links = [{"href": f"{base}?{request.url.query}" if request.url.query else base, "rel": "self",
+              "type": GEOJSON}]
     if offset + len(features) < matched:
         query.update(offset=str(offset + limit), limit=str(limit))
         links.append({"href": f"{base}?{urlencode(query)}", "rel": "next",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import socket
@@ -75,17 +76,29 @@ def ingest(workers: int = typer.Option(2, "--workers", "-w", min=1, help="Worker
     for proc in procs:
         proc.start()
 
+    stopping = False
+
     def forward(signum, _frame):
+        nonlocal stopping
+        stopping = True
         for proc in procs:
-            if proc.pid:
+            if proc.pid and proc.is_alive():
                 os.kill(proc.pid, signal.SIGTERM)
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
+    # One dead worker stops the service (the others are told to stop): the supervisor that runs
+    # `cityos ingest` (the local runtime's, or the container's restart policy) starts it again whole.
+    multiprocessing.connection.wait([p.sentinel for p in procs])
+    if not stopping:
+        dead = [f"{p.name} (exit {p.exitcode})" for p in procs if not p.is_alive()]
+        typer.secho(f"ingest: {', '.join(dead)} stopped; stopping the other workers", fg="red", err=True)
+        forward(signal.SIGTERM, None)
+        stopping = False  # this is a failure, not a requested stop
     for proc in procs:
         proc.join()
     failed = [p.name for p in procs if p.exitcode not in (0, -signal.SIGTERM)]
-    if failed:
+    if failed or not stopping:
         raise typer.Exit(1)
 
 

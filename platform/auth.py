@@ -91,23 +91,46 @@ async def audit(database_url: str, principal: Principal | None, action: str, res
              action, resource, Jsonb(detail or {}), client_addr))
 
 
+def caller_address(request: Request) -> str | None:
+    """The caller's address as the access middleware resolved it (forwarded headers only from trusted
+    proxies), else the peer."""
+    return request.scope.get("state", {}).get("client_addr") or (request.client.host if request.client else None)
+
+
+def request_detail(request: Request, scope: str) -> dict:
+    """What the audit log keeps of a request: the scope used, the query parameters and path parameters
+    (which district, which subject, how many rows), never headers or bodies."""
+    detail: dict = {"scope": scope}
+    if request.query_params:
+        detail["query"] = {k: request.query_params.getlist(k) if len(request.query_params.getlist(k)) > 1 else v
+                           for k, v in request.query_params.items()}
+    if request.path_params:
+        detail["path"] = {k: str(v) for k, v in request.path_params.items()}
+    return detail
+
+
 def require_scope(scope: str):
-    """A FastAPI dependency: the caller must present a bearer token with ``scope``; audited."""
+    """A FastAPI dependency: the caller must present a bearer token with ``scope``; audited, with the
+    request's parameters, and so is every presented token that is unknown, expired or revoked."""
 
     async def dependency(request: Request,
                          credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Principal:
         if credentials is None:
             raise HTTPException(401, "a bearer token is required", headers={"WWW-Authenticate": "Bearer"})
         settings = request.app.state.settings
+        detail = request_detail(request, scope)
         principal = await lookup_token(settings.database_url, credentials.credentials)
         if principal is None:
+            # which token was tried is kept as a short hash prefix: enough to tell repeated attempts apart
+            await audit(settings.database_url, None, "invalid_token", request.url.path,
+                        {**detail, "token_hash_prefix": hash_token(credentials.credentials)[:12]},
+                        caller_address(request))
             raise HTTPException(401, "invalid or expired token", headers={"WWW-Authenticate": "Bearer"})
         if not principal.allows(scope):
-            await audit(settings.database_url, principal, "denied", request.url.path, {"scope": scope},
-                        request.client.host if request.client else None)
+            await audit(settings.database_url, principal, "denied", request.url.path, detail, caller_address(request))
             raise HTTPException(403, f"this token lacks the scope {scope!r}")
-        await audit(settings.database_url, principal, request.method, request.url.path, {"scope": scope},
-                    request.client.host if request.client else None)
+        await audit(settings.database_url, principal, request.method, request.url.path, detail,
+                    caller_address(request))
         return principal
 
     return dependency

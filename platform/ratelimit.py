@@ -40,9 +40,9 @@ class Limits:
 @dataclass
 class _Window:
     minute: int = 0
-    minute_count: int = 0
+    minute_count: float = 0
     day: int = 0
-    day_count: int = 0
+    day_count: float = 0
 
 
 @dataclass
@@ -51,8 +51,8 @@ class RateLimiter:
 
     windows: dict[str, _Window] = field(default_factory=dict)
 
-    def check(self, caller: str, limits: Limits, now: float | None = None) -> int | None:
-        """Count one request; None if allowed, else seconds until the caller may retry."""
+    def check(self, caller: str, limits: Limits, now: float | None = None, cost: float = 1.0) -> int | None:
+        """Count one request of weight ``cost``; None if allowed, else seconds until the caller may retry."""
         now = time.time() if now is None else now
         minute, day = int(now // 60), int(now // 86_400)
         w = self.windows.setdefault(caller, _Window(minute, 0, day, 0))
@@ -60,10 +60,35 @@ class RateLimiter:
             w.minute, w.minute_count = minute, 0
         if w.day != day:
             w.day, w.day_count = day, 0
-        if w.day_count >= limits.per_day:
+        if w.day_count + cost > limits.per_day + 1e-9:
             return int((day + 1) * 86_400 - now) + 1
-        if w.minute_count >= limits.per_minute:
+        if w.minute_count + cost > limits.per_minute + 1e-9:
             return int((minute + 1) * 60 - now) + 1
-        w.minute_count += 1
-        w.day_count += 1
+        w.minute_count += cost
+        w.day_count += cost
         return None
+
+
+@dataclass
+class ConnectionCap:
+    """Open long-lived connections (live feeds) per caller and in total."""
+
+    per_caller: int
+    total: int
+    open: dict[str, int] = field(default_factory=dict)
+
+    def acquire(self, caller: str) -> str | None:
+        """Take a slot for ``caller``; None if taken, else why not."""
+        if self.open.get(caller, 0) >= self.per_caller:
+            return f"at most {self.per_caller} live connections per address"
+        if sum(self.open.values()) >= self.total:
+            return "the live feeds are at capacity"
+        self.open[caller] = self.open.get(caller, 0) + 1
+        return None
+
+    def release(self, caller: str) -> None:
+        left = self.open.get(caller, 0) - 1
+        if left > 0:
+            self.open[caller] = left
+        else:
+            self.open.pop(caller, None)

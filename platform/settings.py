@@ -11,7 +11,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -37,7 +37,9 @@ class Settings(BaseSettings):
     mqtt_url: str = Field("", description="Broker URL for platform services, mqtt://user:pass@host:port.")
     api_host: str = Field("127.0.0.1", description="Address the API service binds to.")
     api_port: int = Field(8000, description="Port of the API service.")
-    public_base_url: str = Field("", description="Base URL under which the API is reachable (links, feeds).")
+    public_base_url: str = Field("", description="Base URL under which the API is reachable; every link the API "
+                                 "writes starts with it (never with a request's Host header). Empty: the API's "
+                                 "host and port.")
     pg_port: int = Field(55432, description="Port of the locally provisioned PostgreSQL.")
     mqtt_port: int = Field(1883, description="Port of the locally provisioned Mosquitto (plain MQTT).")
     mqtt_tls_port: int = Field(0, description="TLS listener port of the local broker (0 = off).")
@@ -55,6 +57,16 @@ class Settings(BaseSettings):
     k_anonymity: int = Field(10, ge=2, description="Smallest count published in any cell.")
     anonymous_rate_per_minute: int = Field(120, ge=1, description="Open-API requests per minute without a key.")
     anonymous_daily_quota: int = Field(10_000, ge=1, description="Open-API requests per day without a key.")
+    trusted_proxies: str = Field("", description="Addresses or CIDRs (comma-separated) of reverse proxies whose "
+                                 "X-Forwarded-For is believed; from anyone else the header is ignored.")
+    keys_per_address_per_day: int = Field(10, ge=1, description="API keys one address may mint a day.")
+    live_max_per_address: int = Field(4, ge=1, description="Open live-feed connections (SSE and WebSocket) per "
+                                      "address, per API process.")
+    live_max_total: int = Field(200, ge=1, description="Open live-feed connections in total, per API process.")
+    ogc_page_cost: float = Field(0.1, gt=0, le=1, description="What a further page of OGC items (offset > 0) counts "
+                                 "against the rate and quota, so paging clients read whole layers.")
+    anonymous_max_permutations: int = Field(999, ge=99, description="Most permutations of the hotspot analysis "
+                                            "for callers without an API key or token.")
     api_cache_s: float = Field(0, ge=0, le=300, description="Seconds anonymous open-data GETs are answered from "
                                "each API process's memory (0: off; production: 2).")
     basemap_tiles: str = Field("", description="Raster tile URL template of the apps' basemap (e.g. GSI: "
@@ -62,6 +74,14 @@ class Settings(BaseSettings):
     basemap_attribution: str = Field("", description="Attribution shown with the basemap (e.g. 地理院タイル).")
     retention_days_raw: int = Field(400, ge=1, description="Days of raw telemetry kept before drop_chunks.")
     maintenance_interval_s: int = Field(300, ge=5, description="Seconds between retention/roll-up runs.")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _valid_networks(cls, value: str) -> str:
+        from cityos.platform.api.clientaddr import parse_networks
+
+        parse_networks(value)  # a malformed entry stops start-up instead of trusting nothing silently
+        return value
 
     @property
     def api_url(self) -> str:

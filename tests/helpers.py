@@ -28,7 +28,7 @@ def api_server(env: dict[str, str], timeout: float = 30.0) -> Iterator[str]:
     full_env = {**os.environ, **env, "CITYOS_API_PORT": str(port), "CITYOS_LOG_JSON": "true"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "cityos.platform.api.app:create_app", "--factory",
-         "--host", "127.0.0.1", "--port", str(port), "--no-access-log"],
+         "--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--no-proxy-headers"],
         env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
@@ -119,3 +119,26 @@ def create_database(settings, name: str) -> str:
     url = _with_database(settings.database_url, name)
     migrate(url)
     return url
+
+
+def wait_js(page, expression: str, timeout: float) -> object:
+    """Poll ``expression`` in the page until it is truthy (``timeout`` in ms); its value.
+
+    Playwright's ``wait_for_function`` evaluates its predicate with ``eval`` inside the page, which the
+    apps' Content-Security-Policy (rightly) refuses; ``page.evaluate`` goes through the debugger
+    protocol, which the policy does not govern."""
+    import time
+
+    deadline = time.monotonic() + timeout / 1000
+    while True:
+        try:
+            value = page.evaluate(expression)
+        except Exception as exc:  # a navigation in between destroys the context: try again
+            if "context was destroyed" not in str(exc) and "navigat" not in str(exc):
+                raise
+            value = None
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{expression!r} not true within {timeout} ms")
+        time.sleep(0.05)

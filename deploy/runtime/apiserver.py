@@ -1,4 +1,7 @@
-"""The API service (uvicorn), started as a daemon with the connection settings of the stack."""
+"""The API service (uvicorn), started as a supervised daemon with the connection settings of the stack.
+
+The pid file holds the supervisor's pid (:mod:`cityos.deploy.runtime.supervise`): it restarts the API
+with backoff when it dies, and ``cityos status`` shows how often it did."""
 
 from __future__ import annotations
 
@@ -8,9 +11,10 @@ from pathlib import Path
 
 import httpx
 
-from cityos.deploy.runtime.component import ComponentStatus
+from cityos.deploy.runtime.component import ComponentStatus, supervisor_detail
 from cityos.deploy.runtime.process import read_pid, spawn, stop_pid, wait_until
 from cityos.deploy.runtime.state import StateDir
+from cityos.deploy.runtime.supervise import read_status, supervised
 from cityos.platform.settings import Settings
 
 
@@ -25,6 +29,7 @@ class ApiServer:
         self.state = state
         self.env = env
         self.pidfile = state.pidfile("api")
+        self.status_file = state.run / "api.supervisor.json"
         self.logfile = state.logs / "api.log"
 
     @property
@@ -41,8 +46,10 @@ class ApiServer:
         if read_pid(self.pidfile) is None:
             argv = [sys.executable, "-m", "uvicorn", "cityos.platform.api.app:create_app", "--factory",
                     "--host", self.settings.api_host, "--port", str(self.settings.api_port),
-                    "--no-access-log", "--timeout-graceful-shutdown", "10"]
-            spawn(argv, self.pidfile, self.logfile, env={**os.environ, **self.env})
+                    "--no-access-log", "--no-proxy-headers", "--timeout-graceful-shutdown", "10"]
+            self.status_file.unlink(missing_ok=True)
+            spawn(supervised(argv, self.name, self.status_file, grace_s=12), self.pidfile, self.logfile,
+                  env={**os.environ, **self.env})
         wait_until(self._healthy, 30, "the API service")
 
     def down(self) -> bool:
@@ -51,11 +58,13 @@ class ApiServer:
     def status(self) -> ComponentStatus:
         running = read_pid(self.pidfile) is not None
         st = ComponentStatus(self.name, "local" if running else "stopped", running, False, url=self.url)
+        if running and (supervisor := read_status(self.status_file)):
+            st.detail.update(supervisor_detail(supervisor))
         if running:
             try:
                 resp = httpx.get(f"{self.url}/readyz", timeout=5)
                 st.healthy = resp.status_code == 200
-                st.detail = resp.json().get("checks", {})
+                st.detail.update(resp.json().get("checks", {}))
             except httpx.HTTPError as exc:
                 st.detail["error"] = str(exc)
             st.version = _package_version()

@@ -40,3 +40,14 @@ class Component(Protocol):
 
     def log_path(self) -> Path | None:
         """The component's log file, if it writes one here."""
+
+
+def supervisor_detail(status: dict) -> dict[str, object]:
+    """The lines of a supervised service in ``cityos status``: its pid, restarts and last exit."""
+    detail: dict[str, object] = {"pid": status.get("pid"), "restarts": status.get("restarts", 0)}
+    if status.get("restarts"):
+        detail["last_exit"] = status.get("last_exit")
+        detail["last_restart_at"] = status.get("last_restart_at")
+    if status.get("state") not in ("running", None):
+        detail["supervisor"] = status["state"]
+    return detail

@@ -1,4 +1,7 @@
-"""The MQTT ingest workers (``cityos ingest --workers N``), run as one daemon by the local runtime."""
+"""The MQTT ingest workers (``cityos ingest --workers N``), run as one supervised daemon by the local runtime.
+
+``cityos ingest`` exits when one of its workers dies; the supervisor
+(:mod:`cityos.deploy.runtime.supervise`) then starts it again with backoff."""
 
 from __future__ import annotations
 
@@ -6,9 +9,10 @@ import os
 import sys
 from pathlib import Path
 
-from cityos.deploy.runtime.component import ComponentStatus
+from cityos.deploy.runtime.component import ComponentStatus, supervisor_detail
 from cityos.deploy.runtime.process import read_pid, spawn, stop_pid
 from cityos.deploy.runtime.state import StateDir
+from cityos.deploy.runtime.supervise import read_status, supervised
 
 
 class IngestService:
@@ -22,20 +26,27 @@ class IngestService:
         self.env = env
         self.workers = workers
         self.pidfile = state.pidfile("ingest")
+        self.status_file = state.run / "ingest.supervisor.json"
         self.logfile = state.logs / "ingest.log"
 
     def up(self) -> None:
         if read_pid(self.pidfile) is None:
             argv = [sys.executable, "-m", "cityos.platform.cli", "ingest", "--workers", str(self.workers)]
-            spawn(argv, self.pidfile, self.logfile, env={**os.environ, **self.env})
+            self.status_file.unlink(missing_ok=True)
+            spawn(supervised(argv, self.name, self.status_file, grace_s=25), self.pidfile, self.logfile,
+                  env={**os.environ, **self.env})
 
     def down(self) -> bool:
         return stop_pid(self.pidfile, timeout=30)
 
     def status(self) -> ComponentStatus:
         running = read_pid(self.pidfile) is not None
-        return ComponentStatus(self.name, "local" if running else "stopped", running, running,
-                               detail={"workers": self.workers})
+        detail: dict[str, object] = {"workers": self.workers}
+        supervisor = read_status(self.status_file) if running else None
+        if supervisor:
+            detail.update(supervisor_detail(supervisor))
+        healthy = running and (supervisor is None or supervisor.get("state") == "running")
+        return ComponentStatus(self.name, "local" if running else "stopped", running, healthy, detail=detail)
 
     def log_path(self) -> Path | None:
         return self.logfile

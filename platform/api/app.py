@@ -18,6 +18,7 @@ from cityos.platform.api.access import AccessMiddleware
 from cityos.platform.api.apps import mount_apps
 from cityos.platform.api.live import start_live_feed
 from cityos.platform.api.microcache import MicroCache
+from cityos.platform.api.security import SecurityHeaders, mount_docs
 from cityos.platform.logs import configure_logging
 from cityos.platform.metrics import enable_multiprocess, metrics_dir
 from cityos.platform.settings import Settings, get_settings
@@ -83,6 +84,7 @@ def create_app(settings: Settings | None = None, *, maintenance: bool = True) ->
         version="1",
         summary="City as Platform: telemetry, GIS layers and open data of the city",
         lifespan=lifespan,
+        docs_url=None, redoc_url=None, swagger_ui_oauth2_redirect_url=None,  # /docs with its CSP: mount_docs
     )
     app.state.settings = settings
     # Open data may be read from any web page; writes need a token, not a cookie, so this is safe.
@@ -91,9 +93,12 @@ def create_app(settings: Settings | None = None, *, maintenance: bool = True) ->
     app.add_middleware(MicroCache, ttl=settings.api_cache_s)  # inside the access middleware: requests still count
     app.add_middleware(AccessMiddleware, settings=settings)
     app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "HEAD", "OPTIONS"],
-                       allow_headers=["Authorization", "If-None-Match"], expose_headers=["ETag", "Retry-After"])
+                       allow_headers=["Authorization", "If-None-Match", "X-API-Key"],
+                       expose_headers=["ETag", "Retry-After"])
+    app.add_middleware(SecurityHeaders, basemap_tiles=settings.basemap_tiles)  # outermost: on every answer
     for spec in ROUTERS:
         app.include_router(_load(spec))
+    mount_docs(app)
     mount_apps(app)
     app.add_exception_handler(psycopg.DataError, _invalid_text)
     app.add_exception_handler(UnicodeEncodeError, _invalid_text)

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import threading
@@ -121,17 +122,31 @@ def _sse(events: AsyncIterator, request: Request) -> StreamingResponse:
 
 
 async def _websocket(websocket: WebSocket, events: AsyncIterator) -> None:
+    """Send ``events`` until the client goes; its leaving is noticed at once (not at the next event, which
+    may be an hour away), so its slot under the live-connection cap is freed at once."""
     await websocket.accept()
-    try:
+
+    async def pump() -> None:
         async for item in events:
             if item is None:
                 await websocket.send_json({"event": "keep-alive"})
                 continue
             name, data = item
             await websocket.send_json({"event": name, "data": data})
-    except WebSocketDisconnect:
-        pass
+
+    async def until_disconnect() -> None:
+        while (await websocket.receive())["type"] != "websocket.disconnect":
+            pass
+
+    tasks = [asyncio.create_task(pump()), asyncio.create_task(until_disconnect())]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
+                await task
         await events.aclose()
 
 

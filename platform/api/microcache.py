@@ -20,6 +20,19 @@ MAX_ENTRIES = 512
 MAX_BODY = 8 * 1024 * 1024
 
 
+#: Request headers an answer may depend on, beside the path and query (which carries ``format``).
+#: Links never come from ``Host`` or forwarded headers (they use the configured base URL), so those
+#: are not here; a route that starts reading another header must add it.
+VARY = (b"accept",)
+
+
+def cache_key(scope, headers: dict[bytes, bytes]) -> tuple[str, bytes]:
+    """What identifies an answer: path, query, whether it may be gzipped, and the headers in ``VARY``."""
+    gzip = b"gzip" in headers.get(b"accept-encoding", b"")
+    varying = b"".join(b"#" + headers.get(name, b"") for name in VARY)
+    return scope["path"], scope["query_string"] + (b"#gzip" if gzip else b"#plain") + varying
+
+
 class MicroCache:
     """Pure ASGI middleware (streams are not cached: only complete 200 answers up to ``MAX_BODY``)."""
 
@@ -45,8 +58,7 @@ class MicroCache:
         headers = dict(scope["headers"])
         if b"authorization" in headers:
             return await self.app(scope, receive, send)
-        gzip = b"gzip" in headers.get(b"accept-encoding", b"")
-        key = (scope["path"], scope["query_string"] + (b"#gzip" if gzip else b""))
+        key = cache_key(scope, headers)
         entry = self.entries.get(key)
         if entry and entry[0] > time.monotonic():
             return await self._serve(entry, headers, send)

@@ -112,7 +112,8 @@ def main() -> None:
                "CITYOS_LOG_LEVEL": "WARNING", "CITYOS_API_CACHE_S": str(cache_s)}
         server = subprocess.Popen([sys.executable, "-m", "uvicorn", "cityos.platform.api.app:create_app",
                                    "--factory", "--host", "127.0.0.1", "--port", str(port), "--workers",
-                                   str(args.workers), "--no-access-log", "--log-level", "warning"], env=env)
+                                   str(args.workers), "--no-access-log", "--no-proxy-headers", "--log-level",
+                                   "warning"], env=env)
         base = f"http://127.0.0.1:{port}"
         try:
             wait_for(lambda b=base: _up(b), 30)

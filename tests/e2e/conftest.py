@@ -55,7 +55,12 @@ def page(browser, request, tmp_path):
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.errors = errors
+    # Every page runs under the API's Content-Security-Policy: a refused script, worker, style, tile or
+    # connection is logged by Chromium and fails the test that loaded the page.
+    violations: list[str] = []
+    page.on("console", lambda msg: violations.append(msg.text) if "Content Security Policy" in msg.text else None)
     yield page
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"))
     context.close()
+    assert violations == [], "the page broke the Content-Security-Policy"

@@ -10,11 +10,12 @@ import psycopg
 from publisher import publish_once
 
 from cityos.ingest.devices import add_device
+from helpers import wait_js
 
 
 def test_hydrant_map_lists_the_nearest_ten_facilities(page, city_api):
     page.goto(f"{city_api}/apps/hydrants/")
-    page.wait_for_function("window.__hydrantsRendered === 10", timeout=30_000)
+    wait_js(page, "window.__hydrantsRendered === 10", timeout=30_000)
     items = page.locator("li.hydrant")
     assert items.count() == 10
     assert " m " in items.first.inner_text()
@@ -23,7 +24,7 @@ def test_hydrant_map_lists_the_nearest_ten_facilities(page, city_api):
 
 def test_hydrant_type_filter_shows_only_tanks(page, city_api):
     page.goto(f"{city_api}/apps/hydrants/")
-    page.wait_for_function("window.__hydrantsRendered === 10", timeout=30_000)
+    wait_js(page, "window.__hydrantsRendered === 10", timeout=30_000)
     page.select_option("#kind", "防火水槽")
     texts = page.locator("li.hydrant").all_inner_texts()
     assert texts and all(t.startswith("防火水槽") for t in texts)
@@ -38,14 +39,14 @@ def test_hydrant_map_switches_to_english(page, city_api):
 
 def test_hydrant_map_reloads_offline_after_the_first_visit(page, city_api):
     page.goto(f"{city_api}/apps/hydrants/")
-    page.wait_for_function("window.__hydrantsRendered === 10", timeout=30_000)
-    page.wait_for_function("navigator.serviceWorker.controller !== null || "
+    wait_js(page, "window.__hydrantsRendered === 10", timeout=30_000)
+    wait_js(page, "navigator.serviceWorker.controller !== null || "
                            "navigator.serviceWorker.ready.then(() => true)", timeout=10_000)
     page.reload()  # now controlled by the service worker, which stores what it fetches
-    page.wait_for_function("window.__hydrantsRendered === 10", timeout=30_000)
+    wait_js(page, "window.__hydrantsRendered === 10", timeout=30_000)
     page.context.set_offline(True)
     page.reload()
-    page.wait_for_function("window.__hydrantsRendered === 10", timeout=30_000)
+    wait_js(page, "window.__hydrantsRendered === 10", timeout=30_000)
     assert page.locator("li.hydrant").count() == 10
 
 
@@ -55,12 +56,12 @@ def test_snowplow_marker_moves_within_a_second_of_the_message(page, city_api, da
         add_device(conn, "plow-e2e", "vehicle", kind="snowplow", public=True)
     time.sleep(11)  # the live feed refreshes its list of public snowplows every 10 s
     page.goto(f"{city_api}/apps/snowplows/")
-    page.wait_for_function("window.__liveReady === true", timeout=30_000)
+    wait_js(page, "window.__liveReady === true", timeout=30_000)
     reading = {"t": datetime.now(UTC).isoformat(), "lat": 37.5011, "lon": 139.9333, "speed_kmh": 21.0,
                "blade_down": True}
     sent = time.perf_counter()
     assert publish_once(test_broker.url, "cityos/v1/vehicle/plow-e2e/readings", json.dumps(reading))[0]
-    page.wait_for_function("window.__positions.get('plow-e2e')?.lat === 37.5011", timeout=5_000)
+    wait_js(page, "window.__positions.get('plow-e2e')?.lat === 37.5011", timeout=5_000)
     latency = time.perf_counter() - sent
     print(f"\nsnowplow marker latency, publish to browser: {latency * 1000:.0f} ms")
     assert latency < 1.0
@@ -83,7 +84,7 @@ def test_energy_dashboard_shows_my_home_beside_my_district(page, city_api, datab
     page.goto(f"{city_api}/apps/energy/")
     page.fill("#token", token)
     page.click("#signin button")
-    page.wait_for_function("Array.isArray(window.__myHours)", timeout=20_000)
+    wait_js(page, "Array.isArray(window.__myHours)", timeout=20_000)
     hours = page.evaluate("window.__myHours")
     assert len(hours) == 24
     assert {h["my_w"] for h in hours if h["my_w"] is not None} == {300.0}
@@ -95,13 +96,13 @@ def test_energy_dashboard_refuses_a_wrong_token(page, city_api):
     page.goto(f"{city_api}/apps/energy/")
     page.fill("#token", "cty_wrong")
     page.click("#signin button")
-    page.wait_for_function("document.getElementById('status').textContent.length > 0", timeout=10_000)
+    wait_js(page, "document.getElementById('status').textContent.length > 0", timeout=10_000)
     assert "無効" in page.inner_text("#status")
 
 
 def test_staff_map_draws_every_analysis_layer_with_a_legend(page, city_api):
     page.goto(f"{city_api}/apps/staff/")
-    page.wait_for_function("window.__staffLayers.length === 4", timeout=60_000)
+    wait_js(page, "window.__staffLayers.length === 4", timeout=60_000)
     assert page.locator("#legend li").count() == 12  # 4 age-share classes, 4 coverage, 2 hotspot kinds, 2 roads
     assert page.locator("#toggles input[type=checkbox]").count() == 4
     assert page.errors == []

@@ -65,6 +65,15 @@ def api(city, database_url, test_broker, tmp_path_factory):
         yield base
 
 
+@pytest.fixture(scope="module")
+def cached_api(city, database_url, test_broker, tmp_path_factory):
+    """The API with the production micro-cache on (answers shared between clients for 30 s)."""
+    env = {"CITYOS_DATABASE_URL": database_url, "CITYOS_MQTT_URL": test_broker.url, "CITYOS_API_CACHE_S": "30",
+           "CITYOS_HOME": str(tmp_path_factory.mktemp("gis-cached"))}
+    with api_server(env) as base:
+        yield base
+
+
 def test_fire_water_loader_repairs_swapped_coordinates_and_refuses_blank_ones(city):
     assert city.loaded == 3
     assert [r["line"] for r in city.repaired] == [3]
@@ -97,6 +106,24 @@ def test_items_filter_by_bbox_and_page_with_next_links(api):
     assert sorted(f["id"] for f in boxed.json()["features"]) == ["S0", "S1"]
 
 
+def test_bbox_accepts_the_six_number_form_with_heights(api):
+    assert _ids(api, "bus_stops", bbox="139.9195,37.49,-10,139.9215,37.50,500") == ["S0", "S1"]
+
+
+def test_bbox_tests_the_geometry_not_its_bounding_box(api, database_url):
+    """A triangle whose bounding box meets the query box while the triangle itself does not."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("insert into gis.districts (code, name_ja, name_en, area_m2, geom) values ('07202-099', '三角',"
+                     " 'Triangle', 1, st_multi(st_geomfromtext('POLYGON((139.96 37.49, 139.98 37.49, 139.96 37.51,"
+                     " 139.96 37.49))', 4326)))")
+        try:
+            corner = _ids(api, "districts", bbox="139.975,37.505,139.98,37.51")
+            inside = _ids(api, "districts", bbox="139.961,37.491,139.962,37.492")
+        finally:
+            conn.execute("delete from gis.districts where code = '07202-099'")
+    assert corner == [] and inside == ["07202-099"]
+
+
 def _ids(api: str, collection: str, **params) -> list[str]:
     response = httpx.get(f"{api}/ogc/collections/{collection}/items", params=params)
     assert response.status_code == 200, response.text
@@ -127,6 +154,18 @@ def test_a_filter_that_cannot_be_served_is_a_client_error(api, bad):
     response = httpx.get(f"{api}/ogc/collections/fire_water/items", params={"filter": bad})
     assert response.status_code == 400, response.text
     assert response.json()["detail"]
+
+
+@pytest.mark.parametrize(("text", "lang"), [
+    ("NOT (" * 1100 + "kind = 'x'" + ")" * 1100, "cql2-text"),
+    ("(" * 2000 + "kind = 'x'" + ")" * 2000, "cql2-text"),
+    ('{"op": "not", "args": [' * 600 + '{"op": "=", "args": [{"property": "kind"}, "x"]}' + "]}" * 600, "cql2-json"),
+])
+def test_a_deeply_nested_filter_gets_400_and_the_api_stays_up(api, text, lang):
+    response = httpx.get(f"{api}/ogc/collections/fire_water/items", params={"filter": text, "filter-lang": lang})
+    assert response.status_code == 400, response.text
+    assert "nests" in response.json()["detail"]
+    assert httpx.get(f"{api}/healthz").status_code == 200
 
 
 def test_queryables_describe_the_filterable_properties(api):
@@ -168,6 +207,39 @@ def test_raw_registry_rows_need_the_registry_scope_and_are_audited(api, database
         audited = conn.execute("select count(*) from core.audit_log where actor = 'planner-1' "
                                "and resource = '/api/v1/gis/registry/residents'").fetchone()[0]
     assert audited == 1
+
+
+def test_a_personal_data_read_is_audited_with_its_query_parameters(api, database_url):
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        token = create_token(conn, "planner-query", ["registry:read"])
+    httpx.get(f"{api}/api/v1/gis/registry/residents", params={"district_code": "07202-002", "limit": 7},
+              headers={"Authorization": f"Bearer {token}"})
+    with psycopg.connect(database_url) as conn:
+        detail = conn.execute("select detail from core.audit_log where actor = 'planner-query'").fetchone()[0]
+    assert detail["query"] == {"district_code": "07202-002", "limit": "7"}
+
+
+def test_a_failed_token_attempt_is_audited_without_the_token(api, database_url):
+    attempt = "cty_guessed-" + "x" * 20
+    response = httpx.get(f"{api}/api/v1/gis/registry/residents", params={"district_code": "07202-001"},
+                         headers={"Authorization": f"Bearer {attempt}"})
+    assert response.status_code == 401
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute("select actor, detail::text, client_addr from core.audit_log "
+                            "where action = 'invalid_token' and detail->'query'->>'district_code' = '07202-001'"
+                            ).fetchall()
+    assert rows and rows[-1][0] == "anonymous" and rows[-1][2] == "127.0.0.1"
+    assert attempt not in rows[-1][1] and "token_hash_prefix" in rows[-1][1]
+
+
+def test_anonymous_callers_get_a_bounded_number_of_permutations(api):
+    anonymous = httpx.get(f"{api}/api/v1/gis/hotspots", params={"permutations": 9999, "days": 1})
+    assert anonymous.status_code == 400 and "API key" in anonymous.json()["detail"]
+    assert httpx.get(f"{api}/api/v1/gis/hotspots", params={"permutations": 999, "days": 1}).status_code == 200
+    key = httpx.post(f"{api}/api/v1/keys", json={"name": "analyst", "contact": "a@example.org"}).json()["api_key"]
+    keyed = httpx.get(f"{api}/api/v1/gis/hotspots", params={"permutations": 9999, "days": 1},
+                      headers={"X-API-Key": key}, timeout=120)
+    assert keyed.status_code == 200
 
 
 def test_bus_coverage_per_district(api):
@@ -218,3 +290,13 @@ def test_qgis_reads_a_collection_through_its_oapif_provider(api, database_url):
         stops = conn.execute("select count(*) from gis.bus_stops").fetchone()[0]
     assert result == {"valid": True, "features": stops, "fields": ["id", "stop_id", "name", "boardings_per_day"],
                       "crs": "EPSG:4326", "error": ""}
+
+
+@pytest.mark.parametrize("path", ["/ogc/collections/bus_stops/items?limit=10", "/ogc/collections", "/ogc"])
+def test_a_forged_host_header_points_no_link_elsewhere_for_anyone(cached_api, path):
+    forged = httpx.get(cached_api + path, headers={"Host": "evil.example", "X-Forwarded-Host": "evil.example"})
+    honest = httpx.get(cached_api + path)  # within the cache window: possibly the forged request's answer
+    for body in (forged.text, honest.text):
+        assert "evil.example" not in body
+    hrefs = [link["href"] for link in honest.json()["links"]]
+    assert hrefs and all(h.startswith(cached_api + "/") for h in hrefs)

@@ -121,3 +121,11 @@ def test_unchanged_response_answers_304_to_its_etag(api):
 def test_cors_allows_any_origin_to_read(api):
     resp = httpx.get(f"{api}/api/v1/sensors", headers={"Origin": "https://example.org"})
     assert resp.headers["access-control-allow-origin"] == "*"
+
+
+def test_cors_lets_browsers_send_the_api_key_header(api):
+    preflight = httpx.options(f"{api}/api/v1/sensors", headers={
+        "Origin": "https://example.org", "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "x-api-key"})
+    assert preflight.status_code == 200
+    assert "x-api-key" in preflight.headers["access-control-allow-headers"].lower()

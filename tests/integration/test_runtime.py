@@ -89,3 +89,69 @@ def test_local_secrets_are_private(stack):
     _local_only(stack)
     for path in (stack.state.secrets_file, stack.state.local_env, stack.broker.folder / "passwd"):
         assert path.stat().st_mode & 0o077 == 0, path
+
+
+def test_a_killed_api_is_restarted_by_its_supervisor_and_status_shows_the_restart(database_url, test_broker,
+                                                                                 tmp_path):
+    """``kill -9`` of the API started by the runtime (own state folder, free port, the test database)."""
+    import json
+    import signal
+
+    from cityos.deploy.runtime.apiserver import ApiServer
+    from cityos.deploy.runtime.state import state_for
+    from cityos.deploy.runtime.supervise import read_status
+    from cityos.platform.settings import load_settings
+    from helpers import free_port
+
+    home, port = tmp_path / "home", free_port()
+    env = {"CITYOS_HOME": str(home), "CITYOS_API_PORT": str(port), "CITYOS_DATABASE_URL": database_url,
+           "CITYOS_MQTT_URL": test_broker.url, "CITYOS_CKAN_PORT": str(free_port())}
+    settings = load_settings(home=home, api_port=port)
+    api = ApiServer(settings, state_for(settings), env)
+    api.up()
+    try:
+        first = read_status(api.status_file)["pid"]
+        os.kill(first, signal.SIGKILL)
+        started = time.monotonic()
+        wait_for(lambda: (read_status(api.status_file) or {}).get("pid") not in (None, first)
+                 and api._healthy(), timeout=15)
+        assert time.monotonic() - started < 10
+        result = subprocess.run([*CLI, "status", "--json"], capture_output=True, text=True, check=False,
+                                env={**os.environ, **env}, timeout=60)
+        row = next(r for r in json.loads(result.stdout) if r["name"] == "api")
+        assert row["healthy"] is True
+        assert row["detail"]["restarts"] == 1
+        assert row["detail"]["last_exit"] == -signal.SIGKILL
+    finally:
+        assert api.down()
+    assert not api._healthy()
+
+
+def test_a_killed_ingest_worker_brings_the_ingest_service_back_whole(database_url, test_broker, tmp_path):
+    """One worker of ``cityos ingest`` killed: the service stops the others and its supervisor restarts it."""
+    import signal
+    from pathlib import Path
+
+    from cityos.deploy.runtime.ingestservice import IngestService
+    from cityos.deploy.runtime.state import StateDir
+    from cityos.deploy.runtime.supervise import read_status
+
+    def children(pid: int) -> list[int]:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+    state = StateDir(tmp_path / "home")
+    state.ensure()
+    ingest = IngestService(state, {"CITYOS_HOME": str(state.home), "CITYOS_DATABASE_URL": database_url,
+                                   "CITYOS_MQTT_URL": test_broker.url}, workers=2)
+    ingest.up()
+    try:
+        first = wait_for(lambda: (read_status(ingest.status_file) or {}).get("pid"), timeout=10)
+        workers = wait_for(lambda: [c for c in children(first)
+                                    if "spawn_main" in Path(f"/proc/{c}/cmdline").read_text()], timeout=30)
+        os.kill(workers[0], signal.SIGKILL)
+        status = wait_for(lambda: (s := read_status(ingest.status_file)) and s["restarts"] == 1
+                          and s["state"] == "running" and s["pid"] != first and s, timeout=20)
+        assert status["last_exit"] == 1
+        assert ingest.status().healthy and ingest.status().detail["restarts"] == 1
+    finally:
+        assert ingest.down()

@@ -48,3 +48,22 @@ def test_gateway_install_pulls_no_gis_stack_or_web_framework():
 def test_no_top_level_folder_is_a_package():
     for folder in ("platform", "ingest", "gis", "opendata", "apps", "deploy"):
         assert not (REPO / folder / "__init__.py").exists(), folder
+
+
+def test_every_long_running_service_restarts_after_a_crash():
+    services = _compose()["services"]
+    for name, service in services.items():
+        if name != "migrate":  # a one-shot job
+            assert service.get("restart") in ("unless-stopped", "always"), name
+
+
+def test_the_api_container_has_a_healthcheck_on_healthz():
+    check = _compose()["services"]["api"]["healthcheck"]
+    assert "/healthz" in " ".join(check["test"])
+
+
+def test_uvicorn_never_rewrites_the_client_address_from_forwarded_headers():
+    """The app decides whom to believe (CITYOS_TRUSTED_PROXIES); uvicorn's own handling trusts 127.0.0.1."""
+
+    assert "--no-proxy-headers" in _compose()["services"]["api"]["command"]
+    assert '"--no-proxy-headers"' in (REPO / "deploy/runtime/apiserver.py").read_text()

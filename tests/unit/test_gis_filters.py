@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cityos.gis.filters import FilterError, parse_filter, to_condition
+from cityos.gis.filters import MAX_FILTER_DEPTH, FilterError, parse_filter, to_condition
 
 QUERYABLES = {"kind", "diameter", "note", "occurred_at", "name"}
 
@@ -102,3 +102,45 @@ def test_a_filter_becomes_sql_over_queryables_and_parameters_only_or_is_refused(
     assert sorted(placeholders) == sorted(result.params)
     words = re.sub(r"%\(cql\d+\)s|[(),]", " ", result.sql).split()
     assert set(words) <= _SQL_WORDS
+
+
+#: The reviewer's crash inputs: each segfaulted the ``cql2`` parser (and with it the API process).
+CRASHES = [
+    ("NOT (" * 1100 + "kind = 'x'" + ")" * 1100, "cql2-text"),
+    ("(" * 2000 + "kind = 'x'" + ")" * 2000, "cql2-text"),
+    ("NOT " * 4000 + "kind = 'x'", "cql2-text"),
+    ("diameter = " + "-" * 6000 + "5", "cql2-text"),
+    ('{"op": "not", "args": [' * 600 + '{"op": "=", "args": [{"property": "kind"}, "x"]}' + "]}" * 600,
+     "cql2-json"),
+]
+
+
+@pytest.mark.parametrize(("text", "lang"), CRASHES)
+def test_a_deeply_nested_filter_is_refused_before_the_parser_sees_it(text, lang):
+    with pytest.raises(FilterError, match="nests"):
+        parse_filter(text, lang)
+
+
+def test_parentheses_inside_string_literals_do_not_count_as_nesting():
+    assert condition("kind = '" + "(" * 100 + "'").params == {"cql0": "(" * 100}
+
+
+def test_negative_coordinates_of_a_geometry_are_numbers_not_nesting():
+    ring = ", ".join(f"-{70 + i % 3} -{40 + i % 2}" for i in range(200)) + ", -70 -40"
+    assert condition(f"S_INTERSECTS(geom, POLYGON((-70 -40, {ring})))").sql.startswith("st_intersects")
+
+
+_wrappers = st.lists(st.sampled_from(["NOT (", "(", "NOT ", "NOT NOT ("]), min_size=1, max_size=60)
+
+
+@given(_wrappers)
+def test_nesting_is_never_undercounted(wrappers):
+    text = "kind = 'x'"
+    for wrapper in wrappers:
+        text = wrapper + text + ")" * wrapper.count("(")
+    real = sum(wrapper.count("(") + wrapper.count("NOT") for wrapper in wrappers)
+    if real > MAX_FILTER_DEPTH:
+        with pytest.raises(FilterError, match="nests"):
+            parse_filter(text)
+    else:
+        assert condition(text).sql.count("not") == sum(wrapper.count("NOT") for wrapper in wrappers)

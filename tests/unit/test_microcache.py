@@ -72,3 +72,18 @@ def test_concurrent_misses_compute_the_answer_once():
 
     assert run_async(burst()) == [{"n": 1}] * 20
     assert len(calls) == 1
+
+
+def test_answers_for_different_accept_or_encoding_are_kept_apart():
+    client, calls = _client(ttl=60)
+    client.get("/api/v1/sensors/latest", headers={"Accept": "application/json", "Accept-Encoding": "gzip"})
+    client.get("/api/v1/sensors/latest", headers={"Accept": "text/csv", "Accept-Encoding": "gzip"})
+    client.get("/api/v1/sensors/latest", headers={"Accept": "text/csv", "Accept-Encoding": "identity"})
+    assert len(calls) == 3
+
+
+def test_the_host_header_does_not_split_the_cache():
+    client, calls = _client(ttl=60)
+    client.get("/api/v1/sensors/latest", headers={"Host": "evil.example"})
+    client.get("/api/v1/sensors/latest")
+    assert len(calls) == 1

@@ -24,3 +24,22 @@ def test_callers_are_counted_separately():
     limits = Limits(per_minute=1, per_day=10)
     assert limiter.check("a", limits, now=0.0) is None
     assert limiter.check("b", limits, now=0.0) is None
+
+
+def test_a_cheaper_request_counts_its_weight():
+    limiter = RateLimiter()
+    limits = Limits(per_minute=2, per_day=100)
+    assert [limiter.check("a", limits, now=0.0, cost=0.1) for _ in range(20)] == [None] * 20
+    assert limiter.check("a", limits, now=0.0, cost=0.1) is not None
+
+
+def test_live_connections_are_capped_per_caller_and_in_total():
+    from cityos.platform.ratelimit import ConnectionCap
+
+    cap = ConnectionCap(per_caller=2, total=3)
+    assert [cap.acquire("a"), cap.acquire("a")] == [None, None]
+    assert "per address" in cap.acquire("a")
+    assert cap.acquire("b") is None
+    assert "capacity" in cap.acquire("c")
+    cap.release("a")
+    assert cap.acquire("c") is None

@@ -1,0 +1,94 @@
+"""Security headers on every answer, and a Content-Security-Policy for the HTML pages (apps and /docs).
+
+- Every response: ``X-Content-Type-Options: nosniff``, ``X-Frame-Options: DENY``,
+  ``Referrer-Policy: strict-origin-when-cross-origin``; API answers (not HTML) also get the strictest
+  policy, ``default-src 'none'; frame-ancestors 'none'`` (a JSON body opened as a page runs nothing).
+- The living-lab apps: scripts only from the platform itself (MapLibre is bundled, no CDN), its web
+  workers from ``blob:`` (how MapLibre starts them), inline ``style`` attributes, basemap tiles from the
+  configured ``CITYOS_BASEMAP_TILES`` origin, and no framing.
+- ``/docs`` (Swagger UI, from jsDelivr as FastAPI serves it): scripts from jsDelivr plus the one inline
+  start-up script, allowed by its hash (see :func:`docs_page`).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from urllib.parse import urlsplit
+
+from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+
+COMMON = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
+          (b"referrer-policy", b"strict-origin-when-cross-origin")]
+API_POLICY = "default-src 'none'; frame-ancestors 'none'"
+SWAGGER_CDN = "https://cdn.jsdelivr.net"
+_INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.DOTALL)
+
+
+def apps_policy(basemap_tiles: str = "") -> str:
+    """The CSP of the apps; the basemap's origin (if any) may serve images and be fetched."""
+    tiles = ""
+    if basemap_tiles:
+        parts = urlsplit(basemap_tiles.replace("{", "").replace("}", ""))
+        if parts.scheme in ("http", "https") and parts.netloc:
+            tiles = f" {parts.scheme}://{parts.netloc}"
+    return ("default-src 'self'; script-src 'self'; worker-src 'self' blob:; child-src 'self' blob:; "
+            f"style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:{tiles}; connect-src 'self'{tiles}; "
+            "font-src 'self' data:; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
+
+
+def script_hashes(html: str) -> list[str]:
+    """CSP sources (``'sha256-...'``) of the inline scripts of ``html``."""
+    return [f"'sha256-{base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()}'"
+            for body in _INLINE_SCRIPT.findall(html)]
+
+
+def docs_page(app: FastAPI) -> tuple[str, str]:
+    """Swagger UI's page for ``app`` and its CSP (built once: the page never varies)."""
+    html = get_swagger_ui_html(openapi_url=app.openapi_url or "/openapi.json", title=f"{app.title} - docs"
+                               ).body.decode()
+    policy = (f"default-src 'none'; script-src {SWAGGER_CDN} {' '.join(script_hashes(html))}; "
+              f"style-src {SWAGGER_CDN} 'unsafe-inline'; img-src 'self' data: {SWAGGER_CDN} "
+              "https://fastapi.tiangolo.com; connect-src 'self'; base-uri 'none'; form-action 'self'; "
+              "frame-ancestors 'none'")
+    return html, policy
+
+
+def mount_docs(app: FastAPI) -> None:
+    """``/docs`` with its CSP (create the app with ``docs_url=None``)."""
+
+    html, policy = docs_page(app)
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return HTMLResponse(html, headers={"Content-Security-Policy": policy})
+
+
+class SecurityHeaders:
+    """Pure ASGI middleware: adds the headers above to every HTTP response (keeps a route's own CSP)."""
+
+    def __init__(self, app, basemap_tiles: str = ""):
+        self.app = app
+        self.apps_policy = apps_policy(basemap_tiles).encode()
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        in_apps = scope["path"].startswith("/apps/")
+
+        async def add_headers(message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                names = {name.lower() for name, _ in headers}
+                headers += [h for h in COMMON if h[0] not in names]
+                if b"content-security-policy" not in names:
+                    html = any(n.lower() == b"content-type" and v.startswith(b"text/html") for n, v in headers)
+                    headers.append((b"content-security-policy",
+                                    self.apps_policy if in_apps or html else API_POLICY.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        return await self.app(scope, receive, add_headers)
