@@ -129,6 +129,11 @@ class DynsecControl:
         answer = self.run([{"command": "listClients", "verbose": False}])[0]
         return set(answer["data"]["clients"])
 
+    def default_access(self) -> dict[str, bool]:
+        """What happens where no rule matches, per access type."""
+        answer = self.run([{"command": "getDefaultACLAccess"}])[0]
+        return {a["acltype"]: bool(a["allow"]) for a in answer["data"]["acls"]}
+
     def roles(self) -> dict[str, set[Acl]]:
         """Every role with its rules."""
         answer = self.run([{"command": "listRoles", "verbose": True}])[0]
@@ -187,8 +192,10 @@ def reconcile(control: DynsecControl, devices: dict[str, str]) -> Reconciled:
     present = control.clients()
     roles = control.roles()
     fixed = {SERVICE_USER: SERVICE_ROLE, PUBLIC_USER: PUBLIC_ROLE}
-    commands: list[dict] = [{"command": "setDefaultACLAccess",
-                             "acls": [{"acltype": k, "allow": v} for k, v in DEFAULT_ACCESS.items()]}]
+    commands: list[dict] = []
+    if control.default_access() != DEFAULT_ACCESS:
+        commands.append({"command": "setDefaultACLAccess",
+                         "acls": [{"acltype": k, "allow": v} for k, v in DEFAULT_ACCESS.items()]})
     for name in sorted(present - set(devices) - set(fixed)):
         result.removed.append(name)
         commands += [{"command": "deleteClient", "username": name},
@@ -200,5 +207,6 @@ def reconcile(control: DynsecControl, devices: dict[str, str]) -> Reconciled:
             result.roles_changed.append(role.name)
             commands += changes
     result.missing = sorted(set(devices) - present)
-    control.run(commands, tolerate=("Role not found",))
+    if commands:  # each change rewrites the plugin's file; an idle reconciliation leaves it untouched
+        control.run(commands, tolerate=("Role not found",))
     return result

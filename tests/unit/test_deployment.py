@@ -48,3 +48,19 @@ def test_gateway_install_pulls_no_gis_stack_or_web_framework():
 def test_no_top_level_folder_is_a_package():
     for folder in ("platform", "ingest", "gis", "opendata", "apps", "deploy"):
         assert not (REPO / folder / "__init__.py").exists(), folder
+
+
+def test_production_broker_uses_the_dynamic_security_plugin_with_bounded_queues():
+    conf = (REPO / "deploy/production/mosquitto/mosquitto.conf").read_text()
+    settings = dict(line.split(" ", 1) for line in conf.splitlines() if line and not line.startswith("#"))
+    assert settings["plugin"].endswith("mosquitto_dynamic_security.so")
+    assert settings["plugin_opt_config_file"].startswith("/mosquitto/data/")  # the plugin rewrites it
+    assert "acl_file" not in settings and "password_file" not in settings
+    assert int(settings["max_queued_messages"]) > 0 and int(settings["max_queued_bytes"]) > 0
+    assert settings["persistent_client_expiration"]
+
+
+def test_compose_writes_the_broker_accounts_before_the_broker_starts():
+    services = _compose()["services"]
+    assert services["broker"]["depends_on"]["broker-accounts"]["condition"] == "service_completed_successfully"
+    assert "cityos devices sync" in " ".join(services["broker-accounts"]["command"])
