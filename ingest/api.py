@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from cityos.ingest import devices as registry
 from cityos.ingest.deadletters import list_dead_letters, replay
+from cityos.ingest.dynsec import DynsecError
 from cityos.platform.auth import Principal, require_scope
 from cityos.platform.db.connection import connect
 from cityos.platform.mqtt import BrokerAddress
@@ -51,21 +52,31 @@ def _credentials(request: Request, new: registry.NewDevice) -> Credentials:
                        topic_prefix=f"cityos/v1/{new.domain}/{new.device_id}/")
 
 
-def _sync_broker(request: Request, conn) -> None:
+def _target(request: Request) -> registry.BrokerTarget | None:
     settings = request.app.state.settings
-    if settings.mqtt_url and (password := BrokerAddress.parse(settings.mqtt_url).password):
-        registry.sync_broker(conn, registry.broker_files(settings), password)
+    return registry.broker_target(settings) if settings.mqtt_url else None
+
+
+def _provision(request: Request, conn, new: registry.NewDevice) -> None:
+    """Create the device's broker account in the caller's transaction (503, and nothing kept, if the broker refuses)."""
+    if (target := _target(request)) is None:
+        return
+    try:
+        registry.provision(conn, target, new)
+    except DynsecError as exc:
+        raise HTTPException(503, f"the broker did not take the device's account: {exc}") from exc
 
 
 @router.post("/devices", status_code=201, response_model=Credentials, summary="Register a device")
 def add_device(device: DeviceIn, request: Request, _: Principal = Depends(require_scope("devices:write"))):
-    """Register a device and create its own MQTT user, allowed to publish only under its id."""
+    """Register a device and create its own MQTT user, allowed to publish only its own stream topics."""
     with connect(autocommit=True) as conn:
         try:
-            new = registry.add_device(conn, **device.model_dump())
+            with conn.transaction():
+                new = registry.add_device(conn, **device.model_dump())
+                _provision(request, conn, new)
         except registry.DeviceError as exc:
             raise HTTPException(409 if "exists" in str(exc) else 400, str(exc)) from exc
-        _sync_broker(request, conn)
     return _credentials(request, new)
 
 
@@ -79,13 +90,19 @@ def list_devices(domain: str | None = None, include_revoked: bool = False,
 
 @router.post("/devices/{device_id}/revoke", summary="Revoke a device")
 def revoke_device(device_id: str, request: Request, _: Principal = Depends(require_scope("devices:write"))):
-    """Revoke a device: the broker refuses it within seconds and ingest refuses its messages."""
+    """Revoke a device: the broker disconnects and refuses it at once, and ingest refuses its messages."""
     with connect(autocommit=True) as conn:
         try:
             registry.revoke_device(conn, device_id)
         except registry.DeviceError as exc:
             raise HTTPException(404, str(exc)) from exc
-        _sync_broker(request, conn)
+        if (target := _target(request)) is not None:
+            try:
+                with conn.transaction():
+                    registry.deprovision(conn, target, device_id)
+            except DynsecError as exc:
+                raise HTTPException(503, f"revoked in the registry (ingest refuses its messages), but the broker "
+                                         f"was not changed: {exc}; run `cityos devices sync`") from exc
     return {"device_id": device_id, "revoked": True}
 
 
@@ -104,10 +121,11 @@ def enroll(body: EnrolIn, request: Request):
     """Exchange a one-time enrolment token for the device's MQTT credentials."""
     with connect(autocommit=True) as conn:
         try:
-            new = registry.redeem_enrolment_token(conn, body.token)
+            with conn.transaction():
+                new = registry.redeem_enrolment_token(conn, body.token)
+                _provision(request, conn, new)
         except registry.DeviceError as exc:
             raise HTTPException(403, str(exc)) from exc
-        _sync_broker(request, conn)
     return _credentials(request, new)
 
 

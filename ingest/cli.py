@@ -111,15 +111,18 @@ def devices_add(device_id: str, domain: str = typer.Option(..., help="hems, vehi
                 enrol: bool = typer.Option(False, help="Print a one-time enrolment token instead of the password.")
                 ) -> None:
     """Register a device and create its MQTT user (password shown once)."""
-    from cityos.ingest.devices import DeviceError, add_device, create_enrolment_token
-    from cityos.platform.settings import get_settings
+    from cityos.ingest.devices import DeviceError, add_device, create_enrolment_token, provision
+    from cityos.ingest.dynsec import DynsecError
 
-    settings = get_settings()
+    settings = _settings()
     with _conn() as conn:
         try:
-            new = add_device(conn, device_id, domain, kind=kind, owner_subject=owner, district_code=district,
-                             public=public)
-        except DeviceError as exc:
+            with conn.transaction():
+                new = add_device(conn, device_id, domain, kind=kind, owner_subject=owner, district_code=district,
+                                 public=public)
+                if (target := _target(settings)) is not None:
+                    provision(conn, target, new)
+        except (DeviceError, DynsecError) as exc:
             typer.secho(str(exc), fg="red", err=True)
             raise typer.Exit(2) from exc
         out = {"device_id": new.device_id, "mqtt_username": new.mqtt_username}
@@ -127,24 +130,38 @@ def devices_add(device_id: str, domain: str = typer.Option(..., help="hems, vehi
             out["enrolment_token"] = create_enrolment_token(conn, device_id)
         else:
             out["mqtt_password"] = new.mqtt_password
-        _sync(conn, settings)
     typer.echo(json.dumps(out, indent=2))
 
 
-def _sync(conn, settings) -> None:
-    """Regenerate the broker's credential files from the registry and reload it."""
-    from cityos.ingest.devices import broker_files, sync_broker
+def _target(settings):
+    """The broker whose accounts follow the registry, or None (with a warning) when no broker is configured."""
+    from cityos.ingest.devices import broker_target
 
-    password = _service_password(settings)
-    if password:
-        sync_broker(conn, broker_files(settings), password)
+    if not settings.mqtt_url:
+        typer.secho("no CITYOS_MQTT_URL: the broker's accounts were not changed", fg="yellow", err=True)
+        return None
+    return broker_target(settings)
 
 
-def _service_password(settings) -> str | None:
-    """The broker service user's password, from the broker URL in the settings."""
-    from cityos.platform.mqtt import BrokerAddress
+@devices_app.command("sync")
+def devices_sync() -> None:
+    """Make the broker's accounts and rights match the registry (revoked devices removed, roles updated)."""
+    from cityos.ingest.devices import sync_broker
+    from cityos.ingest.dynsec import DynsecError
 
-    return BrokerAddress.parse(settings.mqtt_url).password if settings.mqtt_url else None
+    target = _target(_settings())
+    if target is None:
+        raise typer.Exit(1)
+    with _conn() as conn:
+        try:
+            result = sync_broker(conn, target)
+        except DynsecError as exc:
+            typer.secho(str(exc), fg="red", err=True)
+            raise typer.Exit(2) from exc
+    typer.echo(json.dumps(result.__dict__, indent=2))
+    if result.missing:
+        typer.secho("these active devices have no broker account: re-enrol them or rotate their passwords",
+                    fg="yellow", err=True)
 
 
 @devices_app.command("list")
@@ -161,8 +178,9 @@ def devices_list(domain: str = typer.Option(None), all_: bool = typer.Option(Fal
 
 @devices_app.command("revoke")
 def devices_revoke(device_id: str) -> None:
-    """Revoke a device: the broker refuses it within seconds, ingest refuses its messages."""
-    from cityos.ingest.devices import DeviceError, revoke_device
+    """Revoke a device: the broker disconnects and refuses it at once, ingest refuses its messages."""
+    from cityos.ingest.devices import DeviceError, deprovision, revoke_device
+    from cityos.ingest.dynsec import DynsecError
 
     settings = _settings()
     with _conn() as conn:
@@ -171,7 +189,14 @@ def devices_revoke(device_id: str) -> None:
         except DeviceError as exc:
             typer.secho(str(exc), fg="red", err=True)
             raise typer.Exit(2) from exc
-        _sync(conn, settings)
+        if (target := _target(settings)) is not None:
+            try:
+                with conn.transaction():
+                    deprovision(conn, target, device_id)
+            except DynsecError as exc:
+                typer.secho(f"revoked in the registry (ingest refuses its messages), but the broker was not "
+                            f"changed: {exc}; run `cityos devices sync` when it is back", fg="red", err=True)
+                raise typer.Exit(2) from exc
     typer.echo(f"revoked {device_id}")
 
 
@@ -204,11 +229,11 @@ def simulate_command(homes: int = typer.Option(500), snowplows: int = typer.Opti
                      hems_interval: float = typer.Option(30.0, help="Seconds between a home's readings."),
                      seed: int = typer.Option(7)) -> None:
     """Publish realistic streams (HEMS homes, snowplows, patrol cars, wearables) with per-device credentials."""
-    from cityos.ingest.devices import broker_files
+    from cityos.ingest.devices import broker_target
     from cityos.ingest.simulate.runner import SimulationConfig, simulate
 
     settings = _settings()
     config = SimulationConfig(homes, snowplows, patrol_cars, wearables, hems_interval_s=hems_interval, seed=seed)
     typer.echo(f"simulating {homes} homes, {snowplows} snowplows, {patrol_cars} patrol cars, {wearables} wearables")
-    count = simulate(settings.database_url, settings.mqtt_url, broker_files(settings), config, duration)
+    count = simulate(settings.database_url, settings.mqtt_url, broker_target(settings), config, duration)
     typer.echo(f"published {count} readings")

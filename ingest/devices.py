@@ -1,12 +1,16 @@
 """The device registry: who may publish telemetry, with which MQTT credentials.
 
-Adding a device creates its broker user (password shown once, stored only as a Mosquitto
-hash); revoking it removes the user and its ACL entry and reloads the broker, and the ingest
-workers refuse its messages from then on (``revoked_device``).
+Adding a device creates its broker account (password shown once, stored only as a Mosquitto
+hash) through the dynamic security plugin's control API, in the same transaction as the registry
+row; revoking it deletes the account, which disconnects the device at once, and the ingest workers
+refuse its messages from then on (``revoked_device``). A stopped local broker gets its plugin file
+regenerated from the registry instead.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import re
 import secrets
 from dataclasses import dataclass
@@ -17,16 +21,69 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from cityos.ingest.broker_auth import PUBLIC_USER, SERVICE_USER, BrokerFiles, DeviceCredential, mosquitto_hash
+from cityos.ingest.broker_auth import (
+    CONFIG_NAME,
+    PUBLIC_USER,
+    SERVICE_USER,
+    DeviceCredential,
+    mosquitto_hash,
+    render_config,
+    write_config,
+)
+from cityos.ingest.dynsec import DynsecControl, Reconciled, put_devices, reconcile, remove_device
 from cityos.platform.auth import hash_token
 from cityos.platform.settings import Settings
+
+log = logging.getLogger(__name__)
 
 DEVICE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{2,63}$")
 DOMAINS = ("hems", "vehicle", "health", "env")
 
 
+#: Advisory lock key held while the broker's accounts change ("cityos-broker").
+BROKER_LOCK = 0x63697479_62726B
+
+
 class DeviceError(ValueError):
     """A device operation was refused; the message says why."""
+
+
+@dataclass(frozen=True)
+class BrokerTarget:
+    """The broker whose accounts follow the registry: its service URL, and locally its plugin file and pid file.
+
+    While the broker runs, changes go through its control API (effective at once, no restart). When
+    this host runs the broker and it is stopped (first start, ``cityos down``), the plugin's file is
+    written instead and read when it starts.
+    """
+
+    service_url: str
+    folder: Path | None = None
+    pidfile: Path | None = None
+
+    @property
+    def service_password(self) -> str:
+        from cityos.platform.mqtt import BrokerAddress
+
+        return BrokerAddress.parse(self.service_url).password or ""
+
+    @property
+    def config_file(self) -> Path:
+        if self.folder is None:
+            raise DeviceError("no local broker folder configured (CITYOS_BROKER_AUTH_DIR)")
+        return self.folder / CONFIG_NAME
+
+    def running_here(self) -> bool:
+        """Whether the pid file names a live process."""
+        try:
+            os.kill(int(self.pidfile.read_text().split()[0]), 0)  # type: ignore[union-attr]
+        except (AttributeError, OSError, ValueError, IndexError):
+            return False
+        return True
+
+    def use_file(self) -> bool:
+        """Write the plugin's file (a local broker, stopped) rather than use the control API."""
+        return self.folder is not None and self.folder.is_dir() and not self.running_here()
 
 
 @dataclass(frozen=True)
@@ -39,11 +96,11 @@ class NewDevice:
     mqtt_password: str
 
 
-def broker_files(settings: Settings) -> BrokerFiles:
-    """The broker's credential files named by the settings (the local runtime's by default)."""
+def broker_target(settings: Settings) -> BrokerTarget:
+    """Where device accounts go, from the settings (the local runtime's broker by default)."""
     home = Path(settings.home)
-    return BrokerFiles(settings.broker_auth_dir or home / "broker",
-                       settings.broker_pidfile or home / "run" / "mosquitto.pid")
+    return BrokerTarget(settings.mqtt_url, settings.broker_auth_dir or home / "broker",
+                        settings.broker_pidfile or home / "run" / "mosquitto.pid")
 
 
 def service_hash(password: str) -> str:
@@ -51,19 +108,73 @@ def service_hash(password: str) -> str:
     return mosquitto_hash(password, salt=hash_token("cityos-service:" + password).encode()[:12])
 
 
-def sync_broker(conn: psycopg.Connection, files: BrokerFiles, service_password: str) -> int:
-    """Regenerate the broker's files from the registry and reload it; active devices written."""
+def _active(conn: psycopg.Connection) -> list[DeviceCredential]:
     rows = conn.execute("select device_id, domain, mqtt_password_hash from core.devices "
-                        "where revoked_at is null and mqtt_password_hash is not null").fetchall()
-    if files.write(service_hash(service_password), [DeviceCredential(*r) for r in rows]):
-        files.reload()
-    return len(rows)
+                        "where revoked_at is null and mqtt_password_hash is not null order by device_id").fetchall()
+    return [DeviceCredential(*r) for r in rows]
+
+
+def _lock(conn: psycopg.Connection) -> None:
+    """Serialise broker changes (a reconciliation must not delete an account another request is creating)."""
+    conn.execute("select pg_advisory_xact_lock(%s)", (BROKER_LOCK,))
+
+
+def write_broker_config(conn: psycopg.Connection, target: BrokerTarget) -> int:
+    """Regenerate the stopped broker's plugin file from the registry; active devices written."""
+    devices = _active(conn)
+    write_config(target.config_file, render_config(service_hash(target.service_password), devices))
+    return len(devices)
+
+
+def sync_broker(conn: psycopg.Connection, target: BrokerTarget) -> Reconciled:
+    """Make the broker's accounts match the registry (idempotent).
+
+    Broker stopped here: its plugin file is regenerated (it starts with exactly the registry). Broker
+    running: revoked devices' accounts are deleted and every role set over the control API; an active
+    device the broker lacks is reported in ``missing`` (see :func:`cityos.ingest.dynsec.reconcile`).
+    """
+    with conn.transaction():
+        _lock(conn)
+        if target.use_file():
+            write_broker_config(conn, target)
+            return Reconciled()
+        devices = {d.device_id: d.domain for d in _active(conn)}
+        with DynsecControl(target.service_url) as control:
+            result = reconcile(control, devices)
+    if result.missing:
+        log.warning("active devices without a broker account (rotate their passwords to restore them)",
+                    extra={"devices": result.missing[:20], "count": len(result.missing)})
+    return result
+
+
+def provision(conn: psycopg.Connection, target: BrokerTarget, *new: NewDevice) -> None:
+    """Give each of ``new`` (just added, rotated or enrolled, password in hand) its broker account now.
+
+    Call inside the transaction that changed the registry: if the broker refuses, the change is
+    rolled back with it, so registry and broker never disagree about a device's password.
+    """
+    _lock(conn)
+    if target.use_file():
+        write_broker_config(conn, target)
+        return
+    with DynsecControl(target.service_url) as control:
+        put_devices(control, [(n.device_id, n.domain, n.mqtt_password) for n in new])
+
+
+def deprovision(conn: psycopg.Connection, target: BrokerTarget, device_id: str) -> None:
+    """Delete a revoked device's broker account now (its open sessions are disconnected)."""
+    _lock(conn)
+    if target.use_file():
+        write_broker_config(conn, target)
+        return
+    with DynsecControl(target.service_url) as control:
+        remove_device(control, device_id)
 
 
 def add_device(conn: psycopg.Connection, device_id: str, domain: str, *, kind: str = "",
                owner_subject: str | None = None, district_code: str | None = None, public: bool = False,
                display_name: str = "", metadata: dict | None = None) -> NewDevice:
-    """Register a device and create its broker credentials (call :func:`sync_broker` afterwards)."""
+    """Register a device with a new broker password (then :func:`provision` it, in the same transaction)."""
     if not DEVICE_ID.match(device_id):
         raise DeviceError(f"device id {device_id!r} must match {DEVICE_ID.pattern}")
     if device_id in (PUBLIC_USER, SERVICE_USER):

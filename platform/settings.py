@@ -47,10 +47,11 @@ class Settings(BaseSettings):
     ckan_token: str = Field("", description="API token of the CKAN publishing user.")
     ckan_port: int = Field(5000, description="Port of the locally provisioned CKAN.")
     redis_port: int = Field(56379, description="Port of the locally provisioned Redis (CKAN's).")
-    broker_auth_dir: Path | None = Field(None, description="Folder of the broker's passwd/acl files "
+    broker_auth_dir: Path | None = Field(None, description="Folder of the broker's dynamic security plugin file, "
+                                         "written from the registry while the broker is stopped "
                                          "(default <home>/broker).")
-    broker_pidfile: Path | None = Field(None, description="Pid file of the broker to SIGHUP after credential "
-                                        "changes (default <home>/run/mosquitto.pid).")
+    broker_pidfile: Path | None = Field(None, description="Pid file telling whether that broker runs; if so, "
+                                        "accounts change over its control topic (default <home>/run/mosquitto.pid).")
     debian_mirror: str = Field("http://deb.debian.org/debian", description="Mirror for the trixie root.")
     log_level: str = Field("INFO", description="Log level of the services.")
     log_json: bool = Field(True, description="Write structured (JSON) logs.")

@@ -114,7 +114,7 @@ def register(database_url, test_broker):
         with psycopg.connect(database_url, autocommit=True) as conn:
             conn.execute("delete from core.devices where device_id = %s", (device_id,))
             new = add_device(conn, device_id, domain, **kwargs)
-        test_broker.sync(database_url)
+        test_broker.provision(database_url, new)
         return new.mqtt_password
 
     return _register

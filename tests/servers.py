@@ -29,18 +29,26 @@ class TestBroker:
         self.broker = Broker(self.settings, self.state, Secrets(self.state))
         self.url = self.broker.service_url()
 
-    def start(self) -> None:
-        self.broker.up()
+    def start(self, database_url: str | None = None) -> None:
+        """Start it; with ``database_url``, with that database's active devices as accounts."""
+        self.broker.up(database_url)
 
     def stop(self) -> None:
         self.broker.down()
 
-    def sync(self, database_url: str) -> None:
-        """Write the test database's devices into this broker's files and reload it."""
+    def sync(self, database_url: str):
+        """Make this broker's accounts match the test database (as ``cityos devices sync``): revoked ones go."""
         from cityos.ingest.devices import sync_broker
 
         with psycopg.connect(database_url) as conn:
-            sync_broker(conn, self.broker.files(), self.broker.secrets.get("MQTT_SERVICE_PASSWORD"))
+            return sync_broker(conn, self.broker.target())
+
+    def provision(self, database_url: str, *new) -> None:
+        """Give devices just added (their passwords in hand) their accounts, as the devices API does."""
+        from cityos.ingest.devices import provision
+
+        with psycopg.connect(database_url) as conn, conn.transaction():
+            provision(conn, self.broker.target(), *new)
 
     def device_url(self, device_id: str, password: str) -> str:
         return f"mqtt://{device_id}:{password}@127.0.0.1:{self.port}"

@@ -1,12 +1,15 @@
-"""Mosquitto (Debian's), run on 127.0.0.1 with password authentication and ACLs.
+"""Mosquitto (Debian's), run on 127.0.0.1; accounts and rights in its dynamic security plugin.
 
-No anonymous access. The platform's own services use the ``cityos-service`` user; devices get
-their own users (see ``cityos devices``), each allowed to publish only under its own id. The
-password and ACL files are regenerated and the broker reloaded with SIGHUP, without a restart.
+No anonymous access; deny by default (see :mod:`cityos.ingest.broker_auth` for what each account may
+do). The platform's own services use the ``cityos-service`` account, which also administers the
+plugin; devices get their own accounts (``cityos devices``). While the broker runs, accounts change
+over the plugin's control API, without a restart; while it is stopped, the plugin's file is
+regenerated from the device registry before it starts.
 """
 
 from __future__ import annotations
 
+import glob
 import os
 import pwd
 import subprocess
@@ -17,18 +20,37 @@ from cityos.deploy.runtime.component import ComponentStatus
 from cityos.deploy.runtime.process import port_open, read_pid, wait_until
 from cityos.deploy.runtime.state import Secrets, StateDir, write_private
 from cityos.deploy.runtime.system import ensure_commands, which
-from cityos.ingest.broker_auth import SERVICE_USER, BrokerFiles
-from cityos.ingest.devices import service_hash, sync_broker
+from cityos.ingest.broker_auth import CONFIG_NAME, SERVICE_USER, render_config, write_config
+from cityos.ingest.devices import BrokerTarget, service_hash, sync_broker
 from cityos.platform.settings import Settings, redact_url
 
+#: Where Debian (multiarch) and the eclipse-mosquitto image install the plugin.
+PLUGIN_PATHS = ("/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so", "/usr/lib/*/mosquitto_dynamic_security.so",
+                "/usr/lib/mosquitto_dynamic_security.so")
+#: Per-client queue bounds (Mosquitto 2.0 applies them to every client alike; see README "Broker limits").
+MAX_QUEUED_MESSAGES = 1_000_000
+MAX_QUEUED_BYTES = 1024**3
+SESSION_EXPIRATION = "1d"
 
-def broker_conf(folder: Path, port: int, pidfile: Path, logfile: Path, tls_port: int = 0) -> str:
+
+def plugin_path() -> str:
+    """The dynamic security plugin installed here."""
+    for pattern in PLUGIN_PATHS:
+        found = sorted(glob.glob(pattern))
+        if found:
+            return found[0]
+    raise RuntimeError("Mosquitto's dynamic security plugin (mosquitto_dynamic_security.so) is not installed")
+
+
+def broker_conf(folder: Path, port: int, pidfile: Path, logfile: Path, tls_port: int = 0, plugin: str = "") -> str:
     """mosquitto.conf for the local broker."""
     text = f"""# written by cityos up
 per_listener_settings false
 allow_anonymous false
-password_file {folder / 'passwd'}
-acl_file {folder / 'acl'}
+# Accounts, roles and ACLs (deny by default; a refused SUBSCRIBE gets a failure reason code),
+# changed at run time over $CONTROL/dynamic-security/v1 by the service account.
+plugin {plugin or plugin_path()}
+plugin_opt_config_file {folder / CONFIG_NAME}
 persistence true
 persistence_location {folder / 'data'}/
 autosave_interval 30
@@ -38,9 +60,12 @@ log_type error
 log_type warning
 log_type notice
 log_timestamp_format %Y-%m-%dT%H:%M:%S
-# Persistent sessions of offline ingest workers keep every message (acknowledged data is never
-# dropped); in-flight QoS 1 to a subscriber is limited by its own Receive Maximum.
-max_queued_messages 0
+# Memory bounds per client. Mosquitto 2.0 cannot exempt one account, so the bounds are sized for
+# the ingest workers' sessions (a database outage is absorbed there); no other account can hold a
+# queue: devices subscribe to nothing and the public tree is published with QoS 0.
+max_queued_messages {MAX_QUEUED_MESSAGES}
+max_queued_bytes {MAX_QUEUED_BYTES}
+persistent_client_expiration {SESSION_EXPIRATION}
 max_inflight_messages 0
 max_packet_size 1048576
 listener {port} 127.0.0.1
@@ -117,15 +142,16 @@ class Broker:
         return self.folder / "tls" / "ca.crt"
 
     def write_files(self) -> None:
-        """Config, password file (hashed) and ACL; existing device entries are kept."""
+        """Config and, on first start, the plugin's file with the service and public accounts only."""
         (self.folder / "data").mkdir(parents=True, exist_ok=True)
         if self.settings.mqtt_tls_port:
             self.ensure_tls()
         conf = broker_conf(self.folder, self.port, self.pidfile, self.logfile, self.settings.mqtt_tls_port)
         write_private(self.folder / "mosquitto.conf", conf)
-        if not (self.folder / "passwd").exists():
-            # The service user only; devices are added from the registry by sync_credentials().
-            self.files().write(service_hash(self.secrets.get("MQTT_SERVICE_PASSWORD")), [])
+        if not (self.folder / CONFIG_NAME).exists():
+            # Devices come from the registry (sync_credentials); the plugin keeps its file up to date after.
+            write_config(self.folder / CONFIG_NAME,
+                         render_config(service_hash(self.secrets.get("MQTT_SERVICE_PASSWORD")), []))
         owner = self._owner()
         if owner:
             for path in [self.folder, self.folder / "data", self.logfile.parent, *self.folder.glob("*"),
@@ -135,23 +161,32 @@ class Broker:
             os.chown(self.logfile, *owner)
             os.chown(self.state.run, *owner)
 
-    def files(self) -> BrokerFiles:
-        """The broker's credential files and pid file."""
-        return BrokerFiles(self.folder, self.pidfile)
+    def target(self) -> BrokerTarget:
+        """This broker as the place device accounts are written."""
+        return BrokerTarget(self.service_url(), self.folder, self.pidfile)
 
     def sync_credentials(self, database_url: str) -> int:
-        """Write the registry's active devices into the broker's files and reload it."""
+        """Make the broker's accounts match the registry (its file when stopped, its control API when running)."""
         import psycopg
 
         with psycopg.connect(database_url) as conn:
-            return sync_broker(conn, self.files(), self.secrets.get("MQTT_SERVICE_PASSWORD"))
+            result = sync_broker(conn, self.target())
+        return len(result.removed) + len(result.roles_changed)
 
-    def up(self) -> None:
+    def up(self, database_url: str | None = None) -> None:
+        """Start the broker (idempotent); with ``database_url``, a stopped broker first gets the registry's accounts."""
         if self.external:
             return
-        ensure_commands("mosquitto", "mosquitto_passwd")
+        ensure_commands("mosquitto")
+        if (self.folder / "acl").exists():
+            # A broker of the password/ACL-file era: restart it once on the plugin (files removed below).
+            self.down()
+            for old in ("passwd", "acl"):
+                (self.folder / old).unlink(missing_ok=True)
         self.write_files()
         if read_pid(self.pidfile) is None:
+            if database_url:
+                self.sync_credentials(database_url)  # the plugin's file, regenerated from the registry
             if port_open("127.0.0.1", self.port):
                 raise RuntimeError(f"port {self.port} is taken by another program; set CITYOS_MQTT_PORT")
             subprocess.run([which("mosquitto") or "mosquitto", "-c", str(self.folder / "mosquitto.conf"), "-d"],

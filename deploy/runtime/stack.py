@@ -77,7 +77,7 @@ class Stack:
 
         step("postgres", self.postgres.up)
         step("migrations", lambda: migrate(self.postgres.database_url()))
-        step("mosquitto", self.broker.up)
+        step("mosquitto", lambda: self.broker.up(self.postgres.database_url()))
         if not self.broker.external:
             step("devices", lambda: self.broker.sync_credentials(self.postgres.database_url()))
         env = self.connection_env()

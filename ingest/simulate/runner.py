@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 import paho.mqtt.client as mqtt
 import psycopg
 
-from cityos.ingest.devices import add_device, rotate_password, sync_broker
+from cityos.ingest.devices import BrokerTarget, NewDevice, add_device, provision, rotate_password
 from cityos.ingest.simulate import health, hems, vehicles
 from cityos.ingest.simulate.routes import road_routes
 from cityos.platform import consent
@@ -48,7 +48,7 @@ def device_plan(config: SimulationConfig) -> list[tuple[str, str, str]]:
     return plan
 
 
-def ensure_devices(conn: psycopg.Connection, config: SimulationConfig) -> dict[str, str]:
+def ensure_devices(conn: psycopg.Connection, config: SimulationConfig) -> dict[str, NewDevice]:
     """Register the simulated devices (once), give each a fresh password, grant the wearers' consent."""
     existing = {r[0] for r in conn.execute("select device_id from core.devices where device_id like 'sim-%' "
                                            "and revoked_at is null").fetchall()}
@@ -59,13 +59,13 @@ def ensure_devices(conn: psycopg.Connection, config: SimulationConfig) -> dict[s
     for n, (device_id, domain, kind) in enumerate(device_plan(config)):
         subject = f"sim-subject-{device_id.removeprefix('sim-')}" if domain in ("health", "hems") else None
         if device_id in existing:
-            passwords[device_id] = rotate_password(conn, device_id).mqtt_password
+            passwords[device_id] = rotate_password(conn, device_id)
         else:
             address = addresses[(n * 97) % len(addresses)] if addresses and domain != "vehicle" else (None, None)
             metadata = {"simulated": True, **({"address_id": address[0]} if address[0] and domain == "hems" else {})}
             passwords[device_id] = add_device(conn, device_id, domain, kind=kind, owner_subject=subject,
                                               district_code=address[1], public=domain == "vehicle",
-                                              metadata=metadata).mqtt_password
+                                              metadata=metadata)
             if domain == "health":
                 consent.grant(conn, subject, "health", "services", "simulator", "simulated resident")
                 if rng.random() < 0.7:  # most wearers also agreed to anonymised open data
@@ -197,16 +197,16 @@ def _run_share(broker_url: str, passwords: dict[str, str], config: SimulationCon
         published.value += count
 
 
-def simulate(database_url: str, broker_url: str, broker_files, config: SimulationConfig,
+def simulate(database_url: str, broker_url: str, target: BrokerTarget, config: SimulationConfig,
              duration_s: float | None = None) -> int:
     """Register the devices, update the broker's credentials, publish; readings published.
 
     Devices are spread over processes of :data:`DEVICES_PER_PROCESS` each.
     """
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        passwords = ensure_devices(conn, config)
-        sync_broker(conn, broker_files, BrokerAddress.parse(broker_url).password or "")
-    time.sleep(0.5)  # the broker re-reads its files on SIGHUP
+    with psycopg.connect(database_url, autocommit=True) as conn, conn.transaction():
+        devices = ensure_devices(conn, config)
+        provision(conn, target, *devices.values())  # each device's account, with its fresh password
+    passwords = {device_id: new.mqtt_password for device_id, new in devices.items()}
     ids = [device_id for device_id, _, _ in device_plan(config)]
     shares = [set(ids[i::-(-len(ids) // DEVICES_PER_PROCESS)]) for i in range(-(-len(ids) // DEVICES_PER_PROCESS))]
     ctx = multiprocessing.get_context("fork")

@@ -282,8 +282,7 @@ def main() -> None:
     home = Path(settings.home) / "test-runs" / "bench"
     shutil.rmtree(home, ignore_errors=True)
     broker = TestBroker(home)
-    broker.start()
-    broker.sync(db_url)
+    broker.start(db_url)  # the bench devices' accounts, from the registry
     try:
         print(f"machine: {os.cpu_count()} cores; {args.messages} single messages, "
               f"{args.batches} x 1,000-reading batches")

@@ -46,7 +46,7 @@ def test_openapi_and_docs_are_served(database_url, mqtt_url):
 
 def test_second_cityos_up_changes_nothing(stack):
     _local_only(stack)
-    watched = [stack.state.secrets_file, stack.state.local_env, stack.broker.folder / "passwd",
+    watched = [stack.state.secrets_file, stack.state.local_env, stack.broker.folder / "dynamic-security.json",
                stack.broker.folder / "mosquitto.conf", stack.state.pidfile("api"), stack.state.pidfile("mosquitto")]
     before = {p: p.read_bytes() for p in watched}
     pg_pid = stack.postgres.running_pid()
@@ -87,7 +87,7 @@ def test_broker_refuses_a_wrong_password(mqtt_url):
 
 def test_local_secrets_are_private(stack):
     _local_only(stack)
-    for path in (stack.state.secrets_file, stack.state.local_env, stack.broker.folder / "passwd"):
+    for path in (stack.state.secrets_file, stack.state.local_env, stack.broker.folder / "dynamic-security.json"):
         assert path.stat().st_mode & 0o077 == 0, path
 
 

@@ -53,7 +53,7 @@ def test_no_top_level_folder_is_a_package():
 def test_every_long_running_service_restarts_after_a_crash():
     services = _compose()["services"]
     for name, service in services.items():
-        if name != "migrate":  # a one-shot job
+        if name not in ("migrate", "broker-accounts"):  # one-shot jobs
             assert service.get("restart") in ("unless-stopped", "always"), name
 
 
@@ -67,3 +67,19 @@ def test_uvicorn_never_rewrites_the_client_address_from_forwarded_headers():
 
     assert "--no-proxy-headers" in _compose()["services"]["api"]["command"]
     assert '"--no-proxy-headers"' in (REPO / "deploy/runtime/apiserver.py").read_text()
+
+
+def test_production_broker_uses_the_dynamic_security_plugin_with_bounded_queues():
+    conf = (REPO / "deploy/production/mosquitto/mosquitto.conf").read_text()
+    settings = dict(line.split(" ", 1) for line in conf.splitlines() if line and not line.startswith("#"))
+    assert settings["plugin"].endswith("mosquitto_dynamic_security.so")
+    assert settings["plugin_opt_config_file"].startswith("/mosquitto/data/")  # the plugin rewrites it
+    assert "acl_file" not in settings and "password_file" not in settings
+    assert int(settings["max_queued_messages"]) > 0 and int(settings["max_queued_bytes"]) > 0
+    assert settings["persistent_client_expiration"]
+
+
+def test_compose_writes_the_broker_accounts_before_the_broker_starts():
+    services = _compose()["services"]
+    assert services["broker"]["depends_on"]["broker-accounts"]["condition"] == "service_completed_successfully"
+    assert "cityos devices sync" in " ".join(services["broker-accounts"]["command"])
