@@ -42,6 +42,7 @@ def homes(database_url):
                 consent.grant(conn, subject, "energy", "open_data", "test")
 
 
+@pytest.mark.windowed  # the reading's time passes ingest's window relative to now
 def test_snowplow_positions_arrive_over_a_websocket(api, register, test_broker, workers):
     password = register(PLOW, "vehicle", kind="snowplow", public=True)
     ws_base, _ = api
