@@ -5,6 +5,10 @@ Builders of personal data read per-person contributions and aggregate them with
 :func:`~cityos.opendata.anonymise.aggregate`, which leaves out everyone without consent; the gate
 checks the result again before anything is uploaded. Add a dataset's source by adding a function
 here with ``@builder("name")``.
+
+Metric names come from the one metric catalog (:mod:`cityos.ingest.catalog`, what ingest stores)
+through :func:`catalog_metric`: a name the catalog does not know stops this module from loading,
+instead of giving a dataset that can never have rows.
 """
 
 from __future__ import annotations
@@ -17,10 +21,33 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import psycopg
 
+from cityos.ingest.catalog import DOMAINS, field_for
+from cityos.ingest.rows import VEHICLES
 from cityos.opendata.anonymise import Table, aggregate
 from cityos.opendata.definitions import Portal
 
 JST = ZoneInfo("Asia/Tokyo")
+
+
+class UnknownMetric(LookupError):
+    """A builder names a metric the metric catalog does not have."""
+
+
+def catalog_metric(domain: str, name: str) -> str:
+    """``name``, checked against the metric catalog's ``domain`` (raises :class:`UnknownMetric`)."""
+    if domain not in DOMAINS:
+        raise UnknownMetric(f"no domain {domain!r} in the metric catalog; known: {', '.join(sorted(DOMAINS))}")
+    if DOMAINS[domain].table == VEHICLES:
+        raise UnknownMetric("vehicle readings are columns of telemetry.vehicle_positions, not named metrics")
+    if field_for(domain, name) is None:
+        known = ", ".join(sorted(DOMAINS[domain].fields)) or "names of the form " + str(DOMAINS[domain].free_names)
+        raise UnknownMetric(f"the metric catalog has no {domain} metric {name!r}; known: {known}")
+    return name
+
+
+IMPORT_KWH = catalog_metric("hems", "import_kwh")
+HEART_RATE = catalog_metric("health", "heart_rate_bpm")
+STEPS = catalog_metric("health", "steps")
 
 
 @dataclass(frozen=True)
@@ -124,9 +151,10 @@ def energy_by_district_day(conn: psycopg.Connection, ctx: BuildContext) -> Table
                (e.time at time zone 'Asia/Tokyo')::date as day,
                max(e.value) - min(e.value) as kwh
         from telemetry.energy_readings e join core.devices d using (device_id)
-        where e.metric = 'import_kwh' and e.time >= %(start)s and e.time < %(end)s
+        where e.metric = %(metric)s and e.time >= %(start)s and e.time < %(end)s
           and d.domain = 'hems' and d.owner_subject is not null and d.district_code is not null
-        group by 1, 2, 3 having count(*) >= 2""", {"start": end - timedelta(days=days), "end": end})
+        group by 1, 2, 3 having count(*) >= 2""",
+                   {"start": end - timedelta(days=days), "end": end, "metric": IMPORT_KWH})
     table = aggregate(homes, ["district_code", "day"], "subject_id", {"kwh_per_home": ("kwh", "mean")}, ctx.k,
                       ctx.consented, size_column="homes")
     frame = table.frame
@@ -179,8 +207,10 @@ def accident_hotspots(conn: psycopg.Connection, ctx: BuildContext) -> Table:
 def health_by_district_month(conn: psycopg.Connection, ctx: BuildContext) -> Table:
     """Per district and month: opted-in wearers, mean heart rate and mean daily steps; plus a whole-city row.
 
-    Districts with fewer than k wearers are blanked; the city row merges them, so small districts
-    still count towards a published figure.
+    Each wearer's day gives its mean heart rate and its steps (the sum of the day's readings: each
+    reading counts the steps since the previous one); a month's figures are the means over its
+    wearer-days. Districts with fewer than k wearers are blanked; the city row merges them, so small
+    districts still count towards a published figure.
     """
     months = int(ctx.params.get("months", 12))
     start = (ctx.now.astimezone(JST).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
@@ -189,12 +219,12 @@ def health_by_district_month(conn: psycopg.Connection, ctx: BuildContext) -> Tab
         select dv.owner_subject as subject_id, coalesce(r.district_code, dv.district_code) as district_code,
                to_char(h.time at time zone 'Asia/Tokyo', 'YYYY-MM') as month,
                (h.time at time zone 'Asia/Tokyo')::date as day,
-               avg(h.value) filter (where h.metric = 'heart_rate') as heart_rate,
-               max(h.value) filter (where h.metric = 'steps') as steps
+               avg(h.value) filter (where h.metric = %(heart_rate)s) as heart_rate,
+               sum(h.value) filter (where h.metric = %(steps)s) as steps
         from telemetry.health_readings h join core.devices dv using (device_id)
         left join registry.residents r on r.person_id = dv.owner_subject
-        where h.time >= %(start)s and h.metric in ('heart_rate', 'steps') and dv.owner_subject is not null
-        group by 1, 2, 3, 4""", {"start": start})
+        where h.time >= %(start)s and h.metric in (%(heart_rate)s, %(steps)s) and dv.owner_subject is not null
+        group by 1, 2, 3, 4""", {"start": start, "heart_rate": HEART_RATE, "steps": STEPS})
     values = {"heart_rate_mean": ("heart_rate", "mean"), "steps_per_day": ("steps", "mean")}
     districts = aggregate(daily.dropna(subset=["district_code"]), ["district_code", "month"], "subject_id",
                           values, ctx.k, ctx.consented, size_column="wearers")

@@ -23,4 +23,5 @@ def maintain() -> None:
     from cityos.platform.db.maintenance import run_maintenance
     from cityos.platform.settings import get_settings
 
-    typer.echo(run_maintenance(get_settings().database_url))
+    settings = get_settings()
+    typer.echo(run_maintenance(settings.database_url, settings.retention_days_raw))

@@ -57,19 +57,29 @@ class TestBroker:
 class Workers:
     """``cityos ingest --workers N`` as a real process tree writing to the test database."""
 
-    def __init__(self, database_url: str, mqtt_url: str, home: Path, workers: int = 1):
+    def __init__(self, database_url: str, mqtt_url: str, home: Path, workers: int = 1, public_feed: bool = True):
         self.env = {**os.environ, "CITYOS_DATABASE_URL": database_url, "CITYOS_MQTT_URL": mqtt_url,
                     "CITYOS_HOME": str(home), "CITYOS_LOG_JSON": "true"}
         self.workers = workers
+        self.public_feed = public_feed
         home.mkdir(parents=True, exist_ok=True)
         self.log = home / "ingest.log"
         self.proc: subprocess.Popen | None = None
 
-    def start(self, settle: float = 1.5) -> None:
-        """Start the process tree; wait ``settle`` seconds for it to connect and subscribe."""
+    def start(self, settle: float = 1.5, timeout: float = 30.0) -> None:
+        """Start the process tree; wait until each worker has connected (on a busy machine that can take
+        longer than ``settle``), then ``settle`` seconds for it to subscribe."""
+        offset = self.log.stat().st_size if self.log.exists() else 0
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "cityos.platform.cli", "ingest", "--workers", str(self.workers)],
+            [sys.executable, "-m", "cityos.platform.cli", "ingest", "--workers", str(self.workers),
+             "--public-feed" if self.public_feed else "--no-public-feed"],
             env=self.env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
+        if settle:
+            deadline = time.monotonic() + timeout
+            while (self.log.read_bytes()[offset:].count(b"ingest worker connected") < self.workers
+                   and time.monotonic() < deadline):  # (no such line below log level INFO: then the deadline)
+                assert self.proc.poll() is None, self.log.read_text()[-2000:]
+                time.sleep(0.1)
         time.sleep(settle)
         assert self.proc.poll() is None, self.log.read_text()[-2000:]
 

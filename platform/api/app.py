@@ -54,7 +54,7 @@ async def _maintenance_loop(settings: Settings) -> None:
 
     while True:
         try:
-            await asyncio.to_thread(run_maintenance, settings.database_url)
+            await asyncio.to_thread(run_maintenance, settings.database_url, settings.retention_days_raw)
         except Exception:
             log.exception("maintenance pass failed")
         await asyncio.sleep(settings.maintenance_interval_s)

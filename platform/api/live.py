@@ -1,11 +1,12 @@
 """Live feeds for public streams, as Server-Sent Events and WebSocket.
 
-- Snowplow positions as they reach the broker: each API process holds one MQTT subscription to
-  vehicle readings and fans them out to its clients; only devices that are public snowplows in the
-  registry are forwarded.
+- Snowplow positions as ingest commits them: each API process LISTENs for the positions of public
+  snowplows the ingest writer has stored (:mod:`cityos.platform.public_positions`) and fans them out
+  to its clients. Only readings that passed ingest's validation reach a client, normalised (RFC 3339
+  UTC times, plain numbers); nothing is read from the broker.
 - Household electricity aggregated per district (and the whole city), every ``interval_s``: the
   latest power of HEMS homes whose owners consented to open data, averaged; districts with fewer
-  than k such homes are blank. No individual home is ever sent.
+  than k homes are blank. No individual home is ever sent.
 """
 
 from __future__ import annotations
@@ -14,69 +15,46 @@ import asyncio
 import contextlib
 import json
 import logging
-import threading
-import time
 from collections.abc import AsyncIterator
 
-import psycopg
 from fastapi import APIRouter, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
 
-from cityos.platform.mqtt import BrokerAddress, new_client
-from cityos.platform.public_data import energy_now, position_event, public_snowplows, snowplow_snapshot
+from cityos.platform.public_data import energy_now
+from cityos.platform.public_positions import PositionListener, snowplow_snapshot
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/live", tags=["live feeds"])
-REFRESH_S = 10.0
 
 _feed: LiveFeed | None = None
 
 
+def _offer(queue: asyncio.Queue, event: dict) -> None:
+    """Queue ``event`` for one client; a client too slow to take 10,000 events misses the newest."""
+    with contextlib.suppress(asyncio.QueueFull):
+        queue.put_nowait(event)
+
+
 class LiveFeed:
-    """Fan-out of public snowplow positions from MQTT to asyncio queues."""
+    """Fan-out of committed public snowplow positions to asyncio queues (one per client)."""
 
     def __init__(self, settings, loop: asyncio.AbstractEventLoop):
-        self.settings = settings
         self.loop = loop
         self.queues: set[asyncio.Queue] = set()
-        self._public: set[str] = set()
-        self._loaded = 0.0
-        self._lock = threading.Lock()
-        address = BrokerAddress.parse(settings.mqtt_url)
-        self.client = new_client(address, "")
-        self.client.on_connect = lambda c, *a: c.subscribe("cityos/v1/vehicle/+/readings", qos=0)
-        self.client.on_message = self._on_message
-        self.client.connect_async(address.host, address.port, keepalive=30)
-        self.client.loop_start()
+        self.listener = PositionListener(settings.database_url, self._on_position, "live-feed-positions").start()
 
     def stop(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
+        self.listener.stop()
 
-    def public_snowplows(self) -> set[str]:
-        with self._lock:
-            if time.monotonic() - self._loaded > REFRESH_S:
-                try:
-                    self._public = public_snowplows(self.settings.database_url)
-                except psycopg.Error:
-                    log.warning("live feed cannot refresh the device list")
-                self._loaded = time.monotonic()
-            return self._public
-
-    def _on_message(self, _c, _u, msg) -> None:
-        device_id = msg.topic.split("/")[3]
-        if not self.queues or device_id not in self.public_snowplows():
-            return
-        if (event := position_event(device_id, msg.payload)) is None:
-            return
+    def _on_position(self, event: dict) -> None:
         for queue in list(self.queues):
-            self.loop.call_soon_threadsafe(queue.put_nowait, event)
+            self.loop.call_soon_threadsafe(_offer, queue, event)
 
 
 def start_live_feed(settings, loop: asyncio.AbstractEventLoop) -> LiveFeed | None:
-    """Start this process's feed (None without a broker)."""
+    """Start this process's feed (None without a database)."""
     global _feed
-    if not settings.mqtt_url:
+    if not settings.database_url:
         return None
     _feed = LiveFeed(settings, loop)
     return _feed

@@ -1,8 +1,11 @@
 """Scheduled upkeep the Apache-only TimescaleDB cannot do itself: roll-ups and retention.
 
-On a community build TimescaleDB's own jobs do both (see migration 0002) and these functions
-only report. On the Apache-only build the API service runs :func:`run_maintenance` every
-``CITYOS_MAINTENANCE_INTERVAL_S`` seconds.
+How long raw telemetry is kept is the setting ``CITYOS_RETENTION_DAYS_RAW`` (``retention_days_raw``),
+passed in by the callers (``cityos db maintain`` and the API service's maintenance loop) and recorded
+in ``cityos_meta.retention`` on each pass. On a community build TimescaleDB's own jobs do roll-ups and
+retention (see migration 0002): a pass only brings the retention policies in line with the setting. On
+the Apache-only build the API service runs :func:`run_maintenance` every
+``CITYOS_MAINTENANCE_INTERVAL_S`` seconds and retention is the platform's own ``drop_chunks``.
 """
 
 from __future__ import annotations
@@ -43,25 +46,53 @@ def refresh_rollups(conn: psycopg.Connection, lookback: timedelta = ROLLUP_LOOKB
     return conn.execute(REFRESH_ENERGY_HOURLY, {"lookback": lookback}).rowcount
 
 
-def apply_retention(conn: psycopg.Connection) -> dict[str, int]:
-    """Drop chunks older than each hypertable's configured retention; chunks dropped per table."""
+RETENTION_POLICY = """
+    select (config->>'drop_after')::interval from timescaledb_information.jobs
+    where proc_name = 'policy_retention'
+      and format('%%I.%%I', hypertable_schema, hypertable_name)::regclass = %s::regclass"""
+
+
+def _sync_retention_policies(conn: psycopg.Connection, tables: list[str], keep: timedelta) -> None:
+    """Community build: replace each raw hypertable's retention policy whose interval differs from ``keep``."""
+    for table in tables:
+        row = conn.execute(RETENTION_POLICY, (table,)).fetchone()
+        if row is None or row[0] != keep:
+            conn.execute("select remove_retention_policy(%s, if_exists => true)", (table,))
+            conn.execute("select add_retention_policy(%s, %s::interval)", (table, keep))
+
+
+def apply_retention(conn: psycopg.Connection, retention_days_raw: int) -> dict[str, int]:
+    """Keep ``retention_days_raw`` days of raw telemetry: drop older chunks; chunks dropped per table.
+
+    The raw hypertables are those listed in ``cityos_meta.retention``; their ``keep`` is set to the
+    setting, so the table shows what is in force. On a community build the retention policies are
+    brought in line instead (TimescaleDB drops the chunks) and nothing is dropped here.
+    """
+    if retention_days_raw < 1:
+        raise ValueError("retention_days_raw must be at least 1")
+    keep = timedelta(days=retention_days_raw)
+    tables = [r[0] for r in conn.execute("update cityos_meta.retention set keep = %s returning hypertable",
+                                         (keep,)).fetchall()]
     if rollup_mode(conn) != "platform_table":
+        _sync_retention_policies(conn, tables, keep)
         return {}
     dropped: dict[str, int] = {}
-    for table, keep in conn.execute("select hypertable, keep from cityos_meta.retention").fetchall():
+    for table in sorted(tables):
         rows = conn.execute("select drop_chunks(%s::regclass, older_than => now() - %s::interval)",
                             (table, keep)).fetchall()
         dropped[table] = len(rows)
     return dropped
 
 
-def run_maintenance(url: str) -> dict[str, object]:
-    """One maintenance pass (roll-ups, then retention), recorded in ``cityos_meta.maintenance_runs``."""
+def run_maintenance(url: str, retention_days_raw: int) -> dict[str, object]:
+    """One maintenance pass (roll-ups, then retention keeping ``retention_days_raw`` days of raw telemetry),
+    recorded in ``cityos_meta.maintenance_runs``."""
     with psycopg.connect(url, autocommit=True) as conn:
         run_id = conn.execute(
             "insert into cityos_meta.maintenance_runs (job) values ('rollups+retention') returning id"
         ).fetchone()[0]
-        detail: dict[str, object] = {"rollup_rows": refresh_rollups(conn), "chunks_dropped": apply_retention(conn)}
+        detail: dict[str, object] = {"rollup_rows": refresh_rollups(conn), "retention_days_raw": retention_days_raw,
+                                     "chunks_dropped": apply_retention(conn, retention_days_raw)}
         conn.execute("update cityos_meta.maintenance_runs set finished_at = now(), detail = %s where id = %s",
                      (Jsonb(detail), run_id))
     log.info("maintenance done", extra={"detail": detail})

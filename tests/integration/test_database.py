@@ -69,7 +69,7 @@ def test_maintenance_rolls_up_energy_per_hour(database_url, db):
                   select date_trunc('hour', now() - interval '2 hours') + make_interval(mins => m),
                          'hems-roll', 'power_w', m
                   from generate_series(0, 59) m""")
-    run_maintenance(database_url)
+    run_maintenance(database_url, 400)
     if not detect(db).community:
         row = db.execute("""select count, avg, min, max from telemetry.energy_hourly
                             where device_id = 'hems-roll' and metric = 'power_w'""").fetchone()
@@ -81,7 +81,7 @@ def test_retention_drops_chunks_older_than_configured(database_url, db):
 
     db.execute("""insert into telemetry.measurements (time, device_id, metric, value)
                   values (now() - interval '500 days', 'old-t1', 'x', 1), (now(), 'old-t1', 'x', 2)""")
-    dropped = apply_retention(db)
+    dropped = apply_retention(db, 400)
     if not detect(db).community:
         assert dropped["telemetry.measurements"] >= 1
         left = db.execute("select value from telemetry.measurements where device_id = 'old-t1'").fetchall()

@@ -42,7 +42,8 @@ def homes(database_url):
                 consent.grant(conn, subject, "energy", "open_data", "test")
 
 
-def test_snowplow_positions_arrive_over_a_websocket(api, register, test_broker):
+@pytest.mark.windowed  # the reading's time passes ingest's window relative to now
+def test_snowplow_positions_arrive_over_a_websocket(api, register, test_broker, workers):
     password = register(PLOW, "vehicle", kind="snowplow", public=True)
     ws_base, _ = api
     with connect(f"{ws_base}/api/v1/live/snowplows/ws", open_timeout=10) as ws:
