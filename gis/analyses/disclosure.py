@@ -9,7 +9,8 @@ one reference date are protected together, as one linked set, here:
 
 1. *Primary suppression*: every published cell with 1..k-1 residents is blanked (zeros stay).
 2. *Audit*: a group of residents is *disclosed* when its count follows linearly from the published
-   figures (they are equations over the cube; a published zero pins its cells to zero). Checked
+   figures (they are equations over the cube; a group that is shown or derived to be zero pins its
+   cells to zero, since counts are never negative). Checked
    for every group the tables' categories define (:data:`AGE_SETS` x :data:`SEX_SETS` x
    :data:`PLACE_SETS`, which include every base cell, every blank cell and every complement such
    as "aged 65+ living beyond 500 m"), and for the remainder of every margin: when a derivable
@@ -134,9 +135,22 @@ class Known:
 
 
 def _known(values: np.ndarray, published: np.ndarray) -> Known:
+    """Counts are never negative, so a group that adds up to zero pins each of its cells to zero:
+    every such group that follows from the shown figures (a shown zero, or a derived one) is pinned."""
     rows = _VECTORS[_PUBLISHED_IDX[published]]
     zero_rows = rows[values[_PUBLISHED_IDX[published]] == 0]
     free = ~zero_rows.any(axis=0) if len(zero_rows) else np.ones(rows.shape[1], dtype=bool)
+    empty = _VECTORS[values == 0]
+    while True:
+        known = _basis(rows, free)
+        empty = empty[(empty[:, free] > 0).any(axis=1)]  # zero groups with a cell not yet pinned
+        zeros = empty[derivable(empty, known)].any(axis=0) if len(empty) else free & False
+        if not zeros.any():
+            return known
+        free = free & ~zeros
+
+
+def _basis(rows: np.ndarray, free: np.ndarray) -> Known:
     matrix = rows[:, free]
     if not len(matrix) or not free.any():
         return Known(free, np.zeros((0, int(free.sum()))))
