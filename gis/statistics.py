@@ -61,7 +61,7 @@ def people_on(conn: psycopg.Connection, as_of: date) -> pd.DataFrame:
                         {"day": as_of}).fetchall()
     frame = pd.DataFrame(rows, columns=["district_code", "birth_date", "sex", "lon", "lat"])
     points = gpd.GeoDataFrame(frame[["district_code"]], crs="EPSG:4326", geometry=[
-        None if lon is None else Point(lon, lat) for lon, lat in zip(frame["lon"], frame["lat"], strict=True)])
+        None if pd.isna(lon) else Point(lon, lat) for lon, lat in zip(frame["lon"], frame["lat"], strict=True)])
     return pd.DataFrame({"district_code": frame["district_code"].astype(str),
                          "age": ages(frame["birth_date"], as_of) if len(frame) else pd.Series(dtype=int),
                          "sex": frame["sex"],
