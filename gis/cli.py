@@ -68,18 +68,28 @@ def load(layer: str, path: Path, source_layer: str = typer.Option(None, help="La
     _report(report)
 
 
+def _reference_date(as_of: str | None):
+    from cityos.gis.statistics import NotAReferenceDate, check_reference_date
+
+    try:
+        return check_reference_date(date.fromisoformat(as_of) if as_of else None)
+    except (NotAReferenceDate, ValueError) as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(2) from exc
+
+
 @app.command("population")
-def population(as_of: str = typer.Option(None, help="YYYY-MM-DD (default today)"),
+def population(as_of: str = typer.Option(None, help="Reference date YYYY-MM-01 (default this month's)"),
                k: int = typer.Option(None, help="Smallest published count (default CITYOS_K_ANONYMITY).")) -> None:
-    """Population per district by age band (suppressed), as CSV."""
-    from cityos.gis.analyses.population import population_by_district
-    from cityos.gis.sources import residents_extract
+    """Population per district by age group (protected like every published figure), as CSV."""
+    from cityos.gis.analyses.population import population_table
+    from cityos.gis.statistics import published_statistics
     from cityos.platform.db.connection import connect
     from cityos.platform.settings import get_settings
 
+    day = _reference_date(as_of)
     with connect() as conn:
-        table = population_by_district(residents_extract(conn), date.fromisoformat(as_of) if as_of else date.today(),
-                                       k or get_settings().k_anonymity)
+        table = population_table(published_statistics(conn, day, k or get_settings().k_anonymity))
     typer.echo(table.to_csv(index=False))
 
 
@@ -156,17 +166,17 @@ def apply_registry_changes(path: Path, allow_refused: bool = typer.Option(
 
 
 @app.command("bus-coverage")
-def bus_coverage(as_of: str = typer.Option(None, help="YYYY-MM-DD (default today)"),
+def bus_coverage(as_of: str = typer.Option(None, help="Reference date YYYY-MM-01 (default this month's)"),
                  k: int = typer.Option(None, help="Smallest published count (default CITYOS_K_ANONYMITY).")) -> None:
-    """Share of residents (and 65+) within 300 m / 500 m of a bus stop per district, as CSV."""
-    from cityos.gis.analyses.bus_coverage import coverage_by_district
-    from cityos.gis.sources import bus_stops, residents_at_addresses
+    """Share of residents (and 65+) within 300 m / 500 m of a bus stop per district (protected), as CSV."""
+    from cityos.gis.analyses.bus_coverage import coverage_table
+    from cityos.gis.statistics import published_statistics
     from cityos.platform.db.connection import connect
     from cityos.platform.settings import get_settings
 
+    day = _reference_date(as_of)
     with connect() as conn:
-        people = residents_at_addresses(conn, date.fromisoformat(as_of) if as_of else date.today())
-        table = coverage_by_district(people, bus_stops(conn), k or get_settings().k_anonymity)
+        table = coverage_table(published_statistics(conn, day, k or get_settings().k_anonymity))
     typer.echo(table.to_csv(index=False))
 
 

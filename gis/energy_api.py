@@ -32,7 +32,7 @@ MY_PROFILE = """
     )
     select h.hour, round(mine.w::numeric, 1)::float8 as my_w,
            case when district.homes >= %(k)s then round(district.w::numeric, 1)::float8 end as district_avg_w,
-           district.homes
+           case when district.homes >= %(k)s then district.homes end as homes
     from generate_series(0, 23) h(hour)
     left join mine using (hour) left join district using (hour)
     order by h.hour"""
@@ -42,7 +42,8 @@ MY_PROFILE = """
 def my_energy(days: int = Query(7, ge=1, le=90),
               principal: Principal = Depends(require_scope(HOUSEHOLD_PREFIX))) -> dict:
     """Average power by hour of day (JST) of the signed-in household and of the opted-in homes of
-    its district (shown only when at least k homes contribute)."""
+    its district (the average and the number of homes shown only when at least k homes contribute:
+    a count below k would tell a household how many neighbours share the service)."""
     from cityos.platform.settings import get_settings
 
     device_id = principal.households[0]

@@ -43,6 +43,8 @@ class BuiltDataset:
     rows: int
     resources: list[ResourceFile]
     violations: list[str]
+    #: File resources left out because the dataset has no rows (never a header-only file).
+    skipped: tuple[str, ...] = ()
 
 
 def absolute_url(url: str, public_base_url: str) -> str:
@@ -71,8 +73,11 @@ def build(conn: psycopg.Connection, definition: Dataset, portal: Portal, *, k: i
     table = make(conn, context)
     frame = apply_rules(table.frame, rules, k)
     violations = check(frame, rules, k, table.contributors, consented)
-    resources = []
+    resources, skipped = [], []
     for resource in definition.resources:
+        if resource.format != "url" and frame.empty:
+            skipped.append(resource.name)
+            continue
         if resource.format == "url":
             resources.append(ResourceFile(resource.name, "url", resource.description,
                                           url=absolute_url(resource.url or "", public_base_url)))
@@ -82,7 +87,7 @@ def build(conn: psycopg.Connection, definition: Dataset, portal: Portal, *, k: i
             out["geometry"] = _geometries(frame)
         data = to_csv(out) if resource.format == "csv" else to_geojson(out, definition.name)
         resources.append(ResourceFile(resource.name, resource.format, resource.description, data=data))
-    return BuiltDataset(definition, len(frame), resources, violations)
+    return BuiltDataset(definition, len(frame), resources, violations, tuple(skipped))
 
 
 def _geometries(frame) -> list[dict | None]:

@@ -39,12 +39,14 @@ def publish(dry_run: bool = typer.Option(False, "--dry-run", help="Show what wou
         except (GateError, DefinitionError, PublishError) as exc:
             raise _fail(str(exc)) from exc
     for result in report.results:
-        colour = {"failed": "red", "published": "green"}.get(result.status)
+        colour = {"failed": "red", "published": "green", "skipped": "yellow"}.get(result.status)
         typer.secho(f"{result.name:<32} {result.status}", fg=colour, bold=result.status == "failed")
         for change in result.changes:
             typer.echo(f"    {change.describe()}")
         if result.error:
             typer.secho(f"    {result.error}", fg="red")
+        if result.note:
+            typer.secho(f"    {result.note}", fg="yellow")
     if report.failed:
         raise _fail(f"{len(report.failed)} dataset(s) failed; run again to resume (run {report.run_id})", 1)
 
@@ -82,7 +84,8 @@ def build(name: list[str] = typer.Argument(None, help="Datasets to build (defaul
         for resource in item.resources:
             if resource.data is not None:
                 (folder / resource.filename).write_bytes(resource.data)
-        status = "ok" if not item.violations else "REFUSED: " + "; ".join(item.violations)
+        status = ("REFUSED: " + "; ".join(item.violations) if item.violations
+                  else "ok, no rows: its files are not uploaded (no header-only files)" if item.rows == 0 else "ok")
         typer.echo(f"{item.definition.name:<32} {item.rows:>7} rows  {status}")
     gate(built)
 

@@ -100,5 +100,6 @@ def run(settings: Settings, *, only: list[str] | None = None, dry_run: bool = Fa
         results = publish(ckan, built, portal, spatial=city_extent(conn), dry_run=dry_run, on_change=on_change)
         rows = {b.definition.name: b.rows for b in built}
         for result in results:
-            _log(conn, run_id, result.name, result.status, result.changes, result.error, rows.get(result.name))
+            _log(conn, run_id, result.name, result.status, result.changes, result.error or result.note,
+                 rows.get(result.name))
     return RunReport(run_id, results)

@@ -37,6 +37,8 @@ MATRIX: dict[tuple[str, str], str] = {
     ("GET", "/ogc/tiles/{collection_id}/{z}/{x}/{y}.pbf"): PUBLIC,
     ("GET", "/api/v1/gis/population"): PUBLIC, ("GET", "/api/v1/gis/bus-coverage"): PUBLIC,
     ("GET", "/api/v1/gis/hotspots"): PUBLIC, ("GET", "/api/v1/gis/registry/residents"): "registry:read",
+    ("GET", "/api/v1/gis/registry/population"): "registry:read",
+    ("GET", "/api/v1/gis/registry/bus-coverage"): "registry:read",
     ("GET", "/api/v1/gis/exports/{layer}"): PUBLIC, ("GET", "/api/v1/gis/snowplow-coverage"): PUBLIC,
     ("GET", "/api/v1/gis/energy-by-district"): PUBLIC, ("GET", "/api/v1/gis/vacant-houses"): "registry:read",
     ("GET", "/api/v1/energy/my"): "household:",

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import date
 
+import pandas as pd
 import pytest
 
-from cityos.gis.analyses.population import population_by_district
+from cityos.gis.analyses.population import ages, living_on, population_by_district
 from cityos.gis.democity import generate_city
 
 
@@ -35,7 +36,11 @@ def test_every_resident_lives_at_an_address_in_their_district(city):
 
 
 def test_about_a_third_of_residents_are_65_or_older(city):
-    table = population_by_district(city.residents, date(2026, 11, 1), k=1)
+    day = date(2026, 11, 1)
+    alive = living_on(city.residents, day)
+    people = pd.DataFrame({"district_code": alive["district_code"], "age": ages(alive["birth_date"], day),
+                           "sex": alive["sex"], "place": "no_address"})
+    table = population_by_district(people, day, k=1)
     elderly = (table["age_65_74"].sum() + table["age_75_plus"].sum()) / table["total"].sum()
     assert 0.28 < elderly < 0.40
 
