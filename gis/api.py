@@ -40,7 +40,8 @@ def bus_coverage(request: Request, as_of: date | None = None, format: Literal["j
     from cityos.gis.sources import bus_stops, residents_at_addresses
 
     with connect(autocommit=True) as conn:
-        people, stops = residents_at_addresses(conn, as_of or date.today()), bus_stops(conn)
+        people = residents_at_addresses(conn, as_of or date.today())
+        stops = bus_stops(conn, request.app.state.settings.bus_min_departures)
     table = coverage_by_district(people, stops, request.app.state.settings.k_anonymity)
     return respond(request, _records(table), format, max_age=3600)
 

@@ -47,8 +47,10 @@ def _population(conn: psycopg.Connection, k: int) -> gpd.GeoDataFrame:
 def _bus_coverage(conn: psycopg.Connection, k: int) -> gpd.GeoDataFrame:
     from cityos.gis.analyses.bus_coverage import coverage_by_district
     from cityos.gis.sources import bus_stops, residents_at_addresses
+    from cityos.platform.settings import get_settings
 
-    table = coverage_by_district(residents_at_addresses(conn, date.today()), bus_stops(conn), k)
+    stops = bus_stops(conn, get_settings().bus_min_departures)
+    table = coverage_by_district(residents_at_addresses(conn, date.today()), stops, k)
     return _districts(conn).merge(table, on="district_code", how="inner")
 
 

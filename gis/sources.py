@@ -30,8 +30,14 @@ def residents_at_addresses(conn: psycopg.Connection, as_of: date) -> gpd.GeoData
     return gdf.drop(columns=["birth_date"])
 
 
-def bus_stops(conn: psycopg.Connection) -> gpd.GeoDataFrame:
-    return read_layer(conn, "select stop_id, name, boardings_per_day, geom from gis.bus_stops")
+def bus_stops(conn: psycopg.Connection, min_departures: int | None = None) -> gpd.GeoDataFrame:
+    """Bus stops; with ``min_departures``, only those with useful service: at least that many weekday
+    departures (stops loaded without a timetable, whose frequency is unknown, are kept)."""
+    if min_departures is None:
+        return read_layer(conn, "select stop_id, name, boardings_per_day, geom from gis.bus_stops")
+    return read_layer(conn, "select stop_id, name, boardings_per_day, geom from gis.bus_stops "
+                            "where departures_per_weekday is null or departures_per_weekday >= %(n)s",
+                      {"n": min_departures})
 
 
 def vehicle_observations(conn: psycopg.Connection, days: int, threshold: float) -> pd.DataFrame:
