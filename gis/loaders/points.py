@@ -13,11 +13,11 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+import numpy as np
 import shapely
 from pyproj import Transformer
 from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
-from shapely.ops import transform
 
 from cityos.gis.loaders.report import LoadReport
 
@@ -51,7 +51,7 @@ class Boundary:
         centre = self.geometry.centroid
         local = f"+proj=aeqd +lat_0={centre.y} +lon_0={centre.x} +ellps=GRS80 +units=m"
         self._to_local = Transformer.from_crs("EPSG:4326", local, always_xy=True).transform
-        self._local = transform(self._to_local, self.geometry)
+        self._local = shapely.transform(self.geometry, lambda xy: np.column_stack(self._to_local(xy[:, 0], xy[:, 1])))
         shapely.prepare(self._local)
 
     def distance_m(self, lon: float, lat: float) -> float:
