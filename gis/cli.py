@@ -57,22 +57,26 @@ def load(layer: str, path: Path, source_layer: str = typer.Option(None, help="La
          code: str = typer.Option(None, help="boundary: the municipality code (N03_007) to take from the file."),
          dry_run: bool = DRY_RUN, report: Path = REPORT) -> None:
     """Load a layer: boundary, districts, roads, facilities, bus_stops (also a GTFS-JP zip or folder),
-    accidents, addresses, fire_water. Every row is accepted, repaired or refused by line."""
+    accidents, addresses, fire_water, population (地域・年齢別人口). Every row is accepted, repaired or
+    refused by line."""
     _load(layer, path, dry_run, report, source_layer, code)
 
 
 @app.command("population")
 def population(as_of: str = typer.Option(None, help="YYYY-MM-DD (default today)"),
                k: int = typer.Option(None, help="Smallest published count (default CITYOS_K_ANONYMITY).")) -> None:
-    """Population per district by age band (suppressed), as CSV."""
+    """Population per district by age band (suppressed), as CSV: from the registry, or, for a city without
+    a registry extract, from the loaded 地域・年齢別人口 (latest date on or before ``as_of``)."""
     from cityos.gis.analyses.population import population_by_district
-    from cityos.gis.sources import residents_extract
+    from cityos.gis.sources import population_from_statistics, residents_extract
     from cityos.platform.db.connection import connect
     from cityos.platform.settings import get_settings
 
+    day = date.fromisoformat(as_of) if as_of else date.today()
     with connect() as conn:
-        table = population_by_district(residents_extract(conn), date.fromisoformat(as_of) if as_of else date.today(),
-                                       k or get_settings().k_anonymity)
+        residents = residents_extract(conn)
+        table = (population_by_district(residents, day, k or get_settings().k_anonymity) if len(residents) else
+                 population_from_statistics(conn, day, k or get_settings().k_anonymity))
     typer.echo(table.to_csv(index=False))
 
 

@@ -57,6 +57,10 @@ def read_layer_file(layer: str, path: Path, boundary: Boundary | None = None, so
         from cityos.gis.loaders.boundary import read_boundary
 
         return read_boundary(path, code)
+    if layer == "population":
+        from cityos.gis.loaders.population_stats import read_population
+
+        return read_population(path)
     if layer == "fire_water":
         from cityos.gis.loaders.fire_water import read_fire_water
 
@@ -67,7 +71,7 @@ def read_layer_file(layer: str, path: Path, boundary: Boundary | None = None, so
         return read_gtfs(path, boundary)
     if layer not in LAYERS:
         report = LoadReport(path.name, layer=layer)
-        report.fatal = f"unknown layer {layer!r}; one of boundary, {', '.join(LAYERS)}"
+        report.fatal = f"unknown layer {layer!r}; one of boundary, population, {', '.join(LAYERS)}"
         return gpd.GeoDataFrame(), report
     if path.suffix.lower() in TABULAR:
         return _read_point_table(layer, path, boundary)
@@ -159,7 +163,7 @@ def load_file(conn: psycopg.Connection | None, layer: str, path: Path | str, *, 
 
     path = Path(path)
     boundary = None
-    if conn is not None and layer != "boundary":
+    if conn is not None and layer not in ("boundary", "population"):
         boundary = current_boundary(conn, tolerance_m)
     try:
         gdf, report = (reader or read_layer_file)(layer, path, boundary, source_layer, code)
@@ -169,7 +173,7 @@ def load_file(conn: psycopg.Connection | None, layer: str, path: Path | str, *, 
         return report
     report.layer = layer
     report.dry_run = dry_run
-    if boundary is None and layer != "boundary":
+    if boundary is None and layer not in ("boundary", "population"):
         report.notes.append("no city boundary loaded: positions checked against Japan's extent only")
     if report.fatal or dry_run or conn is None:
         return report
@@ -180,6 +184,10 @@ def load_file(conn: psycopg.Connection | None, layer: str, path: Path | str, *, 
         with conn.transaction():
             if layer == "boundary":
                 store_boundary(conn, gdf, report.source)
+            elif layer == "population":
+                from cityos.gis.loaders.population_stats import store_population
+
+                store_population(conn, gdf)
             else:
                 replace_layer(conn, LAYERS[layer].table, gdf, list(LAYERS[layer].columns))
             record_report(conn, layer, report)

@@ -126,3 +126,16 @@ def test_gtfs_stops_outside_the_boundary_are_refused_by_line(city, tmp_path):
     assert done.returncode == 0
     assert "160 refused" not in done.stdout and "263 rows: 0 accepted" in done.stdout
     assert "outside 会津若松市" in json.loads((tmp_path / "r.json").read_text())["refused"][-1]["reason"]
+
+
+def test_a_city_without_a_registry_gets_population_per_area_from_its_published_statistics(city, tmp_path):
+    done = _cli(city, "load", "population", str(DATA / "population" / "akishima_2025_excerpt.csv"),
+                "--report", str(tmp_path / "r.json"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "7 rows: 7 accepted" in done.stdout
+    assert _count(city, "registry.residents") == 0
+    table = _cli(city, "population", "--as-of", "2025-06-15")
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.strip().splitlines()
+    assert lines[0].startswith("district_code,age_0_14,age_15_64,age_65_74,age_75_plus,total")
+    assert lines[1].startswith("132071,13636,71767,13062,17402,115867")  # the 2025/6/1 row

@@ -176,3 +176,57 @@ def test_any_zip_member_bytes_give_a_gtfs_report(tmp_path, data):
 def test_a_missing_file_is_a_report_not_a_traceback(tmp_path, layer):
     report = load_file(None, layer, tmp_path / "nothing.csv")
     assert report.fatal
+
+
+POPULATION = DATA / "population" / "akishima_2025_excerpt.csv"
+
+
+def test_akishima_area_age_population_rows_sum_their_bands_to_the_published_total():
+    from cityos.gis.loaders.population_stats import analysis_bands, read_population
+
+    frame, report = read_population(POPULATION)
+    assert (report.rows, report.loaded, report.refused) == (7, 7, [])
+    first = frame.iloc[0]
+    assert (first["area_code"], str(first["as_of"]), first["total"], first["households"]) == (
+        "132071", "2025-01-01", 115632, 58040)
+    assert sum(first["age_bands"].values()) == 115632
+    assert first["age_bands"]["100+"] == 70
+    assert analysis_bands(first["age_bands"]) == {"age_0_14": 13699, "age_15_64": 71459, "age_65_74": 13210,
+                                                  "age_75_plus": 17264}
+
+
+def test_the_same_population_in_linkdata_form_reads_the_same(tmp_path):
+    """LinkData form of the real rows: UTF-8 with BOM, nine # rows, names only in #property, M/D/YYYY."""
+    from cityos.gis.loaders.population_stats import read_population
+
+    lines = POPULATION.read_text(encoding="utf-8").splitlines()
+    header = lines[0].split(",")
+    meta = ["#LINK", "#lang\tja", "#attribution_name\t昭島市", "#license\thttp://creativecommons.org/licenses/by/4.0/",
+            "#file_name\takishima", "#download_from\thttp://linkdata.org/work/example",
+            "#property\t" + "\t".join(header), "#object_type_xsd\t" + "\t".join(["string"] * len(header)),
+            "#property_context\t" + "\t".join(["Assertion"] * len(header))]
+    body = []
+    for line in lines[1:]:
+        cells = line.split(",")
+        y, m, d = cells[4].split("/")
+        cells[4] = f"{m}/{d}/{y}"
+        body.append("\t" + "\t".join(cells))
+    path = tmp_path / "linkdata.txt"
+    path.write_bytes(("\ufeff" + "\r\n".join(meta + body) + "\r\n").encode("utf-8"))
+    frame, report = read_population(path)
+    plain, _ = read_population(POPULATION)
+    assert report.encoding == "UTF-8 with BOM" and report.loaded == 7
+    assert frame["as_of"].tolist() == plain["as_of"].tolist()
+    assert frame["age_bands"].tolist() == plain["age_bands"].tolist()
+
+
+def test_population_counts_that_are_not_numbers_are_refused_by_line(tmp_path):
+    from cityos.gis.loaders.population_stats import read_population
+
+    lines = POPULATION.read_text(encoding="utf-8").splitlines()
+    bad = lines[2].replace(",115610,", ",11万5610,")
+    path = tmp_path / "p.csv"
+    path.write_text("\n".join([lines[0], lines[1], bad, lines[3].replace("2025/3/1", "R7.3.1")]) + "\n")
+    frame, report = read_population(path)
+    assert report.refused == [{"line": 3, "reason": "count '11万5610' is not a whole number"}]
+    assert [str(d) for d in frame["as_of"]] == ["2025-01-01", "2025-03-01"]
