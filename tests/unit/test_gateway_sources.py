@@ -146,3 +146,22 @@ def test_gga_gives_the_fix_of_an_epoch_whose_rmc_is_still_void_as_gpsd_does():
     assert round(fixes[0].lat, 6) == 37.494700 and fixes[0].speed_kmh is None  # from GGA
     assert fixes[1].speed_kmh == pytest.approx(18.52)  # the RMC of its epoch, not the GGA
     assert datetime.fromtimestamp(fixes[0].t, UTC).date().isoformat() == "2026-11-24"  # date from the void RMC
+
+
+def test_a_cumulative_value_beyond_the_meters_declared_digits_is_refused_as_a_counter_fault():
+    """9,999,999 from a meter that declares 6 digits (0xD7) is not a reading: the counter is broken."""
+    unwrap: dict[int, p.CounterUnwrap] = {}
+    base = {p.METER_DIGITS: bytes([6]), p.METER_COEFFICIENT: (1).to_bytes(4, "big"), p.METER_UNIT: bytes([0x01])}
+    good = meter_metrics({**base, p.METER_CUMULATIVE_NORMAL: (123_456).to_bytes(4, "big")}, unwrap)
+    bad = meter_metrics({**base, p.METER_CUMULATIVE_NORMAL: (9_999_999).to_bytes(4, "big")}, unwrap)
+    after = meter_metrics({**base, p.METER_CUMULATIVE_NORMAL: (123_460).to_bytes(4, "big")}, unwrap)
+    assert good["import_kwh"] == 12345.6
+    assert "import_kwh" not in bad
+    assert after["import_kwh"] == 12346.0  # the fault did not move the counter (no false wrap)
+    assert unwrap[p.METER_CUMULATIVE_NORMAL].faults == 1
+
+
+def test_the_meters_declared_digits_override_a_saved_counter_state():
+    unwrap = {p.METER_CUMULATIVE_NORMAL: p.CounterUnwrap(digits=8, last=100)}
+    meter_metrics({p.METER_DIGITS: bytes([6]), p.METER_CUMULATIVE_NORMAL: (9_999_999).to_bytes(4, "big")}, unwrap)
+    assert unwrap[p.METER_CUMULATIVE_NORMAL].state() == {"digits": 6, "last": 100, "wraps": 0, "faults": 1}
