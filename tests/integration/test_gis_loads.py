@@ -139,3 +139,31 @@ def test_a_city_without_a_registry_gets_population_per_area_from_its_published_s
     lines = table.stdout.strip().splitlines()
     assert lines[0].startswith("district_code,age_0_14,age_15_64,age_65_74,age_75_plus,total")
     assert lines[1].startswith("132071,13636,71767,13062,17402,115867")  # the 2025/6/1 row
+
+
+def test_a_registry_extract_with_wareki_and_excel_serial_dates_loads(city, tmp_path):
+    """The same date reader as the change file: 和暦 (R5.4.1, H27.10.30, 昭和), Excel serials (45017)."""
+    path = tmp_path / "extract.csv"
+    path.write_bytes(("住民ID,世帯番号,町丁目コード,住所ID,生年月日,性別,転入日\n"
+                      "R1,H1,D1,A1,昭和50年1月1日,男,R5.4.1\nR2,H1,D1,A1,H27.10.30,女,45017\n"
+                      "R3,H2,D2,A2,1990/3/4 0:00:00,女,\n").encode("cp932"))
+    done = _cli(city, "load-registry", str(path))
+    assert done.returncode == 0, done.stderr
+    with psycopg.connect(city) as conn:
+        rows = conn.execute("select person_id, birth_date::text, moved_in::text from registry.residents "
+                            "order by person_id").fetchall()
+        conn.execute("truncate registry.residents")
+        conn.commit()
+    assert rows == [("R1", "1975-01-01", "2023-04-01"), ("R2", "2015-10-30", "2023-04-01"),
+                    ("R3", "1990-03-04", None)]
+
+
+def test_a_registry_extract_with_an_unreadable_date_is_refused_by_line_without_a_traceback(city, tmp_path):
+    path = tmp_path / "extract.csv"
+    path.write_text("住民ID,世帯番号,町丁目コード,住所ID,生年月日,性別\nR1,H1,D1,A1,R5.4.1,男\n"
+                    "R2,H1,D1,A1,R5.13.1,女\nR1,H1,D1,A1,H2.1.1,女\n")
+    done = _cli(city, "load-registry", str(path))
+    assert done.returncode == 2
+    assert "line 3: birth_date 'R5.13.1' is not a date (no such day)" in done.stderr
+    assert "line 4: duplicate person_id 'R1' (first on line 2)" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -230,3 +230,10 @@ def test_population_counts_that_are_not_numbers_are_refused_by_line(tmp_path):
     frame, report = read_population(path)
     assert report.refused == [{"line": 3, "reason": "count '11万5610' is not a whole number"}]
     assert [str(d) for d in frame["as_of"]] == ["2025-01-01", "2025-03-01"]
+
+
+def test_bus_stops_as_a_plain_csv_load_without_a_crs_error(tmp_path):
+    path = tmp_path / "stops.csv"
+    path.write_text('"stop_id","stop_name","stop_lat","stop_lon"\n"S1","市役所前","37.4947"," 139.9297"\n')
+    report = load_file(None, "bus_stops", path)
+    assert (report.fatal, report.loaded) == ("", 1)
