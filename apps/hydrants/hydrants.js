@@ -85,6 +85,7 @@ map?.on("load", async () => {
     const outline = await (await fetch("/ogc/collections/boundary/items?limit=10")).json();
     map.addSource("boundary", { type: "geojson", data: outline });
     map.addLayer({ id: "boundary", type: "line", source: "boundary", paint: { "line-color": "#c00", "line-width": 3 } });
+    window.__boundaryNames = outline.features.map((f) => f.properties.name);
   } catch (_) { /* offline: hydrants only */ }
   map.addSource("hydrants", { type: "geojson", data: { type: "FeatureCollection", features: [] } });
   map.addLayer({ id: "hydrants", type: "circle", source: "hydrants", paint: {
