@@ -53,7 +53,9 @@ def people_on(conn: psycopg.Connection, as_of: date) -> pd.DataFrame:
     from cityos.gis.analyses.bus_coverage import place_classes
     from cityos.gis.analyses.population import ages
     from cityos.gis.sources import bus_stops
+    from cityos.platform.settings import get_settings
 
+    stops = bus_stops(conn, get_settings().bus_min_departures)  # only stops with useful service count
     rows = conn.execute("""
         select r.district_code, r.birth_date, r.sex, st_x(a.geom), st_y(a.geom) from registry.residents r
         left join gis.addresses a using (address_id)
@@ -65,7 +67,7 @@ def people_on(conn: psycopg.Connection, as_of: date) -> pd.DataFrame:
     return pd.DataFrame({"district_code": frame["district_code"].astype(str),
                          "age": ages(frame["birth_date"], as_of) if len(frame) else pd.Series(dtype=int),
                          "sex": frame["sex"],
-                         "place": place_classes(points, bus_stops(conn)) if len(frame) else pd.Series(dtype=str)})
+                         "place": place_classes(points, stops) if len(frame) else pd.Series(dtype=str)})
 
 
 def _fingerprint(conn: psycopg.Connection) -> tuple:
@@ -73,7 +75,8 @@ def _fingerprint(conn: psycopg.Connection) -> tuple:
     return conn.execute("""
         select (select count(*) from registry.residents), (select max(updated_at) from registry.residents),
                (select count(*) from gis.addresses),
-               (select md5(coalesce(string_agg(stop_id || st_astext(geom), ',' order by stop_id), ''))
+               (select md5(coalesce(string_agg(stop_id || st_astext(geom) || coalesce(departures_per_weekday::text, ''),
+                                               ',' order by stop_id), ''))
                 from gis.bus_stops)""").fetchone()
 
 

@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", description="Log level of the services.")
     log_json: bool = Field(True, description="Write structured (JSON) logs.")
     k_anonymity: int = Field(10, ge=2, description="Smallest count published in any cell.")
+    boundary_tolerance_m: float = Field(100.0, ge=0, description="Metres outside the city boundary a loaded point "
+                                        "may lie and still be accepted (farther: refused by line).")
+    bus_min_departures: int = Field(10, ge=1, description="Departures per weekday a bus stop needs to count in the "
+                                    "bus-coverage analysis (a few buses a day is not useful service).")
     anonymous_rate_per_minute: int = Field(120, ge=1, description="Open-API requests per minute without a key.")
     anonymous_daily_quota: int = Field(10_000, ge=1, description="Open-API requests per day without a key.")
     trusted_proxies: str = Field("", description="Addresses or CIDRs (comma-separated) of reverse proxies whose "

@@ -79,7 +79,14 @@ function render() {
   window.__hydrantsRendered = ranked.length;
 }
 
-map?.on("load", () => {
+map?.on("load", async () => {
+  // The city's outline (the boundary layer: 国土数値情報 N03), so residents see where the data ends.
+  try {
+    const outline = await (await fetch("/ogc/collections/boundary/items?limit=10")).json();
+    map.addSource("boundary", { type: "geojson", data: outline });
+    map.addLayer({ id: "boundary", type: "line", source: "boundary", paint: { "line-color": "#c00", "line-width": 3 } });
+    window.__boundaryNames = outline.features.map((f) => f.properties.name);
+  } catch (_) { /* offline: hydrants only */ }
   map.addSource("hydrants", { type: "geojson", data: { type: "FeatureCollection", features: [] } });
   map.addLayer({ id: "hydrants", type: "circle", source: "hydrants", paint: {
     "circle-radius": 12, "circle-color": ["case", ["==", ["get", "kind"], "消火栓"], "#ffd400", "#00b4ff"],

@@ -22,6 +22,15 @@ def test_hydrant_map_lists_the_nearest_ten_facilities(page, city_api):
     assert page.errors == []
 
 
+def test_hydrant_map_shows_aizuwakamatsus_real_outline_and_credits_the_data(page, city_api):
+    page.goto(f"{city_api}/apps/hydrants/")
+    wait_js(page, "window.__hydrantsRendered === 10", timeout=30_000)
+    wait_js(page, "Array.isArray(window.__boundaryNames)", timeout=30_000)
+    assert page.evaluate("window.__boundaryNames") == ["会津若松市"]
+    footer = page.locator("footer.attribution").inner_text()
+    assert "Code for AIZU" in footer and "CC BY 4.0" in footer and "国土数値情報" in footer
+
+
 def test_hydrant_type_filter_shows_only_tanks(page, city_api):
     page.goto(f"{city_api}/apps/hydrants/")
     wait_js(page, "window.__hydrantsRendered === 10", timeout=30_000)
