@@ -134,7 +134,7 @@ def test_a_city_without_a_registry_gets_population_per_area_from_its_published_s
     assert done.returncode == 0, done.stdout + done.stderr
     assert "7 rows: 7 accepted" in done.stdout
     assert _count(city, "registry.residents") == 0
-    table = _cli(city, "population", "--as-of", "2025-06-15")
+    table = _cli(city, "population", "--as-of", "2025-06-01")  # a reference date (month start)
     assert table.returncode == 0, table.stderr
     lines = table.stdout.strip().splitlines()
     assert lines[0].startswith("district_code,age_0_14,age_15_64,age_65_74,age_75_plus,total")
