@@ -21,6 +21,37 @@ def config(request: Request) -> dict:
     return {"basemap_tiles": settings.basemap_tiles, "basemap_attribution": settings.basemap_attribution}
 
 
+class NoVaryOrigin:
+    """Pure ASGI middleware (outside CORS): answers under /apps/ carry no ``Vary: Origin``.
+
+    The apps' files and data are the same for every origin, but the CORS middleware marks every answer
+    ``Vary: Origin``. A service worker that cached a file at install (a request without ``Origin``) then
+    missed it for the page's module scripts (requests with ``Origin``), so an offline reload after one
+    visit found nothing."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/apps/"):
+            return await self.app(scope, receive, send)
+
+        async def strip(message) -> None:
+            if message["type"] == "http.response.start":
+                headers = []
+                for name, value in message.get("headers", []):
+                    if name.lower() == b"vary":
+                        kept = [v.strip() for v in value.split(b",") if v.strip().lower() != b"origin"]
+                        if not kept:
+                            continue
+                        value = b", ".join(kept)
+                    headers.append((name, value))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        return await self.app(scope, receive, strip)
+
+
 def mount_apps(app: FastAPI) -> None:
     """Mount each app folder (after the routers, so /apps/config.json is answered by the route)."""
     for name in SERVED:
