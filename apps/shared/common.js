@@ -293,7 +293,10 @@ export async function mapStyle({ sources = {}, layers = [] } = {}) {
     { id: "districts", type: "line", source: "districts", paint: { "line-color": "#5a5a52", "line-width": 1.5, "line-dasharray": [3, 2] } },
   );
   Object.assign(style.sources, sources);
-  style.layers.push(...layers);
+  // the app's areas (fills) under the streets and outlines; its lines and points on top
+  const fills = layers.filter((layer) => layer.type === "fill");
+  style.layers.splice(style.layers.findIndex((layer) => layer.id === "roads"), 0, ...fills);
+  style.layers.push(...layers.filter((layer) => layer.type !== "fill"));
   return style;
 }
 

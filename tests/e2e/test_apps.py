@@ -143,8 +143,8 @@ def test_energy_dashboard_refuses_a_wrong_token(page, city_api):
     page.goto(f"{city_api}/apps/energy/")
     page.fill("#token", "cty_wrong")
     page.click("#signin button")
-    wait_js(page, "document.getElementById('status').textContent.length > 0", timeout=10_000)
-    assert "無効" in page.inner_text("#status")
+    wait_js(page, "document.getElementById('mine').textContent.length > 0", timeout=10_000)
+    assert "無効" in page.inner_text("#mine")
 
 
 def test_staff_map_draws_every_analysis_layer_with_a_legend(page, city_api):
