@@ -4,8 +4,8 @@ The apps need whole public layers (fire-water facilities, roads, district outlin
 labels), the same for every resident. Asking the open API for them made every resident's visit count
 against the anonymous rate of their address (120/min), which residents behind one address (a mobile
 carrier's NAT, a school, an evacuation centre) share: a crowd blanked the maps. Here each layer is
-built once per ``REFRESH_S`` per API process, whatever the traffic, kept in memory (plain and gzip),
-and served like a static file, outside the per-address API rate limit:
+built once per ``CITYOS_APP_DATA_REFRESH_S`` (60 s) per API process, whatever the traffic, kept in
+memory (plain and gzip), and served like a static file, outside the per-address API rate limit:
 
 - ``GET /apps/data/manifest.json``: the current versioned URL of each layer (``no-cache``: revalidated
   with its ETag on every load, a 304 costs nothing);
@@ -35,8 +35,6 @@ router = APIRouter(prefix="/apps/data", tags=["apps"])
 
 #: the layers the apps load whole (each a public OGC collection)
 LAYERS = ("fire_water", "roads", "districts", "facilities")
-#: seconds between rebuilds of a layer in one API process
-REFRESH_S = 60.0
 IMMUTABLE = "public, max-age=31536000, immutable"
 GEOJSON = "application/geo+json"
 
@@ -74,14 +72,14 @@ def _build(layer: str) -> Built:
     return Built(version, body, gzip.compress(body, 6), time.monotonic())
 
 
-def current(layer: str) -> Built:
-    """The layer as served now, rebuilt when older than ``REFRESH_S`` (one rebuild at a time)."""
+def current(layer: str, refresh_s: float) -> Built:
+    """The layer as served now, rebuilt when older than ``refresh_s`` (one rebuild at a time)."""
     built = _built.get(layer)
-    if built and time.monotonic() - built.at < REFRESH_S:
+    if built and time.monotonic() - built.at < refresh_s:
         return built
     with _lock:
         built = _built.get(layer)
-        if built and time.monotonic() - built.at < REFRESH_S:
+        if built and time.monotonic() - built.at < refresh_s:
             return built
         try:
             _built[layer] = _build(layer)
@@ -101,14 +99,14 @@ def _answer(request: Request, body: bytes, gz: bytes, etag: str, cache_control: 
     return Response(body, media_type=media, headers=headers)
 
 
-def manifest() -> dict:
+def manifest(refresh_s: float) -> dict:
     """Each layer's current versioned URL."""
-    return {"layers": {layer: f"/apps/data/{layer}.{current(layer).version}.geojson" for layer in LAYERS}}
+    return {"layers": {layer: f"/apps/data/{layer}.{current(layer, refresh_s).version}.geojson" for layer in LAYERS}}
 
 
 @router.get("/manifest.json", include_in_schema=False)
 def get_manifest(request: Request) -> Response:
-    body = json.dumps(manifest()).encode()
+    body = json.dumps(manifest(request.app.state.settings.app_data_refresh_s)).encode()
     etag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
     return _answer(request, body, gzip.compress(body), etag, "no-cache", "application/json")
 
@@ -119,6 +117,6 @@ def get_layer(name: str, request: Request) -> Response:
     version, _, ext = rest.partition(".")
     if layer not in LAYERS or ext != "geojson":
         raise HTTPException(404, "no such app data file")
-    built = current(layer)
+    built = current(layer, request.app.state.settings.app_data_refresh_s)
     cache_control = IMMUTABLE if version == built.version else "no-cache"
     return _answer(request, built.body, built.gz, f'"{built.version}"', cache_control, GEOJSON)

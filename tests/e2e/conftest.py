@@ -36,8 +36,10 @@ def city_env(apps_built, database_url, test_broker, tmp_path_factory) -> dict[st
 
 @pytest.fixture(scope="module")
 def city_api(city_env):
-    """The API serving the demo city (a generous rate, so the suite's many page loads are not limited)."""
-    with api_server({**city_env, "CITYOS_ANONYMOUS_RATE_PER_MINUTE": "10000"}) as base:
+    """The API serving the demo city (a generous rate, so the suite's many page loads are not limited; the apps'
+    base layers rebuilt on every request, so a test sees the rows it planted)."""
+    with api_server({**city_env, "CITYOS_ANONYMOUS_RATE_PER_MINUTE": "10000",
+                     "CITYOS_APP_DATA_REFRESH_S": "0"}) as base:
         yield base
 
 
