@@ -131,6 +131,7 @@ def test_app_is_usable_on_a_phone(browser, city_api, app):
             .map((el) => [el.id || el.className || el.tagName, el.getBoundingClientRect()])
             .filter(([, r]) => r.width < 44 || r.height < 44).map(([n, r]) => `${n} ${r.width}x${r.height}`)""")
         assert small == []
+        wait_js(page, DRAWN.replace("{layer}", "districts"), timeout=20_000)  # drawn before the screenshots
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"{app}-phone.png"))
         page.set_viewport_size({"width": 1280, "height": 800})
