@@ -176,6 +176,20 @@ def energy_by_district(request: Request, format: Literal["json", "csv"] = "json"
     return respond(request, rows, format, max_age=300)
 
 
+@router.get("/energy-by-area", summary="Household consumption at the finest area with k homes / 地域別電力使用")
+def energy_by_area(request: Request, format: Literal["json", "csv"] = "json") -> Response:
+    """Per district and hour of day (JST, last 7 days), opted-in HEMS homes only, shown at the finest level
+    whose group has at least k homes: the district, else its town (町), else the city's left-over homes.
+    Each row gives ``level`` (district, town, city or suppressed) and ``area``."""
+    from datetime import UTC, datetime
+
+    from cityos.gis.analyses.energy_areas import energy_by_area_from_db
+
+    with connect(autocommit=True) as conn:
+        rows = energy_by_area_from_db(conn, datetime.now(UTC), request.app.state.settings.k_anonymity)
+    return respond(request, rows, format, max_age=300)
+
+
 @router.get("/vacant-houses", summary="Vacant-house candidates (staff only, audited) / 空き家候補")
 def vacant_houses(days: int = Query(30, ge=7, le=365),
                   _: Principal = Depends(require_scope("registry:read"))) -> Response:

@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     basemap_tiles: str = Field("", description="Raster tile URL template of the apps' basemap (e.g. GSI: "
                                "https://cyberjapandata.gsi.go.jp/xyz/std/{z}/{x}/{y}.png); empty = offline style.")
     basemap_attribution: str = Field("", description="Attribution shown with the basemap (e.g. 地理院タイル).")
+    app_data_refresh_s: float = Field(60, ge=0, le=86_400, description="Seconds each API process keeps the apps' "
+                                      "base layers (/apps/data: hydrants, roads, districts, facilities) before "
+                                      "rebuilding them from the database.")
     retention_days_raw: int = Field(400, ge=1, description="Days of raw telemetry kept before drop_chunks.")
     maintenance_interval_s: int = Field(300, ge=5, description="Seconds between retention/roll-up runs.")
 
