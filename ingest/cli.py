@@ -244,13 +244,20 @@ def simulate_command(homes: int = typer.Option(500), snowplows: int = typer.Opti
                      patrol_cars: int = typer.Option(20), wearables: int = typer.Option(100),
                      duration: float = typer.Option(None, help="Seconds to run (default: until interrupted)."),
                      hems_interval: float = typer.Option(30.0, help="Seconds between a home's readings."),
-                     seed: int = typer.Option(7)) -> None:
+                     seed: int = typer.Option(7),
+                     backfill: bool = typer.Option(True, help="First send each home's readings of the previous "
+                                                   "local day and of today so far (a complete first day).")
+                     ) -> None:
     """Publish realistic streams (HEMS homes, snowplows, patrol cars, wearables) with per-device credentials."""
     from cityos.ingest.devices import broker_target
     from cityos.ingest.simulate.runner import SimulationConfig, simulate
 
     settings = _settings()
-    config = SimulationConfig(homes, snowplows, patrol_cars, wearables, hems_interval_s=hems_interval, seed=seed)
+    config = SimulationConfig(homes, snowplows, patrol_cars, wearables, hems_interval_s=hems_interval, seed=seed,
+                              backfill=backfill, timezone=settings.timezone)
     typer.echo(f"simulating {homes} homes, {snowplows} snowplows, {patrol_cars} patrol cars, {wearables} wearables")
+    from cityos.platform.audit import audited_command
+
+    audited_command("simulate", detail={"homes": homes, "wearables": wearables, "seed": seed})
     count = simulate(settings.database_url, settings.mqtt_url, broker_target(settings), config, duration)
     typer.echo(f"published {count} readings")

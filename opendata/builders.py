@@ -26,7 +26,8 @@ from cityos.ingest.rows import VEHICLES
 from cityos.opendata.anonymise import Table, aggregate
 from cityos.opendata.definitions import Portal
 
-JST = ZoneInfo("Asia/Tokyo")
+#: The default city time zone (``CITYOS_TIMEZONE``); a build takes the setting's.
+DEFAULT_ZONE = ZoneInfo("Asia/Tokyo")
 
 
 class UnknownMetric(LookupError):
@@ -60,6 +61,12 @@ class BuildContext:
     params: dict = field(default_factory=dict)
     consented: frozenset[str] | None = None
     public_base_url: str = ""
+    zone: ZoneInfo = DEFAULT_ZONE  # the city's time zone: days and months run from local midnight
+
+    @property
+    def tz(self) -> str:
+        """The zone's IANA name, for ``at time zone %(tz)s`` in SQL."""
+        return self.zone.key
 
 
 Builder = Callable[[psycopg.Connection, BuildContext], Table]
@@ -115,7 +122,7 @@ def population_by_age(conn: psycopg.Connection, ctx: BuildContext) -> Table:
     Aggregate statistics of the resident registry (published by the city by law, not per-person
     consent); every count below k is blanked, with secondary suppression against the band's total.
     """
-    as_of = ctx.now.astimezone(JST).date().replace(day=1)
+    as_of = ctx.now.astimezone(ctx.zone).date().replace(day=1)
     people = _frame(conn, """
         select r.district_code, d.name_ja as district_name, r.sex,
                extract(year from age(%(day)s, r.birth_date))::int as age
@@ -143,18 +150,19 @@ def population_by_age(conn: psycopg.Connection, ctx: BuildContext) -> Table:
 
 @builder("energy_by_district_day")
 def energy_by_district_day(conn: psycopg.Connection, ctx: BuildContext) -> Table:
-    """Electricity bought per home per day (kWh, JST days) per district, from opted-in homes only."""
+    """Electricity bought per home per day (kWh) per district, from opted-in homes only; complete local days
+    (the city's time zone) up to the last midnight."""
     days = int(ctx.params.get("days", 90))
-    end = ctx.now.astimezone(JST).replace(hour=0, minute=0, second=0, microsecond=0)
+    end = ctx.now.astimezone(ctx.zone).replace(hour=0, minute=0, second=0, microsecond=0)
     homes = _frame(conn, """
         select d.owner_subject as subject_id, d.district_code,
-               (e.time at time zone 'Asia/Tokyo')::date as day,
+               (e.time at time zone %(tz)s)::date as day,
                max(e.value) - min(e.value) as kwh
         from telemetry.energy_readings e join core.devices d using (device_id)
         where e.metric = %(metric)s and e.time >= %(start)s and e.time < %(end)s
           and d.domain = 'hems' and d.owner_subject is not null and d.district_code is not null
         group by 1, 2, 3 having count(*) >= 2""",
-                   {"start": end - timedelta(days=days), "end": end, "metric": IMPORT_KWH})
+                   {"start": end - timedelta(days=days), "end": end, "metric": IMPORT_KWH, "tz": ctx.tz})
     table = aggregate(homes, ["district_code", "day"], "subject_id", {"kwh_per_home": ("kwh", "mean")}, ctx.k,
                       ctx.consented, size_column="homes")
     frame = table.frame
@@ -213,18 +221,18 @@ def health_by_district_month(conn: psycopg.Connection, ctx: BuildContext) -> Tab
     districts still count towards a published figure.
     """
     months = int(ctx.params.get("months", 12))
-    start = (ctx.now.astimezone(JST).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    start = (ctx.now.astimezone(ctx.zone).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
              - pd.DateOffset(months=months)).to_pydatetime()
     daily = _frame(conn, """
         select dv.owner_subject as subject_id, coalesce(r.district_code, dv.district_code) as district_code,
-               to_char(h.time at time zone 'Asia/Tokyo', 'YYYY-MM') as month,
-               (h.time at time zone 'Asia/Tokyo')::date as day,
+               to_char(h.time at time zone %(tz)s, 'YYYY-MM') as month,
+               (h.time at time zone %(tz)s)::date as day,
                avg(h.value) filter (where h.metric = %(heart_rate)s) as heart_rate,
                sum(h.value) filter (where h.metric = %(steps)s) as steps
         from telemetry.health_readings h join core.devices dv using (device_id)
         left join registry.residents r on r.person_id = dv.owner_subject
         where h.time >= %(start)s and h.metric in (%(heart_rate)s, %(steps)s) and dv.owner_subject is not null
-        group by 1, 2, 3, 4""", {"start": start, "heart_rate": HEART_RATE, "steps": STEPS})
+        group by 1, 2, 3, 4""", {"start": start, "heart_rate": HEART_RATE, "steps": STEPS, "tz": ctx.tz})
     values = {"heart_rate_mean": ("heart_rate", "mean"), "steps_per_day": ("steps", "mean")}
     districts = aggregate(daily.dropna(subset=["district_code"]), ["district_code", "month"], "subject_id",
                           values, ctx.k, ctx.consented, size_column="wearers")
