@@ -166,13 +166,17 @@ def snowplow_coverage(hours: int = Query(12, ge=1, le=24 * 14)) -> Response:
 
 @router.get("/energy-by-district", summary="Household consumption per district and hour / 地区別電力使用")
 def energy_by_district(request: Request, format: Literal["json", "csv"] = "json") -> Response:
-    """Opted-in HEMS homes only; districts with fewer than k homes are blanked."""
+    """Average power per home by district and local hour of day (the city's time zone, ``CITYOS_TIMEZONE``,
+    default Asia/Tokyo), this week and last. HEMS homes whose owners consented to open data (not research or
+    services) only; districts with fewer than k homes are blanked."""
     from datetime import UTC, datetime
 
     from cityos.gis.analyses.city_sql import energy_by_district as compute
+    from cityos.platform.exits import API_ENERGY_BY_DISTRICT
 
     with connect(autocommit=True) as conn:
-        rows = compute(conn, datetime.now(UTC), request.app.state.settings.k_anonymity)
+        settings = request.app.state.settings
+        rows = compute(conn, datetime.now(UTC), settings.k_anonymity, API_ENERGY_BY_DISTRICT, settings.timezone)
     return respond(request, rows, format, max_age=300)
 
 

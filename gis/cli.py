@@ -131,11 +131,12 @@ def export(layer: str, fmt: str = typer.Option("gpkg", "--format", "-f", help="g
 def load_registry(path: Path) -> None:
     """Replace the resident registry with a full extract (CSV: UTF-8, BOM or CP932; audited)."""
     from cityos.gis.loaders.registry import RegistryError, load_extract
+    from cityos.platform.audit import Who, access_of
     from cityos.platform.db.connection import connect
 
     with connect() as conn:
         try:
-            rows = load_extract(conn, path)
+            rows = load_extract(conn, path, Who.cli(), access_of("cli:gis load-registry").why)
         except RegistryError as exc:
             typer.secho(str(exc), fg="red", err=True)
             raise typer.Exit(2) from exc
@@ -148,11 +149,13 @@ def apply_registry_changes(path: Path, allow_refused: bool = typer.Option(
         False, help="Apply the good rows even when some are refused.")) -> None:
     """Apply a daily registry change file (異動: 転入/出生/転出/死亡/転居); idempotent, audited."""
     from cityos.gis.loaders.registry import RegistryError, apply_changes
+    from cityos.platform.audit import Who, access_of
     from cityos.platform.db.connection import connect
 
     with connect() as conn:
         try:
-            report = apply_changes(conn, path, allow_refused=allow_refused)
+            report = apply_changes(conn, path, Who.cli(), allow_refused,
+                                   access_of("cli:gis apply-registry-changes").why)
         except RegistryError as exc:
             typer.secho(str(exc), fg="red", err=True)
             raise typer.Exit(2) from exc
@@ -206,28 +209,28 @@ def energy_by_district(k: int = typer.Option(None, help="Smallest number of home
 
     from cityos.gis.analyses.city_sql import energy_by_district as compute
     from cityos.platform.db.connection import connect
+    from cityos.platform.exits import CLI_ENERGY
     from cityos.platform.settings import get_settings
 
     with connect() as conn:
-        for row in compute(conn, datetime.now(UTC), k or get_settings().k_anonymity):
+        settings = get_settings()
+        for row in compute(conn, datetime.now(UTC), k or settings.k_anonymity, CLI_ENERGY, settings.timezone):
             typer.echo(json.dumps(row, default=str))
 
 
 @app.command("vacant-houses")
-def vacant_houses(days: int = typer.Option(30, help="Window of near-zero consumption."),
-                  actor: str = typer.Option(..., help="Who runs it (recorded in the audit log).")) -> None:
-    """Vacant-house candidates (addresses: personal data, for staff; the run is audited), as JSON lines."""
+def vacant_houses(days: int = typer.Option(30, help="Window of near-zero consumption.")) -> None:
+    """Vacant-house candidates (addresses: personal data, for staff; the run is audited under the OS user),
+    as JSON lines."""
     from datetime import UTC, datetime
 
-    from psycopg.types.json import Jsonb
-
     from cityos.gis.analyses.city_sql import vacant_house_candidates
+    from cityos.platform.audit import record_command
     from cityos.platform.db.connection import connect
 
     with connect() as conn:
         rows = vacant_house_candidates(conn, datetime.now(UTC), days)
-        conn.execute("insert into core.audit_log (actor, role, action, resource, detail) values "
-                     "(%s, 'staff-cli', 'read', 'gis/vacant-houses', %s)", (actor, Jsonb({"rows": len(rows)})))
+        record_command(conn, "gis vacant-houses", detail={"days": days, "rows": len(rows)})
         conn.commit()
     for row in rows:
         row.pop("geometry", None)

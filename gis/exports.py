@@ -75,8 +75,10 @@ def _snowplow_coverage(conn: psycopg.Connection, k: int) -> gpd.GeoDataFrame:
 
 def _energy(conn: psycopg.Connection, k: int) -> gpd.GeoDataFrame:
     from cityos.gis.analyses.city_sql import energy_by_district
+    from cityos.platform.exits import EXPORT_ENERGY
+    from cityos.platform.settings import get_settings
 
-    table = pd.DataFrame(energy_by_district(conn, datetime.now(UTC), k))
+    table = pd.DataFrame(energy_by_district(conn, datetime.now(UTC), k, EXPORT_ENERGY, get_settings().timezone))
     if table.empty:
         table = pd.DataFrame(columns=["district_code", "hour", "homes", "avg_w_per_home"])
     return _districts(conn).merge(table, on="district_code", how="inner")

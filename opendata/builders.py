@@ -27,7 +27,8 @@ from cityos.ingest.rows import VEHICLES
 from cityos.opendata.anonymise import Table, aggregate
 from cityos.opendata.definitions import Portal
 
-JST = ZoneInfo("Asia/Tokyo")
+#: The default city time zone (``CITYOS_TIMEZONE``); a build takes the setting's.
+DEFAULT_ZONE = ZoneInfo("Asia/Tokyo")
 
 
 class UnknownMetric(LookupError):
@@ -61,6 +62,12 @@ class BuildContext:
     params: dict = field(default_factory=dict)
     consented: frozenset[str] | None = None
     public_base_url: str = ""
+    zone: ZoneInfo = DEFAULT_ZONE  # the city's time zone: days and months run from local midnight
+
+    @property
+    def tz(self) -> str:
+        """The zone's IANA name, for ``at time zone %(tz)s`` in SQL."""
+        return self.zone.key
 
 
 Builder = Callable[[psycopg.Connection, BuildContext], Table]
@@ -141,18 +148,19 @@ def population_frame(stats: Statistics, names: dict[str, str], portal: Portal) -
 
 @builder("energy_by_district_day")
 def energy_by_district_day(conn: psycopg.Connection, ctx: BuildContext) -> Table:
-    """Electricity bought per home per day (kWh, JST days) per district, from opted-in homes only."""
+    """Electricity bought per home per day (kWh) per district, from opted-in homes only; complete local days
+    (the city's time zone) up to the last midnight."""
     days = int(ctx.params.get("days", 90))
-    end = ctx.now.astimezone(JST).replace(hour=0, minute=0, second=0, microsecond=0)
+    end = ctx.now.astimezone(ctx.zone).replace(hour=0, minute=0, second=0, microsecond=0)
     homes = _frame(conn, """
         select d.owner_subject as subject_id, d.district_code,
-               (e.time at time zone 'Asia/Tokyo')::date as day,
+               (e.time at time zone %(tz)s)::date as day,
                max(e.value) - min(e.value) as kwh
         from telemetry.energy_readings e join core.devices d using (device_id)
         where e.metric = %(metric)s and e.time >= %(start)s and e.time < %(end)s
           and d.domain = 'hems' and d.owner_subject is not null and d.district_code is not null
         group by 1, 2, 3 having count(*) >= 2""",
-                   {"start": end - timedelta(days=days), "end": end, "metric": IMPORT_KWH})
+                   {"start": end - timedelta(days=days), "end": end, "metric": IMPORT_KWH, "tz": ctx.tz})
     table = aggregate(homes, ["district_code", "day"], "subject_id", {"kwh_per_home": ("kwh", "mean")}, ctx.k,
                       ctx.consented, size_column="homes")
     frame = table.frame
@@ -211,18 +219,18 @@ def health_by_district_month(conn: psycopg.Connection, ctx: BuildContext) -> Tab
     districts still count towards a published figure.
     """
     months = int(ctx.params.get("months", 12))
-    start = (ctx.now.astimezone(JST).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    start = (ctx.now.astimezone(ctx.zone).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
              - pd.DateOffset(months=months)).to_pydatetime()
     daily = _frame(conn, """
         select dv.owner_subject as subject_id, coalesce(r.district_code, dv.district_code) as district_code,
-               to_char(h.time at time zone 'Asia/Tokyo', 'YYYY-MM') as month,
-               (h.time at time zone 'Asia/Tokyo')::date as day,
+               to_char(h.time at time zone %(tz)s, 'YYYY-MM') as month,
+               (h.time at time zone %(tz)s)::date as day,
                avg(h.value) filter (where h.metric = %(heart_rate)s) as heart_rate,
                sum(h.value) filter (where h.metric = %(steps)s) as steps
         from telemetry.health_readings h join core.devices dv using (device_id)
         left join registry.residents r on r.person_id = dv.owner_subject
         where h.time >= %(start)s and h.metric in (%(heart_rate)s, %(steps)s) and dv.owner_subject is not null
-        group by 1, 2, 3, 4""", {"start": start, "heart_rate": HEART_RATE, "steps": STEPS})
+        group by 1, 2, 3, 4""", {"start": start, "heart_rate": HEART_RATE, "steps": STEPS, "tz": ctx.tz})
     values = {"heart_rate_mean": ("heart_rate", "mean"), "steps_per_day": ("steps", "mean")}
     districts = aggregate(daily.dropna(subset=["district_code"]), ["district_code", "month"], "subject_id",
                           values, ctx.k, ctx.consented, size_column="wearers")

@@ -82,6 +82,28 @@ class Settings(BaseSettings):
                                       "rebuilding them from the database.")
     retention_days_raw: int = Field(400, ge=1, description="Days of raw telemetry kept before drop_chunks.")
     maintenance_interval_s: int = Field(300, ge=5, description="Seconds between retention/roll-up runs.")
+    timezone: str = Field("Asia/Tokyo", description="The city's time zone (IANA name): every daily bucket (series "
+                          "with interval=1d, daily datasets, local hours of day) runs from local midnight to midnight.")
+    job_name: str = Field("", description="Set by a scheduled job (its systemd unit) to name itself in the audit "
+                          "log instead of the OS user, e.g. cityos-publish.")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}: an IANA name such as Asia/Tokyo") from exc
+        return value
+
+    @property
+    def zone(self):
+        """:attr:`timezone` as a ``zoneinfo.ZoneInfo``."""
+        from zoneinfo import ZoneInfo
+
+        return ZoneInfo(self.timezone)
 
     @field_validator("trusted_proxies")
     @classmethod

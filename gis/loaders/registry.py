@@ -25,10 +25,13 @@ from pathlib import Path
 
 import pandas as pd
 import psycopg
-from psycopg.types.json import Jsonb
 
 from cityos.gis.loaders.dates import DateError, parse_date
 from cityos.gis.loaders.tables import TableError, read_frame
+from cityos.platform.audit import Who, record
+
+#: Who loads when no person or job is named (the demo city).
+LOADER = Who("registry-loader", "job")
 
 COLUMNS = {
     "住民ID": "person_id", "個人番号": "person_id", "person_id": "person_id",
@@ -124,9 +127,10 @@ def read_changes(path: Path | str) -> tuple[list[dict], list[dict], str]:
     return rows, refused, encoding
 
 
-def apply_changes(conn: psycopg.Connection, path: Path | str, actor: str = "registry-loader",
-                  allow_refused: bool = False) -> ChangeReport:
-    """Apply a daily change file in one transaction (idempotent; a file applied before is skipped)."""
+def apply_changes(conn: psycopg.Connection, path: Path | str, who: Who = LOADER, allow_refused: bool = False,
+                  reason: str = "apply the registry's daily changes") -> ChangeReport:
+    """Apply a daily change file in one transaction (idempotent; a file applied before is skipped); the audit row
+    names ``who`` and ``reason``."""
     data = Path(path).read_bytes()
     report = ChangeReport(Path(path).name, hashlib.sha256(data).hexdigest())
     if conn.execute("select 1 from registry.updates where source_sha256 = %s", (report.sha256,)).fetchone():
@@ -145,11 +149,10 @@ def apply_changes(conn: psycopg.Connection, path: Path | str, actor: str = "regi
                      "values (coalesce(%s, current_date), %s, %s, %s, %s, %s)",
                      (report.as_of, report.inserted, report.updated, report.moved_out, report.source,
                       report.sha256))
-        conn.execute("insert into core.audit_log (actor, role, action, resource, detail) "
-                     "values (%s, 'registry', 'registry:apply-changes', 'registry/residents', %s)",
-                     (actor, Jsonb({"source": report.source, "inserted": report.inserted, "updated": report.updated,
-                                    "moved_out": report.moved_out, "unchanged": report.unchanged,
-                                    "refused": len(report.refused)})))
+        record(conn, who, "registry:apply-changes", "registry/residents", role="registry",
+               subject=f"residents changed by {Path(path).name}", reason=reason,
+               detail={"source": report.source, "inserted": report.inserted, "updated": report.updated,
+                       "moved_out": report.moved_out, "unchanged": report.unchanged, "refused": len(report.refused)})
     return report
 
 
@@ -183,8 +186,10 @@ def _apply(conn: psycopg.Connection, row: dict, report: ChangeReport) -> None:
     report.updated += 1
 
 
-def load_extract(conn: psycopg.Connection, path: Path | str) -> int:
-    """Replace the registry with a full extract (person, household, district, address, birth, sex, moves).
+def load_extract(conn: psycopg.Connection, path: Path | str, who: Who = LOADER,
+                 reason: str = "replace the registry with an extract") -> int:
+    """Replace the registry with a full extract (person, household, district, address, birth, sex, moves); the
+    audit row names ``who`` and ``reason``.
 
     Every row is checked first; a file with refused rows (unknown sex code, unreadable date, duplicate
     person) is refused as a whole with the lines and reasons, and nothing is replaced.
@@ -221,7 +226,6 @@ def load_extract(conn: psycopg.Connection, path: Path | str) -> int:
         with cur.copy(f"copy registry.residents ({', '.join(columns)}) from stdin") as copy:
             for values in rows:
                 copy.write_row(values)
-        cur.execute("insert into core.audit_log (actor, role, action, resource, detail) values "
-                    "('registry-loader', 'registry', 'registry:load-extract', 'registry/residents', %s)",
-                    (Jsonb({"source": Path(path).name, "rows": len(rows)}),))
+        record(conn, who, "registry:load-extract", "registry/residents", role="registry", subject="all residents",
+               reason=reason, detail={"source": Path(path).name, "rows": len(rows)})
     return len(rows)

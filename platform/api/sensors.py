@@ -129,13 +129,20 @@ def _decode_cursor(cursor: str) -> datetime:
 def series(request: Request, device_id: str, metric: str,
            start: datetime | None = Query(None, description="inclusive, RFC 3339; default: end - 1 day"),
            end: datetime | None = Query(None, description="exclusive, RFC 3339; default: now"),
-           interval: Literal["raw", "1m", "1h", "1d"] = "raw",
+           interval: Literal["raw", "1m", "1h", "1d"] = Query(
+               "raw", description="Bucket size; 1d buckets are local days of the city's time zone (CITYOS_TIMEZONE, "
+               "default Asia/Tokyo), from local midnight to midnight"),
            agg: Literal["avg", "min", "max", "sum", "count"] = "avg",
            cursor: str | None = None, limit: int = Query(1000, ge=1, le=10_000), format: Format = "json") -> Response:
     """A public sensor's metric over time: raw or bucketed (1 min, 1 h, 1 day) with avg/min/max/sum/count.
 
-    Pages with ``cursor`` (returned as ``next_cursor``). 公開センサーの時系列（間引き・集計つき）。
+    Buckets follow the city's time zone (``CITYOS_TIMEZONE``, default Asia/Tokyo, named in the answer's
+    ``timezone``): a ``1d`` bucket is a local day, from local midnight to midnight, and its ``time`` is that
+    midnight written in UTC (a JST day starts at 15:00Z the day before). Pages with ``cursor`` (returned as
+    ``next_cursor``). 公開センサーの時系列（間引き・集計つき）。日単位の集計は市のタイムゾーン（既定: 日本時間）の
+    0時から0時まで。
     """
+    zone = request.app.state.settings.timezone
     end = end or datetime.now(UTC)
     start = start or end - timedelta(days=1)
     if start.tzinfo is None or end.tzinfo is None:
@@ -155,7 +162,7 @@ def series(request: Request, device_id: str, metric: str,
             source = f"(select time, device_id, {metric} as value from telemetry.vehicle_positions) src"
         else:
             source = ("(select time, device_id, value from telemetry.measurements where metric = %(metric)s) src")
-        time_col = "time" if interval == "raw" else f"time_bucket('{INTERVALS[interval]}', time)"
+        time_col = "time" if interval == "raw" else f"time_bucket('{INTERVALS[interval]}', time, %(tz)s)"
         value_col = "value" if interval == "raw" else f"{AGGREGATES[agg]}(value)"
         group = "" if interval == "raw" else "group by 1"
         sql = (f"select {time_col} as time, {value_col} as value from {source} where device_id = %(device)s "
@@ -163,9 +170,10 @@ def series(request: Request, device_id: str, metric: str,
         sql = f"select * from ({sql}) s where (%(after)s::timestamptz is null or time > %(after)s) " \
               f"order by time limit %(limit)s"
         rows = cur.execute(sql, {"metric": metric, "device": device_id, "start": start, "end": end, "after": after,
-                                 "limit": limit + 1}).fetchall()
+                                 "limit": limit + 1, "tz": zone}).fetchall()
     next_cursor = _encode_cursor(rows[limit - 1]["time"]) if len(rows) > limit else None
     rows = rows[:limit]
     return respond(request, rows, format, max_age=60,
                    extra={"device_id": device_id, "metric": metric, "interval": interval,
-                          "agg": agg if interval != "raw" else None, "next_cursor": next_cursor})
+                          "agg": agg if interval != "raw" else None, "next_cursor": next_cursor,
+                          "timezone": zone if interval != "raw" else None})

@@ -19,6 +19,7 @@ from cityos.opendata.anonymise import GateError, Table
 from cityos.opendata.definitions import DATASETS_DIR
 from cityos.opendata.run import run
 from cityos.platform import consent
+from cityos.platform.exits import EXITS, Use
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)  # fixed, so "last N days" windows do not move between runs
 YESTERDAY_JST = datetime(2026, 11, 19, 3, 0, tzinfo=UTC)  # 12:00 JST on 2026-11-19
@@ -35,6 +36,9 @@ def _empty(conn, ctx) -> Table:
 def _leaky(conn, ctx) -> Table:
     """A faulty builder: it forgets the consent filter (the gate must catch it)."""
     return Table(pd.DataFrame({"homes": [12], "kwh": [1.0]}), frozenset({"nobody-consented"}))
+
+
+EXITS["dataset:test_leaky"] = Use("consent", "energy", "open_data")  # declared like every dataset's source
 
 
 def _definitions(folder: Path, prefix: str, names: list[str] | None = None) -> Path:
