@@ -182,15 +182,19 @@ def energy_by_district(request: Request, format: Literal["json", "csv"] = "json"
 
 @router.get("/energy-by-area", summary="Household consumption at the finest area with k homes / 地域別電力使用")
 def energy_by_area(request: Request, format: Literal["json", "csv"] = "json") -> Response:
-    """Per district and hour of day (JST, last 7 days), opted-in HEMS homes only, shown at the finest level
+    """Per district and local hour of day (the city's time zone, last 7 days), HEMS homes whose owners consented
+    to open data only, shown at the finest level
     whose group has at least k homes: the district, else its town (町), else the city's left-over homes.
     Each row gives ``level`` (district, town, city or suppressed) and ``area``."""
     from datetime import UTC, datetime
 
     from cityos.gis.analyses.energy_areas import energy_by_area_from_db
+    from cityos.platform.exits import API_ENERGY_BY_AREA
 
     with connect(autocommit=True) as conn:
-        rows = energy_by_area_from_db(conn, datetime.now(UTC), request.app.state.settings.k_anonymity)
+        settings = request.app.state.settings
+        rows = energy_by_area_from_db(conn, datetime.now(UTC), settings.k_anonymity, API_ENERGY_BY_AREA,
+                                      settings.timezone)
     return respond(request, rows, format, max_age=300)
 
 

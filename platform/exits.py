@@ -67,6 +67,7 @@ SERVICE_ENERGY = Use("consent", "energy", "services",
 
 # Names of the exits that select consenting subjects (used by their queries).
 API_ENERGY_BY_DISTRICT = "api:GET /api/v1/gis/energy-by-district"
+API_ENERGY_BY_AREA = "api:GET /api/v1/gis/energy-by-area"
 API_ENERGY_MY = "api:GET /api/v1/energy/my"
 FEED_ENERGY = "api:GET /api/v1/live/energy"
 FEED_ENERGY_WS = "api:WEBSOCKET /api/v1/live/energy/ws"
@@ -98,7 +99,12 @@ _API: dict[tuple[str, str], Use] = {
     ("GET", "/api/v1/gis/registry/residents"): STAFF,
     ("GET", "/api/v1/gis/exports/{layer}"): Use("per_item", note="export:<layer>"),
     ("GET", "/api/v1/gis/snowplow-coverage"): NON_PERSONAL,
-    ("GET", "/api/v1/gis/energy-by-district"): OPEN_ENERGY,
+    ("GET", "/api/v1/gis/energy-by-district"): OPEN_ENERGY, ("GET", "/api/v1/gis/energy-by-area"): OPEN_ENERGY,
+    ("GET", "/api/v1/gis/registry/population"): STAFF, ("GET", "/api/v1/gis/registry/bus-coverage"): STAFF,
+    # the landing page, the docs and the apps' static base layers (public OGC layers, no personal data)
+    ("GET", "/"): NON_PERSONAL, ("GET", "/apps"): NON_PERSONAL, ("GET", "/apps/"): NON_PERSONAL,
+    ("GET", "/favicon.ico"): NON_PERSONAL, ("GET", "/redoc"): NON_PERSONAL,
+    ("GET", "/apps/data/manifest.json"): NON_PERSONAL, ("GET", "/apps/data/{name}"): NON_PERSONAL,
     ("GET", "/api/v1/gis/vacant-houses"): STAFF,
     ("GET", "/api/v1/energy/my"): SERVICE_ENERGY,
     ("POST", "/api/v1/hydrants/{hydrant_id}/reports"): NON_PERSONAL,
@@ -122,10 +128,10 @@ EXITS: dict[str, Use] = {
     MQTT_ENERGY: OPEN_ENERGY,
     **{f"export:{name}": NON_PERSONAL for name in
        ("districts", "fire_water", "bus_stops", "facilities", "roads", "accidents", "snowplows", "hotspots",
-        "snowplow_coverage")},
+        "snowplow_coverage", "boundary")},
     "export:population": STATUTORY, "export:bus_coverage": STATUTORY, EXPORT_ENERGY: OPEN_ENERGY,
     **{f"ogc:{name}": NON_PERSONAL for name in
-       ("districts", "fire_water", "bus_stops", "facilities", "roads", "accidents", "snowplows")},
+       ("districts", "fire_water", "bus_stops", "facilities", "roads", "accidents", "snowplows", "boundary")},
     "dataset:accident_hotspots": NON_PERSONAL, "dataset:bus_stops": NON_PERSONAL,
     "dataset:energy_by_district_day": OPEN_ENERGY, "dataset:fire_water": NON_PERSONAL,
     "dataset:health_by_district_month": OPEN_HEALTH, "dataset:population_by_age": STATUTORY,

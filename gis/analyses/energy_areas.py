@@ -23,13 +23,12 @@ _CHOME = re.compile(r"[0-9０-９一二三四五六七八九十百]+丁目$")
 
 HOME_HOURS = """
     select d.device_id, d.district_code, coalesce(g.name_ja, d.district_code) as district_name,
-           extract(hour from e.time at time zone 'Asia/Tokyo')::int as hour, avg(e.value)::float8 as avg_w
+           extract(hour from e.time at time zone %(tz)s)::int as hour, avg(e.value)::float8 as avg_w
     from core.devices d
     left join gis.districts g on g.code = d.district_code
     join telemetry.energy_readings e on e.device_id = d.device_id
     where d.domain = 'hems' and d.revoked_at is null and d.district_code is not null
-      and exists (select 1 from core.consents_current c where c.subject_id = d.owner_subject
-                  and c.category = 'energy' and c.purpose = any(%(purposes)s))
+      and {consenting}
       and e.metric = 'power_w' and e.time >= %(end)s - interval '7 days' and e.time < %(end)s
       and e.value = e.value  -- not NaN
     group by 1, 2, 3, 4"""
@@ -99,8 +98,12 @@ def energy_by_area(rows: Iterable[HomeHour], k: int) -> list[dict]:
     return out
 
 
-def energy_by_area_from_db(conn: psycopg.Connection, end: datetime, k: int,
-                           purposes: tuple[str, ...] = ("research", "services", "open_data")) -> list[dict]:
-    """:func:`energy_by_area` over the last 7 days before ``end`` (opted-in homes only)."""
-    rows = conn.execute(HOME_HOURS, {"end": end, "purposes": list(purposes)}).fetchall()
+def energy_by_area_from_db(conn: psycopg.Connection, end: datetime, k: int, exit_name: str,
+                           timezone: str = "Asia/Tokyo") -> list[dict]:
+    """:func:`energy_by_area` over the last 7 days before ``end``, by local hour (``timezone``), of the homes
+    whose owners consented to the purpose ``exit_name`` declares (:mod:`cityos.platform.exits`)."""
+    from cityos.platform.exits import consent_filter
+
+    query = HOME_HOURS.format(consenting=consent_filter(exit_name, "d.owner_subject"))
+    rows = conn.execute(query, {"end": end, "tz": timezone}).fetchall()
     return energy_by_area((HomeHour(*r) for r in rows), k)

@@ -83,7 +83,8 @@ def test_times_render_from_epoch_seconds_and_never_as_invalid(page, city_api):
 
 
 def test_energy_dashboard_opens_with_values_where_no_district_reaches_k(page, city_api, database_url):
-    """Like a real city's opt-in (about 1 %): 12 homes over three districts of one town, none with k = 10."""
+    """Like a real city's opt-in (about 1 %): 12 homes over three districts of one town, none with k = 10
+    (open-data consent: the anonymous map shows no other home)."""
     from cityos.ingest.devices import add_device
 
     with psycopg.connect(database_url, autocommit=True) as conn:
@@ -94,7 +95,7 @@ def test_energy_dashboard_opens_with_values_where_no_district_reaches_k(page, ci
         for i in range(12):
             add_device(conn, f"hems-town{i}", "hems", owner_subject=f"town-home-{i}", district_code=codes[i % 3])
             conn.execute("insert into core.consent_events (subject_id, category, purpose, action, actor) "
-                         "values (%s, 'energy', 'services', 'grant', 'test')", (f"town-home-{i}",))
+                         "values (%s, 'energy', 'open_data', 'grant', 'test')", (f"town-home-{i}",))
             conn.execute("""insert into telemetry.energy_readings (time, device_id, metric, value)
                             select date_trunc('hour', now()) - make_interval(mins => m * 30), %s, 'power_w', %s
                             from generate_series(1, 48) m""", (f"hems-town{i}", 400 + 10 * i))
