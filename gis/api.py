@@ -62,6 +62,15 @@ def bus_coverage(request: Request, as_of: date | None = AS_OF, format: Literal["
     return respond(request, _records(coverage_table(stats)), format, max_age=3600)
 
 
+def _staff_day(as_of: date | None, today: date) -> date:
+    """The day of an exact registry figure: ``as_of`` (from 1900 up to a year ahead; 400 otherwise) or today."""
+    if as_of is None:
+        return today
+    if not date(1900, 1, 1) <= as_of <= today.replace(year=today.year + 1, day=min(today.day, 28)):
+        raise HTTPException(400, f"as_of must lie between 1900-01-01 and a year from today, not {as_of}")
+    return as_of
+
+
 @router.get("/registry/population", summary="Exact population per district, any day (staff only, audited)")
 def registry_population(request: Request, as_of: date | None = None, format: Literal["json", "csv"] = "json",
                         _: Principal = Depends(require_scope("registry:read"))) -> Response:
@@ -70,7 +79,7 @@ def registry_population(request: Request, as_of: date | None = None, format: Lit
     from cityos.gis.statistics import JST, exact_statistics
 
     with connect(autocommit=True) as conn:
-        stats = exact_statistics(conn, as_of or datetime.now(JST).date())
+        stats = exact_statistics(conn, _staff_day(as_of, datetime.now(JST).date()))
     response = respond(request, _records(population_table(stats)), format, max_age=0)
     response.headers["Cache-Control"] = "private, no-store"
     return response
@@ -84,7 +93,7 @@ def registry_bus_coverage(request: Request, as_of: date | None = None, format: L
     from cityos.gis.statistics import JST, exact_statistics
 
     with connect(autocommit=True) as conn:
-        stats = exact_statistics(conn, as_of or datetime.now(JST).date())
+        stats = exact_statistics(conn, _staff_day(as_of, datetime.now(JST).date()))
     response = respond(request, _records(coverage_table(stats)), format, max_age=0)
     response.headers["Cache-Control"] = "private, no-store"
     return response

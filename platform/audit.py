@@ -91,6 +91,10 @@ PERSONAL: dict[str, Access] = {
     # resident registry and addresses
     "api:GET /api/v1/gis/registry/residents": Access("registry rows", "query:district_code",
                                                       "staff reading registry rows of a district"),
+    "api:GET /api/v1/gis/registry/population": Access("registry counts", "all residents",
+                                                       "staff reading exact population per district"),
+    "api:GET /api/v1/gis/registry/bus-coverage": Access("registry counts", "all residents",
+                                                         "staff reading exact bus-stop coverage per district"),
     "api:GET /api/v1/gis/vacant-houses": Access("addresses and meters", "addresses without residents",
                                                  "vacant-house survey"),
     "cli:gis load-registry": Access("registry rows", "all residents", "replace the registry with an extract"),

@@ -91,6 +91,8 @@ def _energy_rows(database_url: str, timezone: str) -> list[list[str]]:
     settings = load_settings(database_url=database_url, timezone=timezone)
     with psycopg.connect(database_url, autocommit=True) as conn:
         built = build_all(conn, load_definitions(only=["energy-by-district-day"]), settings)[0]
+    if not built.resources:  # a dataset without rows publishes no file
+        return []
     lines = built.resources[0].data.decode("utf-8-sig").splitlines()
     header = lines[0].split(",")
     return [dict(zip(header, line.split(","), strict=True)) for line in lines[1:]]

@@ -39,6 +39,7 @@ def _leaky(conn, ctx) -> Table:
 
 
 EXITS["dataset:test_leaky"] = Use("consent", "energy", "open_data")  # declared like every dataset's source
+EXITS["dataset:test_empty"] = Use("non_personal")
 
 
 def _definitions(folder: Path, prefix: str, names: list[str] | None = None) -> Path:
