@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 import tomllib
 from pathlib import Path
 
@@ -11,8 +13,22 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 
 
+PRODUCTION = REPO / "deploy/production"
+
+
 def _compose() -> dict:
-    return yaml.safe_load((REPO / "deploy/production/compose.yaml").read_text())
+    return yaml.safe_load((PRODUCTION / "compose.yaml").read_text())
+
+
+def _one_shot_jobs(services: dict) -> set[str]:
+    """Services others wait for to *complete* (migrate, broker-accounts): they run once and exit."""
+    return {name for service in services.values() for name, dep in (service.get("depends_on") or {}).items()
+            if isinstance(service.get("depends_on"), dict) and dep.get("condition") == "service_completed_successfully"}
+
+
+def _committed_files() -> list[Path]:
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True).stdout
+    return [REPO / name for name in listed.decode().split("\0") if name and (REPO / name).is_file()]
 
 
 def test_compose_file_names_the_services_the_readme_lists():
@@ -28,7 +44,7 @@ def test_compose_database_is_timescaledb_ha():
 
 
 def test_compose_has_no_literal_passwords():
-    text = (REPO / "deploy/production/compose.yaml").read_text()
+    text = (PRODUCTION / "compose.yaml").read_text()
     for match in re.finditer(r"^\s*\w*PASSWORD\w*:\s*(.+)$", text, re.MULTILINE):
         assert match.group(1).startswith("${"), match.group(0)
     for match in re.finditer(r"://[^:/\s]+:([^@\s]+)@", text):
@@ -52,9 +68,112 @@ def test_no_top_level_folder_is_a_package():
 
 def test_every_long_running_service_restarts_after_a_crash():
     services = _compose()["services"]
+    assert _one_shot_jobs(services) == {"migrate", "broker-accounts"}
     for name, service in services.items():
-        if name not in ("migrate", "broker-accounts"):  # one-shot jobs
+        if name not in _one_shot_jobs(services):
             assert service.get("restart") in ("unless-stopped", "always"), name
+
+
+def test_every_long_running_service_has_a_healthcheck():
+    services = _compose()["services"]
+    for name, service in services.items():
+        if name not in _one_shot_jobs(services):
+            assert service.get("healthcheck", {}).get("test"), name
+
+
+def test_every_mounted_path_and_build_file_exists_in_the_repository():
+    services = _compose()["services"]
+    for name, service in services.items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":", 1)[0]
+            if source.startswith((".", "/")):  # a bind mount (named volumes have plain names)
+                assert (PRODUCTION / source).exists(), f"{name} mounts {source}, which is not in the repository"
+        if build := service.get("build"):
+            context = PRODUCTION / build["context"]
+            assert context.is_dir(), name
+            assert (context / build.get("dockerfile", "Dockerfile")).is_file(), name
+
+
+def test_the_ckan_image_installs_the_extension_from_its_real_folder():
+    dockerfile = (PRODUCTION / "ckan/Dockerfile").read_text()
+    (source,) = re.findall(r"^COPY (\S+) ", dockerfile, re.MULTILINE)
+    assert (REPO / source / "pyproject.toml").is_file()
+
+
+def test_only_the_proxy_and_the_broker_tls_listener_are_published():
+    published = {name: service["ports"] for name, service in _compose()["services"].items() if service.get("ports")}
+    assert published == {"proxy": ["80:80", "443:443"], "broker": ["8883:8883"]}
+
+
+def test_the_proxy_serves_the_api_over_https_and_is_the_only_trusted_proxy():
+    compose = _compose()
+    caddyfile = (PRODUCTION / "caddy/Caddyfile").read_text()
+    assert "reverse_proxy api:8000" in caddyfile and "reverse_proxy ckan:5000" in caddyfile
+    address = compose["services"]["proxy"]["networks"]["default"]["ipv4_address"]
+    assert compose["x-cityos-env"]["CITYOS_TRUSTED_PROXIES"] == address
+    assert compose["x-cityos-env"]["CITYOS_PUBLIC_BASE_URL"].startswith("https://")
+
+
+def test_the_broker_has_a_tls_listener_whose_files_are_never_committed():
+    conf = (PRODUCTION / "mosquitto/mosquitto.conf").read_text()
+    assert "listener 8883" in conf and "certfile /mosquitto/config/tls/" in conf
+    ignored = (PRODUCTION / "mosquitto/tls/.gitignore").read_text().split()
+    assert ignored[0] == "*"
+
+
+def test_the_image_build_context_leaves_out_local_state_and_secrets():
+    ignored = set((REPO / ".dockerignore").read_text().split())
+    assert {".cityos", ".venv", "**/node_modules", "test-artifacts", ".git", "**/*.env", "**/*.key"} <= ignored
+
+
+def test_no_secret_is_an_image_build_argument_or_default():
+    for dockerfile in (PRODUCTION / "Dockerfile", PRODUCTION / "ckan/Dockerfile"):
+        text = dockerfile.read_text()
+        baked = re.search(r"^\s*(ARG|ENV)\b.*(PASSWORD|TOKEN|SECRET)", text, re.MULTILINE | re.IGNORECASE)
+        assert not baked, dockerfile
+    initdb = (PRODUCTION / "initdb/10-cityos.sql").read_text()
+    assert re.findall(r"login (?:createrole )?password (\S+)", initdb) == [":'cityos_password';", ":'ckan_password';"]
+
+
+SECRET_PATTERNS = {
+    "private key": re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
+    # a literal password of 12 or more characters in a URL (placeholders hold { or $)
+    "password in a URL": re.compile(r"[a-z][a-z0-9+.-]*://[^\s/:@\"'{}$]+:([^\s/@\"'{}$*]{12,})@"),
+    "GitHub token": re.compile(r"\bgh[pousr]_[A-Za-z0-9]{30,}"),
+    "AWS key": re.compile(r"\bAKIA[0-9A-Z]{16}\b"),
+    "Slack token": re.compile(r"\bxox[abprs]-[A-Za-z0-9-]{10,}"),
+    "JSON web token": re.compile(r"\beyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}"),
+}
+
+
+def test_no_committed_file_holds_a_secret():
+    found = []
+    for path in _committed_files():
+        text = path.read_text(errors="replace")
+        found += [f"{path.relative_to(REPO)}: {kind}"
+                  for kind, pattern in SECRET_PATTERNS.items() if pattern.search(text)]
+    assert not found
+
+
+def _local_secrets() -> set[str]:
+    """The values the local runtime generated (passwords, tokens) in its state folder, if there is one."""
+    values: set[str] = set()
+    for home in {Path(os.environ.get("CITYOS_HOME", REPO / ".cityos")), REPO / ".cityos"}:
+        for name in ("secrets.env", "local.env"):
+            if (home / name).is_file():
+                for line in (home / name).read_text().splitlines():
+                    key, _, value = line.partition("=")
+                    if re.search("PASSWORD|TOKEN|SECRET", key):
+                        values.add(value.strip().strip("'\""))
+                    values.update(m for m in re.findall(r"://[^:/@\s]+:([^@\s]+)@", value))
+    return {v for v in values if len(v) >= 12}
+
+
+def test_no_committed_file_holds_a_password_or_token_of_the_local_runtime():
+    secrets = _local_secrets()
+    for path in _committed_files():
+        text = path.read_text(errors="replace")
+        assert not [s for s in secrets if s in text], path.relative_to(REPO)
 
 
 def test_the_api_container_has_a_healthcheck_on_healthz():
