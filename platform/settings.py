@@ -52,6 +52,8 @@ class Settings(BaseSettings):
                                          "(default <home>/broker).")
     broker_pidfile: Path | None = Field(None, description="Pid file telling whether that broker runs; if so, "
                                         "accounts change over its control topic (default <home>/run/mosquitto.pid).")
+    silent_device_s: float = Field(3600, gt=0, description="A device without a reading for this long counts as "
+                                   "silent in /metrics (cityos_devices_silent; alert rule CityosDevicesSilent).")
     pg_bin: Path | None = Field(None, description="Folder of pg_dump/pg_restore for `cityos backup`/`restore` "
                                 "(at least the server's version); default: the local runtime's PostgreSQL 17, "
                                 "else the PATH.")

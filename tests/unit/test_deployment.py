@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -21,9 +22,13 @@ def _compose() -> dict:
 
 
 def _one_shot_jobs(services: dict) -> set[str]:
-    """Services others wait for to *complete* (migrate, broker-accounts): they run once and exit."""
-    return {name for service in services.values() for name, dep in (service.get("depends_on") or {}).items()
-            if isinstance(service.get("depends_on"), dict) and dep.get("condition") == "service_completed_successfully"}
+    """Services others wait for to *complete* (migrate, broker-accounts), and the operator's jobs run by hand
+    (profile ``ops``: backup): they run once and exit."""
+    by_hand = {name for name, service in services.items() if service.get("profiles") == ["ops"]}
+    awaited = {name for service in services.values() if isinstance(service.get("depends_on"), dict)
+               for name, dep in service["depends_on"].items()
+               if dep.get("condition") == "service_completed_successfully"}
+    return by_hand | awaited
 
 
 def _committed_files() -> list[Path]:
@@ -68,7 +73,7 @@ def test_no_top_level_folder_is_a_package():
 
 def test_every_long_running_service_restarts_after_a_crash():
     services = _compose()["services"]
-    assert _one_shot_jobs(services) == {"migrate", "broker-accounts"}
+    assert _one_shot_jobs(services) == {"migrate", "broker-accounts", "backup"}
     for name, service in services.items():
         if name not in _one_shot_jobs(services):
             assert service.get("restart") in ("unless-stopped", "always"), name
@@ -100,9 +105,9 @@ def test_the_ckan_image_installs_the_extension_from_its_real_folder():
     assert (REPO / source / "pyproject.toml").is_file()
 
 
-def test_only_the_proxy_and_the_broker_tls_listener_are_published():
+def test_only_the_proxy_and_the_broker_tls_listener_are_published_beyond_the_host():
     published = {name: service["ports"] for name, service in _compose()["services"].items() if service.get("ports")}
-    assert published == {"proxy": ["80:80", "443:443"], "broker": ["8883:8883"]}
+    assert published == {"proxy": ["80:80", "443:443"], "broker": ["8883:8883"], "grafana": ["127.0.0.1:3000:3000"]}
 
 
 def test_the_proxy_serves_the_api_over_https_and_is_the_only_trusted_proxy():
@@ -202,3 +207,55 @@ def test_compose_writes_the_broker_accounts_before_the_broker_starts():
     services = _compose()["services"]
     assert services["broker"]["depends_on"]["broker-accounts"]["condition"] == "service_completed_successfully"
     assert "cityos devices sync" in " ".join(services["broker-accounts"]["command"])
+
+
+# -- monitoring ---------------------------------------------------------------------------------------
+MONITORING = PRODUCTION / "monitoring"
+#: metrics of postgres-exporter (not our code) that the dashboard and rules use
+EXPORTER_METRICS = {"pg_up", "pg_stat_database_numbackends", "pg_database_size_bytes", "pg_stat_database_xact_commit",
+                    "pg_stat_database_xact_rollback"}
+
+
+def _code_metric_names() -> set[str]:
+    """Every metric name defined in the platform's code (Counter/Gauge/Histogram or a collector's family)."""
+    names: set[str] = set()
+    for folder in ("platform", "ingest", "gis", "opendata"):
+        for path in (REPO / folder).rglob("*.py"):
+            text = path.read_text()
+            names.update(re.findall(r"(?:Counter|Gauge|Histogram|Summary|MetricFamily)\(\s*\"(cityos_\w+)\"", text))
+    return names
+
+
+def _used_metric_names() -> set[str]:
+    exprs = [rule["expr"] for group in yaml.safe_load((MONITORING / "alerts.yml").read_text())["groups"]
+             for rule in group["rules"]]
+    dashboard = json.loads((MONITORING / "grafana-dashboard.json").read_text())
+    exprs += [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    names = {re.sub(r"_(bucket|count|sum)$", "", n) for e in exprs for n in re.findall(r"\b(?:cityos|pg)_\w+", e)}
+    return names
+
+
+def test_every_metric_of_the_dashboard_and_alerts_exists():
+    code = _code_metric_names()
+    assert {"cityos_ingest_readings_total", "cityos_api_requests_total", "cityos_devices_silent"} <= code
+    used = _used_metric_names()
+    assert used - code - EXPORTER_METRICS == set()
+    assert {"cityos_devices_silent", "cityos_ingest_dead_letters_total"} <= used  # the two alerts of the issue
+
+
+def test_prometheus_scrapes_the_api_and_the_database_exporter_and_loads_the_rules():
+    config = yaml.safe_load((MONITORING / "prometheus.yml").read_text())
+    for rule_file in config["rule_files"]:
+        assert (MONITORING / rule_file).is_file()
+    targets = {t for job in config["scrape_configs"] for c in job["static_configs"] for t in c["targets"]}
+    services = _compose()["services"]
+    assert {t.split(":")[0] for t in targets} <= set(services)
+    assert "api:8000" in targets
+
+
+def test_alert_rules_name_silent_devices_and_dead_letter_surges():
+    groups = yaml.safe_load((MONITORING / "alerts.yml").read_text())["groups"]
+    rules = {r["alert"]: r for g in groups for r in g["rules"]}
+    assert "cityos_devices_silent" in rules["CityosDevicesSilent"]["expr"]
+    assert "cityos_ingest_dead_letters_total" in rules["CityosDeadLetterSurge"]["expr"]
+    assert all(r.get("for") and r["labels"].get("severity") for r in rules.values())
