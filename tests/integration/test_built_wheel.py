@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import site
 import subprocess
 import sys
@@ -33,9 +34,18 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def wheel_env(tmp_path_factory) -> dict:
-    """Build the wheel from the repository and install it into a fresh virtualenv; the venv's python."""
+    """Build the wheel from a clean copy of the repository's files (as a fresh checkout or the image's build
+    context: no egg-info, build folder or apps bundle left by a development install, which setuptools would
+    otherwise pick up) and install it into a fresh virtualenv."""
     root = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "--no-build-isolation",
+    source = root / "src"
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
+                            check=True, capture_output=True).stdout.decode().split("\0")
+    for name in filter(None, listed):
+        if (REPO / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, source / name)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--no-build-isolation",
                     "-q", "-w", str(root / "dist")], check=True, cwd=root, capture_output=True)
     (wheel,) = (root / "dist").glob("cityos-*.whl")
     venv = root / "venv"
