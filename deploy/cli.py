@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from pathlib import Path
 
 import typer
 
@@ -77,3 +78,44 @@ def logs(component: str = typer.Argument("api", help="postgres, mosquitto, api, 
         typer.secho(f"{component} has no local log", err=True)
         raise typer.Exit(1)
     subprocess.run(["tail", f"-n{lines}", *(["-F"] if follow else []), str(path)], check=False)
+
+
+@app.command()
+def backup(to: Path = typer.Option(Path("backups"), "--to", help="Folder that receives the backup folder.")) -> None:
+    """Back up the platform database, CKAN's database and storage (where known) and the broker's accounts."""
+    from cityos.deploy.backup import BackupError
+    from cityos.deploy.backup import backup as run_backup
+    from cityos.platform.settings import load_settings
+
+    try:
+        folder = run_backup(load_settings(), to)
+    except (BackupError, OSError) as exc:
+        typer.secho(f"backup failed: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(str(folder))
+
+
+@app.command()
+def restore(folder: Path = typer.Argument(..., help="A folder written by `cityos backup`."),
+            database_url: str = typer.Option(..., "--database-url",
+                                             help="The new, empty database (timescaledb and postgis created)."),
+            broker: bool = typer.Option(False, help="Also put the broker's accounts file back (broker stopped).")
+            ) -> None:
+    """Restore a backup into an empty database and check every table's row count against the backup."""
+    from cityos.deploy.backup import BackupError, restore_broker_file
+    from cityos.deploy.backup import restore as run_restore
+    from cityos.platform.settings import load_settings
+
+    settings = load_settings()
+    try:
+        differences = run_restore(settings, folder, database_url)
+    except (BackupError, OSError) as exc:
+        typer.secho(f"restore failed: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from exc
+    if differences:
+        for table, (expected, found) in sorted(differences.items()):
+            typer.secho(f"{table}: {found} rows, the backup has {expected}", fg="red", err=True)
+        raise typer.Exit(1)
+    typer.echo("restored; every table has the backup's row count")
+    if broker and (path := restore_broker_file(settings, folder)):
+        typer.echo(f"broker accounts: {path}")

@@ -52,6 +52,13 @@ class Settings(BaseSettings):
                                          "(default <home>/broker).")
     broker_pidfile: Path | None = Field(None, description="Pid file telling whether that broker runs; if so, "
                                         "accounts change over its control topic (default <home>/run/mosquitto.pid).")
+    silent_device_s: float = Field(3600, gt=0, description="A device without a reading for this long counts as "
+                                   "silent in /metrics (cityos_devices_silent; alert rule CityosDevicesSilent).")
+    pg_bin: Path | None = Field(None, description="Folder of pg_dump/pg_restore for `cityos backup`/`restore` "
+                                "(at least the server's version); default: the local runtime's PostgreSQL 17, "
+                                "else the PATH.")
+    ckan_database_url: str = Field("", description="CKAN's database, dumped by `cityos backup` "
+                                   "(empty = not backed up).")
     debian_mirror: str = Field("http://deb.debian.org/debian", description="Mirror for the trixie root.")
     log_level: str = Field("INFO", description="Log level of the services.")
     log_json: bool = Field(True, description="Write structured (JSON) logs.")

@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from cityos.platform.api.access import AccessMiddleware
 from cityos.platform.api.apps import NoVaryOrigin, mount_apps
 from cityos.platform.api.live import start_live_feed
+from cityos.platform.api.metrics import RequestMetrics
 from cityos.platform.api.microcache import MicroCache
 from cityos.platform.api.security import SecurityHeaders, mount_docs
 from cityos.platform.logs import configure_logging
@@ -97,7 +98,8 @@ def create_app(settings: Settings | None = None, *, maintenance: bool = True) ->
                        allow_headers=["Authorization", "If-None-Match", "X-API-Key"],
                        expose_headers=["ETag", "Retry-After"])
     app.add_middleware(NoVaryOrigin)  # the apps' files are the same for every origin (service-worker cache)
-    app.add_middleware(SecurityHeaders, basemap_tiles=settings.basemap_tiles)  # outermost: on every answer
+    app.add_middleware(SecurityHeaders, basemap_tiles=settings.basemap_tiles)  # on every answer
+    app.add_middleware(RequestMetrics)  # outermost: counts every answer, refusals included
     for spec in ROUTERS:
         app.include_router(_load(spec))
     mount_docs(app)
