@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     basemap_tiles: str = Field("", description="Raster tile URL template of the apps' basemap (e.g. GSI: "
                                "https://cyberjapandata.gsi.go.jp/xyz/std/{z}/{x}/{y}.png); empty = offline style.")
     basemap_attribution: str = Field("", description="Attribution shown with the basemap (e.g. 地理院タイル).")
+    ingest_instance: str = Field("auto", description="Ordinal of this `cityos ingest` process (its workers are "
+                                 "the MQTT clients cityos-ingest-{instance}-{index}); `auto` takes the lowest one no "
+                                 "running instance holds.")
     retention_days_raw: int = Field(400, ge=1, description="Days of raw telemetry kept before drop_chunks.")
     maintenance_interval_s: int = Field(300, ge=5, description="Seconds between retention/roll-up runs.")
 

@@ -92,4 +92,37 @@ def publish_once(url: str, topic: str, payload: bytes | str) -> tuple[bool, str]
         return False, pub.denied.get("m", "no PUBACK")
 
 
-__all__ = ["Publisher", "mqtt", "publish_once"]
+
+class Stream:
+    """Publishes ``count`` sequence-numbered messages at ``rate`` per second in the background (QoS 1);
+    ``publisher.acked`` holds the sequence numbers the broker acknowledged."""
+
+    def __init__(self, url: str, topic: str, payload, count: int, rate: float):
+        self.publisher = Publisher(url, client_id=f"stream-{time.monotonic_ns()}")
+        self.topic, self.payload, self.count, self.rate = topic, payload, count, rate
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        for seq in range(self.count):
+            self.publisher.publish(self.topic, self.payload(seq), key=seq)
+            time.sleep(1 / self.rate)
+
+    def __enter__(self) -> Stream:
+        self.publisher.__enter__()
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.thread.join()
+        self.publisher.wait_acked(self.count, timeout=60)
+        self.publisher.__exit__()
+
+    def progress(self, fraction: float, timeout: float = 60) -> None:
+        """Wait until ``fraction`` of the stream has been acknowledged."""
+        deadline = time.monotonic() + timeout
+        while len(self.publisher.acked) < self.count * fraction:
+            assert time.monotonic() < deadline, f"stream stalled at {len(self.publisher.acked)} acknowledged"
+            time.sleep(0.05)
+
+
+__all__ = ["Publisher", "Stream", "mqtt", "publish_once"]

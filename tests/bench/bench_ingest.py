@@ -22,7 +22,6 @@ import json
 import multiprocessing
 import os
 import shutil
-import socket
 import sys
 import threading
 import time
@@ -41,6 +40,7 @@ from publisher import Publisher
 from servers import TestBroker, Workers
 
 from cityos.ingest.devices import add_device
+from cityos.ingest.sessions import worker_client_id
 from cityos.ingest.writer import Batch, write_batch
 from cityos.platform.db.migrate import migrate
 from cityos.platform.metrics import metrics_dir
@@ -251,7 +251,7 @@ def end_to_end(db_url: str, broker: TestBroker, home: Path, workers: int, items:
     folder = metrics_dir(home)
     before = rows_committed(folder)
     publish_all(broker.url, items)
-    running.start(settle=0)
+    running.start(wait=False)
     first_seen, first_count = None, 0
     deadline = time.perf_counter() + 600
     while (count := rows_committed(folder) - before) < readings and time.perf_counter() < deadline:
@@ -264,7 +264,7 @@ def end_to_end(db_url: str, broker: TestBroker, home: Path, workers: int, items:
         stored = rows_in(conn, times)
     if stored != readings:
         raise RuntimeError(f"{stored} rows stored, {readings} expected")
-    forget_sessions(broker.url, [f"cityos-ingest-{socket.gethostname()}-{i}" for i in range(workers)])
+    forget_sessions(broker.url, [worker_client_id(0, i) for i in range(workers)])
     if first_seen is None:
         raise RuntimeError("the drain finished before it could be observed; use more messages")
     elapsed = finished - first_seen
