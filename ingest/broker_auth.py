@@ -10,7 +10,8 @@ made, not only at delivery, so nobody can join the ingest share group and silent
 - ``public`` (citizen developers, password ``public``): subscribes to ``cityos/public/#`` only;
   publishes nothing.
 - each device (user name = device id): publishes only its own stream topics
-  ``cityos/v1/{domain}/{device_id}/{stream}``, one per format its domain offers; subscribes to nothing.
+  ``cityos/v1/{domain}/{device_id}/{stream}``, one per format its domain offers; subscribes only to its
+  own confirmation topic ``cityos/confirm/v1/{device_id}`` (literal, no wildcard).
 
 This module is pure (standard library only): it renders roles and the plugin's configuration file.
 :mod:`cityos.ingest.dynsec` applies them to a running broker; :mod:`cityos.ingest.devices` decides which.
@@ -124,11 +125,13 @@ def device_streams(domain: str) -> tuple[str, ...]:
 
 
 def device_role(device_id: str, domain: str) -> Role:
-    """A device: publish its own stream topics only (literal topics, no wildcard); read nothing."""
-    from cityos.ingest.topics import topic_for
+    """A device: publish its own stream topics only (literal topics, no wildcard); read only its own
+    confirmation topic (which of its messages the platform has stored)."""
+    from cityos.ingest.topics import confirm_topic, topic_for
 
     return Role(device_role_name(device_id),
-                tuple(Acl(PUBLISH, topic_for(domain, device_id, s)) for s in device_streams(domain)))
+                tuple(Acl(PUBLISH, topic_for(domain, device_id, s)) for s in device_streams(domain))
+                + _reads(confirm_topic(device_id)))
 
 
 @dataclass(frozen=True)

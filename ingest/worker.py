@@ -16,6 +16,7 @@ expiry 0, which ends the session: nothing acknowledged to a publisher is left in
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import signal
 import struct
@@ -34,12 +35,14 @@ from paho.mqtt.properties import Properties
 from cityos.ingest import metrics
 from cityos.ingest.admission import Admission
 from cityos.ingest.pipeline import MessageOutcome, process_message
+from cityos.ingest.topics import SEQ_PROPERTY, confirm_topic, is_valid_device_id
 from cityos.ingest.writer import Batch, write_batch
 from cityos.platform.mqtt import BrokerAddress, new_client
 
 log = logging.getLogger(__name__)
 
 TOPIC_FILTER = "cityos/v1/#"
+TOPIC_PREFIX = "cityos/v1/"
 SESSION_EXPIRY_S = 7 * 24 * 3600
 #: Ending a session: after the UNSUBACK, it is empty once nothing has arrived for this long.
 QUIET_S = 1.5
@@ -70,6 +73,7 @@ class Received(NamedTuple):
     topic: str
     payload: bytes
     client_id: str | None
+    seq: str | None  # the publisher's number for end-to-end confirmation (MQTT 5 user property "seq")
     generation: int
     received: float
 
@@ -157,14 +161,17 @@ class IngestWorker:
                                                                        "client_id": self.config.client_id})
 
     def _on_message(self, _c, _u, msg: mqtt.MQTTMessage) -> None:
-        client_id = None
+        client_id = seq = None
         props = msg.properties
         if props is not None and hasattr(props, "UserProperty"):
             for key, value in props.UserProperty:
                 if key == "client_id":
                     client_id = value
+                elif key == SEQ_PROPERTY:
+                    seq = value
         self._last_message = time.monotonic()
-        self._queue.append(Received(msg.mid, msg.topic, msg.payload, client_id, self._generation, time.monotonic()))
+        self._queue.append(Received(msg.mid, msg.topic, msg.payload, client_id, seq, self._generation,
+                                    time.monotonic()))
 
     # -- main loop ---------------------------------------------------------------------------------------------
     def stop(self) -> None:
@@ -243,7 +250,26 @@ class IngestWorker:
                 backoff = min(backoff * 2, 5.0)
         elapsed = time.monotonic() - started
         self._acknowledge(received)
+        self._confirm(received)
         self._record(batch, outcomes, elapsed)
+
+    def _confirm(self, received: list[Received]) -> None:
+        """Tell each publisher that numbered its messages which of them are now stored (rows or dead letter).
+
+        One QoS 1 message per device and batch on ``cityos/confirm/v1/{device_id}``, which only that device
+        may read: ``{"seq": [...]}``. The device is the topic's (the broker lets a device publish only its
+        own topics, so nobody is told about another's messages).
+        """
+        by_device: dict[str, list[int]] = {}
+        for msg in received:
+            if msg.seq is None or not msg.topic.startswith(TOPIC_PREFIX):
+                continue
+            parts = msg.topic.split("/")
+            if len(parts) != 5 or not is_valid_device_id(parts[3]) or not msg.seq.isdigit() or len(msg.seq) > 18:
+                continue
+            by_device.setdefault(parts[3], []).append(int(msg.seq))
+        for device_id, seqs in by_device.items():
+            self.client.publish(confirm_topic(device_id), json.dumps({"seq": seqs}, separators=(",", ":")), qos=1)
 
     def _acknowledge(self, received: list[Received]) -> None:
         generation = self._generation

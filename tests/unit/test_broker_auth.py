@@ -19,16 +19,18 @@ from cityos.ingest.broker_auth import (
 )
 
 
-def test_a_device_role_grants_publishing_its_own_stream_topics_and_nothing_else():
+def test_a_device_role_grants_its_own_stream_topics_and_its_own_confirmations_and_nothing_else():
     role = device_role("plow-07", "vehicle")
     assert {(a.acltype, a.topic) for a in role.acls} == {
         (PUBLISH, "cityos/v1/vehicle/plow-07/readings"), (PUBLISH, "cityos/v1/vehicle/plow-07/senml"),
-        (PUBLISH, "cityos/v1/vehicle/plow-07/d4c")}
+        (PUBLISH, "cityos/v1/vehicle/plow-07/d4c"),
+        (SUBSCRIBE, "cityos/confirm/v1/plow-07"), (RECEIVE, "cityos/confirm/v1/plow-07")}
     assert all(a.allow and "#" not in a.topic and "+" not in a.topic for a in role.acls)
 
 
 def test_d4c_is_offered_to_vehicles_only():
-    assert {a.topic.rsplit("/", 1)[1] for a in device_role("hems-0001", "hems").acls} == {"readings", "senml"}
+    assert {a.topic.rsplit("/", 1)[1] for a in device_role("hems-0001", "hems").acls
+            if a.acltype == PUBLISH} == {"readings", "senml"}
 
 
 def test_public_reads_the_public_tree_only():
