@@ -34,6 +34,7 @@ from paho.mqtt.properties import Properties
 
 from cityos.ingest import metrics
 from cityos.ingest.admission import Admission
+from cityos.ingest.dynsec import CONTROL_TOPIC, open_gate_payload
 from cityos.ingest.pipeline import MessageOutcome, process_message
 from cityos.ingest.topics import SEQ_PROPERTY, confirm_topic, is_valid_device_id
 from cityos.ingest.writer import Batch, write_batch
@@ -144,8 +145,11 @@ class IngestWorker:
     def _on_subscribe(self, _c, _u, _mid, reason_codes, _p) -> None:
         if reason_codes[0].is_failure:
             log.error("broker refused the ingest subscription", extra={"reason": str(reason_codes[0])})
-        else:
-            log.info("ingest worker subscribed", extra={"client_id": self.config.client_id})
+            return
+        # The share group has a member again: open the ingest gate, so devices may publish (it is closed
+        # whenever the broker starts; see cityos.ingest.broker_auth.GATE_ROLE). Idempotent.
+        self.client.publish(CONTROL_TOPIC, open_gate_payload(), qos=1)
+        log.info("ingest worker subscribed", extra={"client_id": self.config.client_id})
 
     def _on_unsubscribe(self, *_args) -> None:
         self._last_message = time.monotonic()  # quiet is counted from the UNSUBACK or the last message

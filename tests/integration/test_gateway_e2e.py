@@ -167,7 +167,15 @@ def _awaiting_confirmation(path: Path) -> int:
 def test_readings_the_broker_acknowledged_before_the_workers_returned_are_resent_until_confirmed(
         gateway, workers, test_broker, database_url):
     """The broker-restart race: Mosquitto does not restore the workers' shared subscription, so what it
-    acknowledges before they subscribe again is dropped. Here the workers come back 10 s after the broker."""
+    acknowledges before they subscribe again is dropped. Here the workers come back 10 s after the broker.
+
+    The local broker starts with the ingest gate closed (devices are refused until a worker subscribes);
+    a broker restarted without that step (a production container restarted by Docker alone) has it
+    open, as here: confirmation must hold without the gate."""
+    from publisher import publish_once
+
+    from cityos.ingest.dynsec import CONTROL_TOPIC, open_gate_payload
+
     endpoint, outbox = gateway.endpoint, gateway.config.parent / "outbox.db"
     _push(endpoint, 30_000, 50)
     wait_for(lambda: _stored_range(database_url, 30_000, 50) == 50, 60, message=lambda: "first readings")
@@ -175,6 +183,7 @@ def test_readings_the_broker_acknowledged_before_the_workers_returned_are_resent
     test_broker.stop()
     test_broker.start()
     restarted = time.monotonic()
+    assert publish_once(test_broker.url, CONTROL_TOPIC, open_gate_payload())[0]
     _push(endpoint, 30_050, 300)
     # The broker acknowledges (and drops: no subscriber) while no worker runs; the gateway keeps the readings.
     wait_for(lambda: _awaiting_confirmation(outbox) > 0, 30, message=lambda: "no PUBACK while the workers were away")
