@@ -36,6 +36,8 @@ from cityos.ingest.gateway.outbox import Outbox
 from cityos.ingest.topics import SEQ_PROPERTY, confirm_topic
 
 log = logging.getLogger(__name__)
+#: Seconds the sender waits after the broker refused a message before it sends again.
+REFUSED_PAUSE_S = 2.0
 
 
 class CredentialsError(RuntimeError):
@@ -125,6 +127,9 @@ class Sender:
         if reason_code.is_failure:  # e.g. not authorised: keep the readings, count, try later
             self.counters.inc("publish_refused")
             self.outbox.release(ids)
+            # Not authorized is also the ingest gate after a broker restart (no worker subscribed yet): pause
+            # rather than spin on refusals.
+            self._resume_at = max(self._resume_at, time.monotonic() + REFUSED_PAUSE_S)
             return
         self.outbox.acked(ids, confirm=self._confirming)
         self.counters.inc("messages_acked")
