@@ -23,5 +23,6 @@ setup(
     packages=packages,
     package_dir=package_dir,
     include_package_data=True,
-    package_data={"": ["*.sql", "*.conf", "*.yaml", "*.json", "*.html", "*.js", "*.css", "*.svg", "*.ini"]},
+    package_data={"": ["*.sql", "*.conf", "*.yaml", "*.json", "*.html", "*.js", "*.css", "*.svg", "*.ini", "*.csv",
+                       "*.geojson", "*.md"]},
 )

@@ -38,14 +38,45 @@ def start_simulator(stack, report: Callable[[str], None]) -> None:
     report("  simulator    publishing (500 homes, 30 snowplows, 20 patrol cars, 100 wearables)")
 
 
+def previous_day_homes(database_url: str, timezone: str) -> int:
+    """Simulated homes with at least two meter readings in the previous local day (the city's time zone)."""
+    import psycopg
+
+    with psycopg.connect(database_url) as conn:
+        return conn.execute("""
+            with day as (select (date_trunc('day', now() at time zone %(tz)s) - interval '1 day') at time zone %(tz)s
+                                as start)
+            select count(*) from (
+                select device_id from telemetry.energy_readings, day
+                where device_id like 'sim-hems-%%' and metric = 'import_kwh'
+                  and time >= day.start and time < day.start + interval '1 day'
+                group by device_id having count(*) >= 2) homes""", {"tz": timezone}).fetchone()[0]
+
+
+def wait_for_first_day(database_url: str, timezone: str, homes: int = 500, timeout_s: float = 120.0) -> int:
+    """Wait until the simulator's backfill of the previous local day has been ingested for (nearly) every home,
+    so the daily energy dataset's first publication holds a complete day; the number of homes seen."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while (seen := previous_day_homes(database_url, timezone)) < homes * 0.95 and time.monotonic() < deadline:
+        time.sleep(1)
+    return seen
+
+
 def publish_open_data(stack, report: Callable[[str], None]) -> None:
-    """Publish the due open datasets of the demo city to the portal (the local CKAN), as the timer would."""
+    """Publish the due open datasets of the demo city to the portal (the local CKAN), as the timer would, once
+    the simulated homes' previous local day has arrived (the simulator sends it first, through ingest)."""
     from cityos.opendata.anonymise import GateError
     from cityos.opendata.run import PublishError, run
+    from cityos.platform.audit import Who
     from cityos.platform.settings import load_settings
 
+    settings = load_settings()
+    homes = wait_for_first_day(settings.database_url, settings.timezone)
+    report(f"  open data    previous local day of {homes} simulated homes ingested")
     try:
-        results = run(load_settings(), due_only=True).results
+        results = run(settings, due_only=True, who=Who("cityos-up", "job")).results
     except (GateError, PublishError) as exc:
         report(f"  open data    not published: {exc}")
         return

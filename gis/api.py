@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
@@ -21,28 +21,73 @@ def _records(frame) -> list[dict]:
             frame.astype(object).to_dict(orient="records")]
 
 
-@router.get("/population", summary="Population per district by age band / 地域・年齢別人口")
-def population(request: Request, as_of: date | None = None, format: Literal["json", "csv"] = "json") -> Response:
-    """Residents per district and age band from the registry; counts below k are suppressed."""
-    from cityos.gis.analyses.population import population_by_district
-    from cityos.gis.sources import residents_extract
+def _reference_date(as_of: date | None) -> date:
+    from fastapi import HTTPException
 
+    from cityos.gis.statistics import NotAReferenceDate, check_reference_date
+
+    try:
+        return check_reference_date(as_of)
+    except NotAReferenceDate as exc:
+        raise HTTPException(400, str(exc)) from exc
+
+
+AS_OF = Query(None, description="A reference date: the first day of a month (YYYY-MM-01), default the current "
+                                "month's / 基準日（各月1日）")
+
+
+@router.get("/population", summary="Population per district by age group / 地域・年齢別人口")
+def population(request: Request, as_of: date | None = AS_OF, format: Literal["json", "csv"] = "json") -> Response:
+    """Residents per district and age group on a reference date, protected together with every other
+    published figure of that date (small counts and whatever would let them be recovered are blank)."""
+    from cityos.gis.analyses.population import population_table
+    from cityos.gis.statistics import published_statistics
+
+    day = _reference_date(as_of)
     with connect(autocommit=True) as conn:
-        table = population_by_district(residents_extract(conn), as_of or date.today(),
-                                       request.app.state.settings.k_anonymity)
-    return respond(request, _records(table), format, max_age=3600)
+        stats = published_statistics(conn, day, request.app.state.settings.k_anonymity)
+    return respond(request, _records(population_table(stats)), format, max_age=3600)
 
 
 @router.get("/bus-coverage", summary="Bus-stop coverage per district / バス停カバー率")
-def bus_coverage(request: Request, as_of: date | None = None, format: Literal["json", "csv"] = "json") -> Response:
-    """Share of residents (and of residents 65+) within 300 m and 500 m of a stop; badly served districts."""
-    from cityos.gis.analyses.bus_coverage import coverage_by_district
-    from cityos.gis.sources import bus_stops, residents_at_addresses
+def bus_coverage(request: Request, as_of: date | None = AS_OF, format: Literal["json", "csv"] = "json") -> Response:
+    """Share of residents (and of residents 65+) within 300 m and 500 m of a stop; badly served districts
+    (reference dates only; protected with the population figures of the same date)."""
+    from cityos.gis.analyses.bus_coverage import coverage_table
+    from cityos.gis.statistics import published_statistics
+
+    day = _reference_date(as_of)
+    with connect(autocommit=True) as conn:
+        stats = published_statistics(conn, day, request.app.state.settings.k_anonymity)
+    return respond(request, _records(coverage_table(stats)), format, max_age=3600)
+
+
+@router.get("/registry/population", summary="Exact population per district, any day (staff only, audited)")
+def registry_population(request: Request, as_of: date | None = None, format: Literal["json", "csv"] = "json",
+                        _: Principal = Depends(require_scope("registry:read"))) -> Response:
+    """Unprotected counts for staff with the registry scope (every call is audited); never cached publicly."""
+    from cityos.gis.analyses.population import population_table
+    from cityos.gis.statistics import JST, exact_statistics
 
     with connect(autocommit=True) as conn:
-        people, stops = residents_at_addresses(conn, as_of or date.today()), bus_stops(conn)
-    table = coverage_by_district(people, stops, request.app.state.settings.k_anonymity)
-    return respond(request, _records(table), format, max_age=3600)
+        stats = exact_statistics(conn, as_of or datetime.now(JST).date())
+    response = respond(request, _records(population_table(stats)), format, max_age=0)
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+@router.get("/registry/bus-coverage", summary="Exact bus-stop coverage, any day (staff only, audited)")
+def registry_bus_coverage(request: Request, as_of: date | None = None, format: Literal["json", "csv"] = "json",
+                          _: Principal = Depends(require_scope("registry:read"))) -> Response:
+    """Unprotected coverage counts for staff with the registry scope (every call is audited)."""
+    from cityos.gis.analyses.bus_coverage import coverage_table
+    from cityos.gis.statistics import JST, exact_statistics
+
+    with connect(autocommit=True) as conn:
+        stats = exact_statistics(conn, as_of or datetime.now(JST).date())
+    response = respond(request, _records(coverage_table(stats)), format, max_age=0)
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
 
 
 @router.get("/hotspots", summary="Accident-risk hotspots (GeoJSON) / 潜在的な事故危険箇所")
@@ -121,13 +166,35 @@ def snowplow_coverage(hours: int = Query(12, ge=1, le=24 * 14)) -> Response:
 
 @router.get("/energy-by-district", summary="Household consumption per district and hour / 地区別電力使用")
 def energy_by_district(request: Request, format: Literal["json", "csv"] = "json") -> Response:
-    """Opted-in HEMS homes only; districts with fewer than k homes are blanked."""
+    """Average power per home by district and local hour of day (the city's time zone, ``CITYOS_TIMEZONE``,
+    default Asia/Tokyo), this week and last. HEMS homes whose owners consented to open data (not research or
+    services) only; districts with fewer than k homes are blanked."""
     from datetime import UTC, datetime
 
     from cityos.gis.analyses.city_sql import energy_by_district as compute
+    from cityos.platform.exits import API_ENERGY_BY_DISTRICT
 
     with connect(autocommit=True) as conn:
-        rows = compute(conn, datetime.now(UTC), request.app.state.settings.k_anonymity)
+        settings = request.app.state.settings
+        rows = compute(conn, datetime.now(UTC), settings.k_anonymity, API_ENERGY_BY_DISTRICT, settings.timezone)
+    return respond(request, rows, format, max_age=300)
+
+
+@router.get("/energy-by-area", summary="Household consumption at the finest area with k homes / 地域別電力使用")
+def energy_by_area(request: Request, format: Literal["json", "csv"] = "json") -> Response:
+    """Per district and local hour of day (the city's time zone, last 7 days), HEMS homes whose owners consented
+    to open data only, shown at the finest level
+    whose group has at least k homes: the district, else its town (町), else the city's left-over homes.
+    Each row gives ``level`` (district, town, city or suppressed) and ``area``."""
+    from datetime import UTC, datetime
+
+    from cityos.gis.analyses.energy_areas import energy_by_area_from_db
+    from cityos.platform.exits import API_ENERGY_BY_AREA
+
+    with connect(autocommit=True) as conn:
+        settings = request.app.state.settings
+        rows = energy_by_area_from_db(conn, datetime.now(UTC), settings.k_anonymity, API_ENERGY_BY_AREA,
+                                      settings.timezone)
     return respond(request, rows, format, max_age=300)
 
 

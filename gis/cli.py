@@ -10,76 +10,87 @@ import typer
 
 app = typer.Typer(no_args_is_help=True, help="Unified GIS: load layers, run analyses.")
 
-#: layer name -> (table, columns, accepted geometry types)
-VECTOR_LAYERS = {
-    "districts": ("gis.districts", ("code", "name_ja", "name_en", "area_m2"), ("MultiPolygon",)),
-    "roads": ("gis.roads", ("road_id", "name", "road_class"), ("LineString",)),
-    "facilities": ("gis.facilities", ("id", "name", "kind", "district_code"), ("Point",)),
-    "bus_stops": ("gis.bus_stops", ("stop_id", "name", "boardings_per_day"), ("Point",)),
-    "accidents": ("gis.accidents", ("id", "occurred_at", "severity"), ("Point",)),
-    "addresses": ("gis.addresses", ("address_id", "district_code"), ("Point",)),
-}
+def _load(layer: str, path: Path, dry_run: bool, report_path: Path | None, source_layer: str | None = None,
+          code: str | None = None) -> None:
+    """Load one file into one layer, print the summary, write the full report; never a traceback."""
+    from datetime import UTC, datetime
 
-
-def _report(report) -> None:
-    typer.echo(f"loaded {report.loaded}, repaired {len(report.repaired)}, refused {len(report.refused)} "
-               f"from {report.source}")
-    for problem in (report.repaired + report.refused)[:20]:
-        typer.echo(f"  {problem}")
-
-
-@app.command("load-fire-water")
-def load_fire_water(path: Path) -> None:
-    """Load a 消防水利施設一覧 CSV (standard or older format; UTF-8, BOM or CP932)."""
-    from cityos.gis.loaders.fire_water import read_fire_water
-    from cityos.gis.store import record_report, replace_layer
-    from cityos.platform.db.connection import connect
-
-    gdf, report = read_fire_water(path)
-    with connect() as conn:
-        replace_layer(conn, "gis.fire_water", gdf, ["id", "kind", "address", "diameter", "note", "attributes"])
-        record_report(conn, "fire_water", report)
-        conn.commit()
-    _report(report)
-
-
-@app.command("load")
-def load(layer: str, path: Path, source_layer: str = typer.Option(None, help="Layer inside a GeoPackage.")) -> None:
-    """Load a vector layer (districts, roads, facilities, bus_stops, accidents, addresses)."""
-    from cityos.gis.loaders.vectors import MEASURE_CRS, read_vector, repair_geometries
-    from cityos.gis.store import record_report, replace_layer
-    from cityos.platform.db.connection import connect
-
-    if layer not in VECTOR_LAYERS:
-        typer.secho(f"unknown layer {layer!r}; one of {', '.join(VECTOR_LAYERS)}", fg="red", err=True)
-        raise typer.Exit(2)
-    table, columns, kinds = VECTOR_LAYERS[layer]
-    gdf, report = repair_geometries(read_vector(path, source_layer), str(path), kinds)
-    if layer == "districts":
-        gdf["area_m2"] = gdf.to_crs(MEASURE_CRS).area.round(1)
-    missing = [c for c in columns if c not in gdf.columns]
-    if missing:
-        typer.secho(f"{path}: missing columns {', '.join(missing)}", fg="red", err=True)
-        raise typer.Exit(2)
-    with connect() as conn:
-        replace_layer(conn, table, gdf, list(columns))
-        record_report(conn, layer, report)
-        conn.commit()
-    _report(report)
-
-
-@app.command("population")
-def population(as_of: str = typer.Option(None, help="YYYY-MM-DD (default today)"),
-               k: int = typer.Option(None, help="Smallest published count (default CITYOS_K_ANONYMITY).")) -> None:
-    """Population per district by age band (suppressed), as CSV."""
-    from cityos.gis.analyses.population import population_by_district
-    from cityos.gis.sources import residents_extract
+    from cityos.gis.loaders.report import LoadReport
+    from cityos.gis.loaders.run import load_file
     from cityos.platform.db.connection import connect
     from cityos.platform.settings import get_settings
 
+    settings = get_settings()
+    try:
+        with connect() as conn:
+            report = load_file(conn, layer, path, dry_run=dry_run, tolerance_m=settings.boundary_tolerance_m,
+                               source_layer=source_layer, code=code)
+            conn.commit()
+    except Exception as exc:  # e.g. the database is unreachable: say so, no traceback
+        report = LoadReport(path.name, layer=layer)
+        report.fatal = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    if report_path is None:
+        folder = settings.home / "load-reports"
+        folder.mkdir(parents=True, exist_ok=True)
+        report_path = folder / f"{layer}-{datetime.now(UTC):%Y%m%dT%H%M%S}-{path.name}.json"
+    typer.echo(report.summary())
+    try:
+        typer.echo(f"  full report: {report.write(report_path)}")
+    except OSError as exc:
+        typer.echo(f"  report not written ({exc})", err=True)
+    if report.fatal:
+        raise typer.Exit(2)
+
+
+DRY_RUN = typer.Option(False, "--dry-run", help="Read and check every row, report, store nothing.")
+REPORT = typer.Option(None, "--report", help="Where to write the full per-row report (JSON).")
+
+
+@app.command("load-fire-water")
+def load_fire_water(path: Path, dry_run: bool = DRY_RUN, report: Path = REPORT) -> None:
+    """Load a 消防水利施設一覧 file (standard, older, 全国消火栓マップ or LinkData layout; UTF-8, BOM or CP932)."""
+    _load("fire_water", path, dry_run, report)
+
+
+@app.command("load")
+def load(layer: str, path: Path, source_layer: str = typer.Option(None, help="Layer inside a GeoPackage."),
+         code: str = typer.Option(None, help="boundary: the municipality code (N03_007) to take from the file."),
+         dry_run: bool = DRY_RUN, report: Path = REPORT) -> None:
+    """Load a layer: boundary, districts, roads, facilities, bus_stops (also a GTFS-JP zip or folder),
+    accidents, addresses, fire_water, population (地域・年齢別人口). Every row is accepted, repaired or
+    refused by line."""
+    _load(layer, path, dry_run, report, source_layer, code)
+
+
+def _reference_date(as_of: str | None):
+    from cityos.gis.statistics import NotAReferenceDate, check_reference_date
+
+    try:
+        return check_reference_date(date.fromisoformat(as_of) if as_of else None)
+    except (NotAReferenceDate, ValueError) as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(2) from exc
+
+
+@app.command("population")
+def population(as_of: str = typer.Option(None, help="Reference date YYYY-MM-01 (default this month's)"),
+               k: int = typer.Option(None, help="Smallest published count (default CITYOS_K_ANONYMITY).")) -> None:
+    """Population per district by age group (protected like every published figure), as CSV: from the
+    registry, or, for a city without a registry extract, from the loaded 地域・年齢別人口 (latest date on or
+    before the reference date)."""
+    from cityos.gis.analyses.population import population_table
+    from cityos.gis.sources import population_from_statistics
+    from cityos.gis.statistics import published_statistics
+    from cityos.platform.db.connection import connect
+    from cityos.platform.settings import get_settings
+
+    day = _reference_date(as_of)
     with connect() as conn:
-        table = population_by_district(residents_extract(conn), date.fromisoformat(as_of) if as_of else date.today(),
-                                       k or get_settings().k_anonymity)
+        k = k or get_settings().k_anonymity
+        if conn.execute("select exists (select from registry.residents)").fetchone()[0]:
+            table = population_table(published_statistics(conn, day, k))
+        else:
+            table = population_from_statistics(conn, day, k)
     typer.echo(table.to_csv(index=False))
 
 
@@ -120,11 +131,12 @@ def export(layer: str, fmt: str = typer.Option("gpkg", "--format", "-f", help="g
 def load_registry(path: Path) -> None:
     """Replace the resident registry with a full extract (CSV: UTF-8, BOM or CP932; audited)."""
     from cityos.gis.loaders.registry import RegistryError, load_extract
+    from cityos.platform.audit import Who, access_of
     from cityos.platform.db.connection import connect
 
     with connect() as conn:
         try:
-            rows = load_extract(conn, path)
+            rows = load_extract(conn, path, Who.cli(), access_of("cli:gis load-registry").why)
         except RegistryError as exc:
             typer.secho(str(exc), fg="red", err=True)
             raise typer.Exit(2) from exc
@@ -137,11 +149,13 @@ def apply_registry_changes(path: Path, allow_refused: bool = typer.Option(
         False, help="Apply the good rows even when some are refused.")) -> None:
     """Apply a daily registry change file (異動: 転入/出生/転出/死亡/転居); idempotent, audited."""
     from cityos.gis.loaders.registry import RegistryError, apply_changes
+    from cityos.platform.audit import Who, access_of
     from cityos.platform.db.connection import connect
 
     with connect() as conn:
         try:
-            report = apply_changes(conn, path, allow_refused=allow_refused)
+            report = apply_changes(conn, path, Who.cli(), allow_refused,
+                                   access_of("cli:gis apply-registry-changes").why)
         except RegistryError as exc:
             typer.secho(str(exc), fg="red", err=True)
             raise typer.Exit(2) from exc
@@ -156,17 +170,17 @@ def apply_registry_changes(path: Path, allow_refused: bool = typer.Option(
 
 
 @app.command("bus-coverage")
-def bus_coverage(as_of: str = typer.Option(None, help="YYYY-MM-DD (default today)"),
+def bus_coverage(as_of: str = typer.Option(None, help="Reference date YYYY-MM-01 (default this month's)"),
                  k: int = typer.Option(None, help="Smallest published count (default CITYOS_K_ANONYMITY).")) -> None:
-    """Share of residents (and 65+) within 300 m / 500 m of a bus stop per district, as CSV."""
-    from cityos.gis.analyses.bus_coverage import coverage_by_district
-    from cityos.gis.sources import bus_stops, residents_at_addresses
+    """Share of residents (and 65+) within 300 m / 500 m of a bus stop per district (protected), as CSV."""
+    from cityos.gis.analyses.bus_coverage import coverage_table
+    from cityos.gis.statistics import published_statistics
     from cityos.platform.db.connection import connect
     from cityos.platform.settings import get_settings
 
+    day = _reference_date(as_of)
     with connect() as conn:
-        people = residents_at_addresses(conn, date.fromisoformat(as_of) if as_of else date.today())
-        table = coverage_by_district(people, bus_stops(conn), k or get_settings().k_anonymity)
+        table = coverage_table(published_statistics(conn, day, k or get_settings().k_anonymity))
     typer.echo(table.to_csv(index=False))
 
 
@@ -195,28 +209,28 @@ def energy_by_district(k: int = typer.Option(None, help="Smallest number of home
 
     from cityos.gis.analyses.city_sql import energy_by_district as compute
     from cityos.platform.db.connection import connect
+    from cityos.platform.exits import CLI_ENERGY
     from cityos.platform.settings import get_settings
 
     with connect() as conn:
-        for row in compute(conn, datetime.now(UTC), k or get_settings().k_anonymity):
+        settings = get_settings()
+        for row in compute(conn, datetime.now(UTC), k or settings.k_anonymity, CLI_ENERGY, settings.timezone):
             typer.echo(json.dumps(row, default=str))
 
 
 @app.command("vacant-houses")
-def vacant_houses(days: int = typer.Option(30, help="Window of near-zero consumption."),
-                  actor: str = typer.Option(..., help="Who runs it (recorded in the audit log).")) -> None:
-    """Vacant-house candidates (addresses: personal data, for staff; the run is audited), as JSON lines."""
+def vacant_houses(days: int = typer.Option(30, help="Window of near-zero consumption.")) -> None:
+    """Vacant-house candidates (addresses: personal data, for staff; the run is audited under the OS user),
+    as JSON lines."""
     from datetime import UTC, datetime
 
-    from psycopg.types.json import Jsonb
-
     from cityos.gis.analyses.city_sql import vacant_house_candidates
+    from cityos.platform.audit import record_command
     from cityos.platform.db.connection import connect
 
     with connect() as conn:
         rows = vacant_house_candidates(conn, datetime.now(UTC), days)
-        conn.execute("insert into core.audit_log (actor, role, action, resource, detail) values "
-                     "(%s, 'staff-cli', 'read', 'gis/vacant-houses', %s)", (actor, Jsonb({"rows": len(rows)})))
+        record_command(conn, "gis vacant-houses", detail={"days": days, "rows": len(rows)})
         conn.commit()
     for row in rows:
         row.pop("geometry", None)

@@ -23,6 +23,8 @@ class Collection:
 
 
 COLLECTIONS: dict[str, Collection] = {c.id: c for c in (
+    Collection("boundary", "City boundary (国土数値情報 N03)", "行政区域", "gis.boundary", "code",
+               ("code", "name", "source")),
     Collection("districts", "Districts", "町丁目", "gis.districts", "code", ("code", "name_ja", "name_en", "area_m2")),
     Collection("fire_water", "Fire-water facilities", "消防水利施設", "gis.fire_water", "id",
                ("id", "kind", "address", "diameter", "note")),

@@ -1,11 +1,13 @@
-"""A deterministic demo city the size of Aizuwakamatsu (about 120,000 residents).
+"""The demo city: Aizuwakamatsu's real outline and real hydrants, with synthetic people and streets.
 
-Plausible, not real: districts (町丁目) as Voronoi cells around the centre, denser in the middle;
-a street grid with arterials; the resident-registry extract with a Japanese regional age
-pyramid (about a third aged 65+); address points (a few percent empty); bus stops with
-boardings; fire-water facilities in the standard format; facilities; police accident points.
-The demo and the benchmarks load it, so nothing needs a download; real municipal files go
-through the same loaders.
+Real (committed under ``gis/data/aizuwakamatsu``, see its SOURCES.md): the city boundary
+(国土数値情報 N03 行政区域, MLIT, via smartnews-smri/japan-topography) and the 1,974 fire-water
+facilities Code for AIZU published in 2014 for the 全国消火栓マップ (CC BY 4.0), read through the
+same loader and boundary check as any city's file. Synthetic, generated inside the real boundary
+and deterministic per seed: districts (町丁目) as Voronoi cells, denser in the urban centre; a street
+grid with arterials; the resident-registry extract with a Japanese regional age pyramid (about a
+third aged 65+); address points (a few percent empty); bus stops with boardings; facilities; police
+accident points. Nothing needs a download.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import lru_cache
+from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
@@ -22,6 +26,11 @@ from shapely.geometry import LineString, MultiPoint, MultiPolygon, Point, Polygo
 from shapely.ops import voronoi_diagram
 
 CENTRE_LONLAT = (139.9297, 37.4947)  # city hall
+DATA = Path(__file__).with_name("data") / "aizuwakamatsu"
+BOUNDARY_FILE = DATA / "boundary_n03_2021.geojson"
+HYDRANTS_FILE = DATA / "hydrants_2014.csv"
+ATTRIBUTION = ("境界: 国土数値情報（行政区域データ）国土交通省 を加工して作成; 消火栓: Code for AIZU "
+               "全国消火栓マップ 会津若松市 (2014, CC BY 4.0)")
 MEASURE_CRS = "EPSG:6677"
 CITY_CODE = "07202"
 TOWN_NAMES = ["栄町", "中町", "大町", "本町", "馬場町", "上町", "行仁町", "西栄町", "城東町", "門田町", "一箕町",
@@ -36,6 +45,7 @@ TOWN_ROMAJI = ["Sakae-machi", "Naka-machi", "O-machi", "Hon-machi", "Baba-machi"
 class DemoCity:
     """Every demo layer, in WGS84."""
 
+    boundary: gpd.GeoDataFrame
     districts: gpd.GeoDataFrame
     roads: gpd.GeoDataFrame
     addresses: gpd.GeoDataFrame
@@ -51,12 +61,53 @@ def _centre_xy() -> tuple[float, float]:
     return point.x, point.y
 
 
+@lru_cache(maxsize=1)
+def real_boundary() -> gpd.GeoDataFrame:
+    """Aizuwakamatsu's boundary (code, name, MultiPolygon), WGS84."""
+    from cityos.gis.loaders.boundary import read_boundary
+
+    gdf, report = read_boundary(BOUNDARY_FILE, "07202")
+    if report.fatal:
+        raise RuntimeError(f"{BOUNDARY_FILE}: {report.fatal}")
+    return gdf
+
+
+def real_hydrants() -> gpd.GeoDataFrame:
+    """The 2014 hydrants, read through the fire-water loader and checked against the real boundary."""
+    from cityos.gis.loaders.fire_water import read_fire_water
+    from cityos.gis.loaders.points import Boundary
+
+    boundary = real_boundary()
+    gdf, report = read_fire_water(HYDRANTS_FILE, Boundary("会津若松市", boundary.geometry.iloc[0], 100.0))
+    if report.fatal:
+        raise RuntimeError(f"{HYDRANTS_FILE}: {report.fatal}")
+    gdf["attributes"] = [dict(a, source="Code for AIZU 全国消火栓マップ (CC BY 4.0)") for a in gdf["attributes"]]
+    return gdf
+
+
+def _outline() -> Polygon | MultiPolygon:
+    return real_boundary().to_crs(MEASURE_CRS).geometry.iloc[0]
+
+
+def _inside(rng: np.random.Generator, outline, count: int) -> list[Point]:
+    minx, miny, maxx, maxy = outline.bounds
+    points: list[Point] = []
+    while len(points) < count:
+        p = Point(minx + rng.random() * (maxx - minx), miny + rng.random() * (maxy - miny))
+        if outline.contains(p):
+            points.append(p)
+    return points
+
+
 def _districts(rng: np.random.Generator, count: int, radius: float) -> gpd.GeoDataFrame:
     cx, cy = _centre_xy()
-    r = radius * np.sqrt(rng.random(count)) ** 1.4  # denser seeds in the centre
-    a = rng.random(count) * 2 * np.pi
-    seeds = [Point(cx + ri * np.cos(ai), cy + ri * np.sin(ai)) for ri, ai in zip(r, a, strict=True)]
-    outline = Point(cx, cy).buffer(radius)
+    outline = _outline()
+    urban = count * 6 // 7
+    r = radius * np.sqrt(rng.random(urban)) ** 1.4  # denser seeds in the centre
+    a = rng.random(urban) * 2 * np.pi
+    seeds = [p for p in (Point(cx + ri * np.cos(ai), cy + ri * np.sin(ai)) for ri, ai in zip(r, a, strict=True))
+             if outline.contains(p)]
+    seeds += _inside(rng, outline.difference(Point(cx, cy).buffer(radius)), count - len(seeds))
     cells = [c.intersection(outline) for c in voronoi_diagram(MultiPoint(seeds), envelope=outline.buffer(1000)).geoms]
     cells = [c for c in cells if not c.is_empty]
     rows = []
@@ -73,7 +124,7 @@ def _districts(rng: np.random.Generator, count: int, radius: float) -> gpd.GeoDa
 
 def _roads(radius: float, spacing: float) -> gpd.GeoDataFrame:
     cx, cy = _centre_xy()
-    outline = Point(cx, cy).buffer(radius)
+    outline = Point(cx, cy).buffer(radius).intersection(_outline())
     rows = []
     steps = int(radius // spacing)
     for axis in ("ew", "ns"):
@@ -81,7 +132,9 @@ def _roads(radius: float, spacing: float) -> gpd.GeoDataFrame:
             offset = k * spacing
             line = (LineString([(cx - radius, cy + offset), (cx + radius, cy + offset)]) if axis == "ew" else
                     LineString([(cx + offset, cy - radius), (cx + offset, cy + radius)])).intersection(outline)
-            if line.is_empty or line.length < spacing:
+            if line.geom_type == "MultiLineString":
+                line = max(line.geoms, key=lambda g: g.length)
+            if line.is_empty or line.length < spacing or line.geom_type != "LineString":
                 continue
             cls = "primary" if k % 5 == 0 else "residential"
             # one road segment per block, so coverage analyses work per street section
@@ -107,9 +160,11 @@ def _birth_dates(rng: np.random.Generator, n: int, as_of: date) -> np.ndarray:
 
 def load_city(conn, city: DemoCity) -> dict[str, int]:
     """Store every demo layer (replacing what is there) in one transaction per layer."""
+    from cityos.gis.loaders.boundary import store_boundary
     from cityos.gis.store import replace_layer
 
     counts = {
+        "boundary": store_boundary(conn, city.boundary, ATTRIBUTION),
         "districts": replace_layer(conn, "gis.districts", city.districts, ["code", "name_ja", "name_en", "area_m2"]),
         "roads": replace_layer(conn, "gis.roads", city.roads, ["road_id", "name", "road_class"]),
         "addresses": replace_layer(conn, "gis.addresses", city.addresses, ["address_id", "district_code"]),
@@ -167,13 +222,7 @@ def generate_city(seed: int = 1, residents: int = 120_000, as_of: date | None = 
                              crs=MEASURE_CRS)
     dist = np.hypot(stops.geometry.x - cx, stops.geometry.y - cy)
     stops["boardings_per_day"] = np.round(rng.gamma(2.0, 40.0, 400) * np.exp(-dist / 3000) * 3, 1)
-    fire_idx = rng.integers(0, len(points), 2000)
-    fire_geom = points.geometry.iloc[fire_idx].translate(8, 6).to_numpy()
-    kinds = rng.choice(["消火栓", "防火水槽", "防火水槽(耐震性)"], size=2000, p=[0.82, 0.13, 0.05])
-    fire = gpd.GeoDataFrame({"id": [f"FW{i:05d}" for i in range(2000)], "kind": kinds,
-                             "address": [f"会津若松市{points['district_code'].iloc[j]}" for j in fire_idx],
-                             "diameter": np.where(kinds == "消火栓", rng.choice(["75", "100", "150"], 2000), ""),
-                             "note": "", "attributes": [{} for _ in range(2000)]}, geometry=fire_geom, crs=MEASURE_CRS)
+    fire = real_hydrants().to_crs(MEASURE_CRS)
     fac_kinds = rng.choice(["school", "community_centre", "hospital", "supermarket", "clinic", "city_office"], 300)
     fac_idx = rng.integers(0, len(points), 300)
     facilities = gpd.GeoDataFrame({"id": [f"F{i:04d}" for i in range(300)],
@@ -190,8 +239,8 @@ def generate_city(seed: int = 1, residents: int = 120_000, as_of: date | None = 
                                   "severity": rng.choice(["軽傷", "重傷", "死亡"], 600, p=[0.9, 0.09, 0.01])},
                                  geometry=acc_geom, crs=MEASURE_CRS)
     to4326 = lambda g: g.to_crs("EPSG:4326")  # noqa: E731
-    return DemoCity(to4326(districts), to4326(roads), to4326(points), registry, to4326(stops), to4326(fire),
-                    to4326(facilities), to4326(accidents))
+    return DemoCity(real_boundary(), to4326(districts), to4326(roads), to4326(points), registry, to4326(stops),
+                    to4326(fire), to4326(facilities), to4326(accidents))
 
 
 def road_route_source(seed: int = 1) -> Callable[[random.Random], list[tuple[float, float]]]:

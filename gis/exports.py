@@ -1,15 +1,16 @@
 """Exports of the public layers and the analysis results to GeoPackage and GeoJSON (for QGIS and others).
 
 Only public data: the OGC collections, and analysis results that are aggregates with small cells
-suppressed, joined to their geometries. Raw registry rows are never exportable. A layer is added
-by adding one function to :data:`EXPORTS`.
+suppressed, joined to their geometries (registry figures: those of the latest reference date,
+protected by the same step as the API and CKAN, :mod:`cityos.gis.statistics`). Raw registry rows are
+never exportable. A layer is added by adding one function to :data:`EXPORTS`.
 """
 
 from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import geopandas as gpd
@@ -37,18 +38,18 @@ def _districts(conn: psycopg.Connection) -> gpd.GeoDataFrame:
 
 
 def _population(conn: psycopg.Connection, k: int) -> gpd.GeoDataFrame:
-    from cityos.gis.analyses.population import population_by_district
-    from cityos.gis.sources import residents_extract
+    from cityos.gis.analyses.population import population_table
+    from cityos.gis.statistics import latest_reference_date, published_statistics
 
-    table = population_by_district(residents_extract(conn), date.today(), k)
+    table = population_table(published_statistics(conn, latest_reference_date(), k))
     return _districts(conn).merge(table, on="district_code", how="inner")
 
 
 def _bus_coverage(conn: psycopg.Connection, k: int) -> gpd.GeoDataFrame:
-    from cityos.gis.analyses.bus_coverage import coverage_by_district
-    from cityos.gis.sources import bus_stops, residents_at_addresses
+    from cityos.gis.analyses.bus_coverage import coverage_table
+    from cityos.gis.statistics import latest_reference_date, published_statistics
 
-    table = coverage_by_district(residents_at_addresses(conn, date.today()), bus_stops(conn), k)
+    table = coverage_table(published_statistics(conn, latest_reference_date(), k))
     return _districts(conn).merge(table, on="district_code", how="inner")
 
 
@@ -74,8 +75,10 @@ def _snowplow_coverage(conn: psycopg.Connection, k: int) -> gpd.GeoDataFrame:
 
 def _energy(conn: psycopg.Connection, k: int) -> gpd.GeoDataFrame:
     from cityos.gis.analyses.city_sql import energy_by_district
+    from cityos.platform.exits import EXPORT_ENERGY
+    from cityos.platform.settings import get_settings
 
-    table = pd.DataFrame(energy_by_district(conn, datetime.now(UTC), k))
+    table = pd.DataFrame(energy_by_district(conn, datetime.now(UTC), k, EXPORT_ENERGY, get_settings().timezone))
     if table.empty:
         table = pd.DataFrame(columns=["district_code", "hour", "homes", "avg_w_per_home"])
     return _districts(conn).merge(table, on="district_code", how="inner")

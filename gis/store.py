@@ -8,7 +8,7 @@ import geopandas as gpd
 import psycopg
 from psycopg.types.json import Jsonb
 
-from cityos.gis.loaders.fire_water import LoadReport
+from cityos.gis.loaders.report import LoadReport
 
 
 def replace_layer(conn: psycopg.Connection, table: str, gdf: gpd.GeoDataFrame, columns: Sequence[str]) -> int:

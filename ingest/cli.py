@@ -164,6 +164,7 @@ def devices_add(device_id: str, domain: str = typer.Option(..., help="hems, vehi
     """Register a device and create its MQTT user (password shown once)."""
     from cityos.ingest.devices import DeviceError, add_device, create_enrolment_token, provision
     from cityos.ingest.dynsec import DynsecError
+    from cityos.platform.audit import record_command
 
     settings = _settings()
     with _conn() as conn:
@@ -171,6 +172,8 @@ def devices_add(device_id: str, domain: str = typer.Option(..., help="hems, vehi
             with conn.transaction():
                 new = add_device(conn, device_id, domain, kind=kind, owner_subject=owner, district_code=district,
                                  public=public)
+                record_command(conn, "devices add", device_id, {"domain": domain, "owner": owner,
+                                                                "district": district, "enrol": enrol})
                 if (target := _target(settings)) is not None:
                     provision(conn, target, new)
         except (DeviceError, DynsecError) as exc:
@@ -203,12 +206,16 @@ def devices_sync() -> None:
     target = _target(_settings())
     if target is None:
         raise typer.Exit(1)
+    from cityos.platform.audit import record_command
+
     with _conn() as conn:
         try:
             result = sync_broker(conn, target)
         except DynsecError as exc:
             typer.secho(str(exc), fg="red", err=True)
             raise typer.Exit(2) from exc
+        record_command(conn, "devices sync", detail={k: len(v) if isinstance(v, list | set | tuple) else v
+                                                      for k, v in result.__dict__.items()})
     typer.echo(json.dumps(result.__dict__, indent=2))
     if result.missing:
         typer.secho("these active devices have no broker account: re-enrol them or rotate their passwords",
@@ -220,8 +227,10 @@ def devices_list(domain: str = typer.Option(None), all_: bool = typer.Option(Fal
                  ) -> None:
     """List registered devices."""
     from cityos.ingest.devices import list_devices
+    from cityos.platform.audit import record_command
 
     with _conn() as conn:
+        record_command(conn, "devices list", detail={"domain": domain, "all": all_})
         for d in list_devices(conn, domain=domain, include_revoked=all_):
             state = "revoked" if d["revoked_at"] else "active"
             typer.echo(f"{d['device_id']:<24} {d['domain']:<8} {d['kind']:<12} {state}")
@@ -234,9 +243,13 @@ def devices_revoke(device_id: str) -> None:
     from cityos.ingest.dynsec import DynsecError
 
     settings = _settings()
+    from cityos.platform.audit import record_command
+
     with _conn() as conn:
         try:
-            revoke_device(conn, device_id)
+            with conn.transaction():
+                revoke_device(conn, device_id)
+                record_command(conn, "devices revoke", device_id)
         except DeviceError as exc:
             typer.secho(str(exc), fg="red", err=True)
             raise typer.Exit(2) from exc
@@ -256,8 +269,10 @@ def deadletters_list(reason: str = typer.Option(None), pending: bool = typer.Opt
                      limit: int = typer.Option(20)) -> None:
     """Show rejected messages, newest first."""
     from cityos.ingest.deadletters import list_dead_letters
+    from cityos.platform.audit import record_command
 
     with _conn() as conn:
+        record_command(conn, "deadletters list", detail={"reason": reason, "pending": pending, "limit": limit})
         for d in list_dead_letters(conn, reason=reason, pending_only=pending, limit=limit):
             typer.echo(json.dumps(d, default=str, ensure_ascii=False))
 
@@ -266,10 +281,12 @@ def deadletters_list(reason: str = typer.Option(None), pending: bool = typer.Opt
 def deadletters_replay(ids: list[int] = typer.Argument(None), reason: str = typer.Option(None)) -> None:
     """Replay pending dead letters (all, by id, or by reason) after a fix."""
     from cityos.ingest.deadletters import replay
+    from cityos.platform.audit import audited_command
 
     with _conn() as conn:
         conn.autocommit = False
         result = replay(conn, ids=ids or None, reason=reason)
+    audited_command("deadletters replay", detail={"ids": ids or None, "reason": reason, **result.__dict__})
     typer.echo(json.dumps(result.__dict__))
 
 
@@ -278,13 +295,20 @@ def simulate_command(homes: int = typer.Option(500), snowplows: int = typer.Opti
                      patrol_cars: int = typer.Option(20), wearables: int = typer.Option(100),
                      duration: float = typer.Option(None, help="Seconds to run (default: until interrupted)."),
                      hems_interval: float = typer.Option(30.0, help="Seconds between a home's readings."),
-                     seed: int = typer.Option(7)) -> None:
+                     seed: int = typer.Option(7),
+                     backfill: bool = typer.Option(True, help="First send each home's readings of the previous "
+                                                   "local day and of today so far (a complete first day).")
+                     ) -> None:
     """Publish realistic streams (HEMS homes, snowplows, patrol cars, wearables) with per-device credentials."""
     from cityos.ingest.devices import broker_target
     from cityos.ingest.simulate.runner import SimulationConfig, simulate
 
     settings = _settings()
-    config = SimulationConfig(homes, snowplows, patrol_cars, wearables, hems_interval_s=hems_interval, seed=seed)
+    config = SimulationConfig(homes, snowplows, patrol_cars, wearables, hems_interval_s=hems_interval, seed=seed,
+                              backfill=backfill, timezone=settings.timezone)
     typer.echo(f"simulating {homes} homes, {snowplows} snowplows, {patrol_cars} patrol cars, {wearables} wearables")
+    from cityos.platform.audit import audited_command
+
+    audited_command("simulate", detail={"homes": homes, "wearables": wearables, "seed": seed})
     count = simulate(settings.database_url, settings.mqtt_url, broker_target(settings), config, duration)
     typer.echo(f"published {count} readings")

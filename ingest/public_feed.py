@@ -24,12 +24,15 @@ import threading
 import time
 import uuid
 
+from cityos.platform.exits import MQTT_ENERGY
 from cityos.platform.mqtt import BrokerAddress, new_client
 from cityos.platform.public_data import energy_now
 from cityos.platform.public_positions import PositionListener
 
 log = logging.getLogger(__name__)
 ROOT = "cityos/public/v1"
+#: The topics of the public tree (each an exit declared in :mod:`cityos.platform.exits`).
+TOPICS = (f"{ROOT}/snowplows/{{device_id}}", f"{ROOT}/energy/districts")
 TICK_S = 0.1
 
 
@@ -77,8 +80,8 @@ class PublicFeed:
 
     def publish_energy(self) -> None:
         """Publish the current energy aggregate (retained)."""
-        self.client.publish(f"{ROOT}/energy/districts", json.dumps(energy_now(self.database_url, self.k)),
-                            qos=0, retain=True)
+        self.client.publish(MQTT_ENERGY.removeprefix("mqtt:"),
+                            json.dumps(energy_now(self.database_url, self.k, MQTT_ENERGY)), qos=0, retain=True)
 
     def run(self) -> None:
         """Until :meth:`stop`: republish snowplows as they are committed, energy every ``energy_interval_s``."""

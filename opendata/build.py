@@ -6,6 +6,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urljoin
+from zoneinfo import ZoneInfo
 
 import psycopg
 
@@ -14,6 +15,7 @@ from cityos.opendata.anonymise import GateError, apply_rules, check
 from cityos.opendata.definitions import Dataset, Portal
 from cityos.opendata.render import select_columns, to_csv, to_geojson
 from cityos.platform.consent import consenting_subjects
+from cityos.platform.exits import UndeclaredExit, use_of
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,9 @@ class BuiltDataset:
     rows: int
     resources: list[ResourceFile]
     violations: list[str]
+    #: File resources left out because the dataset has no rows (never a header-only file).
+    skipped: tuple[str, ...] = ()
+    contributors: int | None = None  # residents whose data went in (consent-based datasets)
 
 
 def absolute_url(url: str, public_base_url: str) -> str:
@@ -53,13 +58,14 @@ def absolute_url(url: str, public_base_url: str) -> str:
 
 
 def build(conn: psycopg.Connection, definition: Dataset, portal: Portal, *, k: int, public_base_url: str,
-          now: datetime | None = None) -> BuiltDataset:
+          now: datetime | None = None, timezone: str = "Asia/Tokyo") -> BuiltDataset:
     """Build ``definition``: only consenting residents contribute, rules applied, the gate's findings kept."""
     rules = definition.anonymisation
     k = rules.k or k
+    declared = exit_use(definition)
     consented = None
-    if rules.consent is not None:
-        consented = frozenset(consenting_subjects(conn, rules.consent.category, rules.consent.purpose))
+    if declared.basis == "consent":
+        consented = frozenset(consenting_subjects(conn, declared.category, declared.purpose))
     try:
         make = builders.BUILDERS[definition.source.builder]
     except KeyError:
@@ -67,12 +73,15 @@ def build(conn: psycopg.Connection, definition: Dataset, portal: Portal, *, k: i
                        f"known: {', '.join(sorted(builders.BUILDERS))}") from None
     context = builders.BuildContext(portal=portal, k=k, now=now or datetime.now(UTC),
                                     params=dict(definition.source.params), consented=consented,
-                                    public_base_url=public_base_url)
+                                    public_base_url=public_base_url, zone=ZoneInfo(timezone))
     table = make(conn, context)
     frame = apply_rules(table.frame, rules, k)
     violations = check(frame, rules, k, table.contributors, consented)
-    resources = []
+    resources, skipped = [], []
     for resource in definition.resources:
+        if resource.format != "url" and frame.empty:
+            skipped.append(resource.name)
+            continue
         if resource.format == "url":
             resources.append(ResourceFile(resource.name, "url", resource.description,
                                           url=absolute_url(resource.url or "", public_base_url)))
@@ -82,7 +91,21 @@ def build(conn: psycopg.Connection, definition: Dataset, portal: Portal, *, k: i
             out["geometry"] = _geometries(frame)
         data = to_csv(out) if resource.format == "csv" else to_geojson(out, definition.name)
         resources.append(ResourceFile(resource.name, resource.format, resource.description, data=data))
-    return BuiltDataset(definition, len(frame), resources, violations)
+    contributors = len(table.contributors) if table.contributors is not None else None
+    return BuiltDataset(definition, len(frame), resources, violations, tuple(skipped), contributors)
+
+
+def exit_use(definition: Dataset):
+    """The dataset's declared use as an exit (:mod:`cityos.platform.exits`); its definition file must say the same
+    basis and consent, so the purpose a dataset serves is stated once and checked, not assumed."""
+    use = use_of(f"dataset:{definition.source.builder}")
+    rules = definition.anonymisation
+    stated = (rules.basis, rules.consent.category if rules.consent else None,
+              rules.consent.purpose if rules.consent else None)
+    if stated != (use.basis, use.category, use.purpose):
+        raise UndeclaredExit(f"{definition.name}: its definition says {stated}, the exit registry "
+                             f"(cityos.platform.exits) says {(use.basis, use.category, use.purpose)}")
+    return use
 
 
 def _geometries(frame) -> list[dict | None]:

@@ -21,12 +21,14 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import psycopg
 
+from cityos.gis.analyses.disclosure import BAND_NAMES, BANDS, Cell, Statistics
 from cityos.ingest.catalog import DOMAINS, field_for
 from cityos.ingest.rows import VEHICLES
 from cityos.opendata.anonymise import Table, aggregate
 from cityos.opendata.definitions import Portal
 
-JST = ZoneInfo("Asia/Tokyo")
+#: The default city time zone (``CITYOS_TIMEZONE``); a build takes the setting's.
+DEFAULT_ZONE = ZoneInfo("Asia/Tokyo")
 
 
 class UnknownMetric(LookupError):
@@ -60,6 +62,12 @@ class BuildContext:
     params: dict = field(default_factory=dict)
     consented: frozenset[str] | None = None
     public_base_url: str = ""
+    zone: ZoneInfo = DEFAULT_ZONE  # the city's time zone: days and months run from local midnight
+
+    @property
+    def tz(self) -> str:
+        """The zone's IANA name, for ``at time zone %(tz)s`` in SQL."""
+        return self.zone.key
 
 
 Builder = Callable[[psycopg.Connection, BuildContext], Table]
@@ -104,8 +112,8 @@ def bus_stops(conn: psycopg.Connection, ctx: BuildContext) -> Table:
         from gis.bus_stops order by stop_id"""))
 
 
-#: Five-year age bands of the standard 地域・年齢別人口 format (the last one open-ended).
-AGE_BANDS = [(f"{lo}-{lo + 4}歳", lo, lo + 4) for lo in range(0, 100, 5)] + [("100歳以上", 100, 200)]
+#: Labels of the five-year age bands of the standard 地域・年齢別人口 format (the last one open-ended).
+AGE_LABELS = {name: ("100歳以上" if lo == 100 else f"{lo}-{hi}歳") for name, lo, hi in BANDS}
 
 
 @builder("population_by_age")
@@ -113,48 +121,46 @@ def population_by_age(conn: psycopg.Connection, ctx: BuildContext) -> Table:
     """地域・年齢別人口: residents per district, five-year age band and sex on the first day of this month.
 
     Aggregate statistics of the resident registry (published by the city by law, not per-person
-    consent); every count below k is blanked, with secondary suppression against the band's total.
+    consent), protected together with the API's figures of the same reference date
+    (:mod:`cityos.gis.statistics`): the same cells are blank here and there, and no blank can be
+    recovered by combining the two.
     """
-    as_of = ctx.now.astimezone(JST).date().replace(day=1)
-    people = _frame(conn, """
-        select r.district_code, d.name_ja as district_name, r.sex,
-               extract(year from age(%(day)s, r.birth_date))::int as age
-        from registry.residents r left join gis.districts d on d.code = r.district_code
-        where (r.moved_in is null or r.moved_in <= %(day)s) and (r.moved_out is null or r.moved_out > %(day)s)""",
-                    {"day": as_of})
-    labels = [label for label, _, _ in AGE_BANDS]
-    bins = [-1] + [hi for _, _, hi in AGE_BANDS]
-    people["band"] = pd.cut(people["age"], bins=bins, labels=labels)
-    counts = people.pivot_table(index=["district_code", "district_name", "band"], columns="sex", values="age",
-                                aggfunc="count", fill_value=0, observed=False)
-    counts = counts.reindex(columns=["M", "F", "X"], fill_value=0).reset_index()
-    counts["total"] = counts[["M", "F", "X"]].sum(axis=1)
-    counts["band_order"] = counts["band"].cat.codes
-    counts = counts[counts["district_name"].notna()].sort_values(["district_code", "band_order"])
-    frame = pd.DataFrame({
-        "city_code": ctx.portal.city_code, "city_name": ctx.portal.city_name, "as_of": as_of.isoformat(),
-        "district_code": counts["district_code"], "district_name": counts["district_name"],
-        "age_band": counts["band"].astype(str), "total": counts["total"], "male": counts["M"],
-        "female": counts["F"]})
-    from cityos.gis.analyses.suppression import suppress_counts
+    from cityos.gis.statistics import latest_reference_date, published_statistics
 
-    return Table(suppress_counts(frame.reset_index(drop=True), ["male", "female"], ctx.k, total="total"))
+    stats = published_statistics(conn, latest_reference_date(ctx.now), ctx.k)
+    names = dict(conn.execute("select code, name_ja from gis.districts").fetchall())
+    return Table(population_frame(stats, names, ctx.portal))
+
+
+def population_frame(stats: Statistics, names: dict[str, str], portal: Portal) -> pd.DataFrame:
+    """The rows of 地域・年齢別人口 from protected statistics: one per district in ``names`` and band."""
+    rows = [{"city_code": portal.city_code, "city_name": portal.city_name, "as_of": stats.as_of.isoformat(),
+             "district_code": code, "district_name": names[code], "age_band": AGE_LABELS[band],
+             "total": stats.value(code, Cell(band)), "male": stats.value(code, Cell(band, "M")),
+             "female": stats.value(code, Cell(band, "F"))}
+            for code in stats.districts() if code in names for band in BAND_NAMES]
+    frame = pd.DataFrame(rows, columns=["city_code", "city_name", "as_of", "district_code", "district_name",
+                                        "age_band", "total", "male", "female"])
+    for column in ("total", "male", "female"):
+        frame[column] = frame[column].astype("Int64")
+    return frame
 
 
 @builder("energy_by_district_day")
 def energy_by_district_day(conn: psycopg.Connection, ctx: BuildContext) -> Table:
-    """Electricity bought per home per day (kWh, JST days) per district, from opted-in homes only."""
+    """Electricity bought per home per day (kWh) per district, from opted-in homes only; complete local days
+    (the city's time zone) up to the last midnight."""
     days = int(ctx.params.get("days", 90))
-    end = ctx.now.astimezone(JST).replace(hour=0, minute=0, second=0, microsecond=0)
+    end = ctx.now.astimezone(ctx.zone).replace(hour=0, minute=0, second=0, microsecond=0)
     homes = _frame(conn, """
         select d.owner_subject as subject_id, d.district_code,
-               (e.time at time zone 'Asia/Tokyo')::date as day,
+               (e.time at time zone %(tz)s)::date as day,
                max(e.value) - min(e.value) as kwh
         from telemetry.energy_readings e join core.devices d using (device_id)
         where e.metric = %(metric)s and e.time >= %(start)s and e.time < %(end)s
           and d.domain = 'hems' and d.owner_subject is not null and d.district_code is not null
         group by 1, 2, 3 having count(*) >= 2""",
-                   {"start": end - timedelta(days=days), "end": end, "metric": IMPORT_KWH})
+                   {"start": end - timedelta(days=days), "end": end, "metric": IMPORT_KWH, "tz": ctx.tz})
     table = aggregate(homes, ["district_code", "day"], "subject_id", {"kwh_per_home": ("kwh", "mean")}, ctx.k,
                       ctx.consented, size_column="homes")
     frame = table.frame
@@ -213,18 +219,18 @@ def health_by_district_month(conn: psycopg.Connection, ctx: BuildContext) -> Tab
     districts still count towards a published figure.
     """
     months = int(ctx.params.get("months", 12))
-    start = (ctx.now.astimezone(JST).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    start = (ctx.now.astimezone(ctx.zone).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
              - pd.DateOffset(months=months)).to_pydatetime()
     daily = _frame(conn, """
         select dv.owner_subject as subject_id, coalesce(r.district_code, dv.district_code) as district_code,
-               to_char(h.time at time zone 'Asia/Tokyo', 'YYYY-MM') as month,
-               (h.time at time zone 'Asia/Tokyo')::date as day,
+               to_char(h.time at time zone %(tz)s, 'YYYY-MM') as month,
+               (h.time at time zone %(tz)s)::date as day,
                avg(h.value) filter (where h.metric = %(heart_rate)s) as heart_rate,
                sum(h.value) filter (where h.metric = %(steps)s) as steps
         from telemetry.health_readings h join core.devices dv using (device_id)
         left join registry.residents r on r.person_id = dv.owner_subject
         where h.time >= %(start)s and h.metric in (%(heart_rate)s, %(steps)s) and dv.owner_subject is not null
-        group by 1, 2, 3, 4""", {"start": start, "heart_rate": HEART_RATE, "steps": STEPS})
+        group by 1, 2, 3, 4""", {"start": start, "heart_rate": HEART_RATE, "steps": STEPS, "tz": ctx.tz})
     values = {"heart_rate_mean": ("heart_rate", "mean"), "steps_per_day": ("steps", "mean")}
     districts = aggregate(daily.dropna(subset=["district_code"]), ["district_code", "month"], "subject_id",
                           values, ctx.k, ctx.consented, size_column="wearers")

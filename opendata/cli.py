@@ -39,12 +39,14 @@ def publish(dry_run: bool = typer.Option(False, "--dry-run", help="Show what wou
         except (GateError, DefinitionError, PublishError) as exc:
             raise _fail(str(exc)) from exc
     for result in report.results:
-        colour = {"failed": "red", "published": "green"}.get(result.status)
+        colour = {"failed": "red", "published": "green", "skipped": "yellow"}.get(result.status)
         typer.secho(f"{result.name:<32} {result.status}", fg=colour, bold=result.status == "failed")
         for change in result.changes:
             typer.echo(f"    {change.describe()}")
         if result.error:
             typer.secho(f"    {result.error}", fg="red")
+        if result.note:
+            typer.secho(f"    {result.note}", fg="yellow")
     if report.failed:
         raise _fail(f"{len(report.failed)} dataset(s) failed; run again to resume (run {report.run_id})", 1)
 
@@ -74,15 +76,19 @@ def build(name: list[str] = typer.Argument(None, help="Datasets to build (defaul
     from cityos.platform.settings import load_settings
 
     settings = load_settings()
+    from cityos.platform.audit import record_command
+
     with connect(autocommit=True) as conn:
         built = build_all(conn, load_definitions(only=name or None), settings)
+        record_command(conn, "datasets build", detail={"datasets": {b.definition.name: b.contributors for b in built}})
     for item in built:
         folder = out / item.definition.name
         folder.mkdir(parents=True, exist_ok=True)
         for resource in item.resources:
             if resource.data is not None:
                 (folder / resource.filename).write_bytes(resource.data)
-        status = "ok" if not item.violations else "REFUSED: " + "; ".join(item.violations)
+        status = ("REFUSED: " + "; ".join(item.violations) if item.violations
+                  else "ok, no rows: its files are not uploaded (no header-only files)" if item.rows == 0 else "ok")
         typer.echo(f"{item.definition.name:<32} {item.rows:>7} rows  {status}")
     gate(built)
 
@@ -91,30 +97,36 @@ def build(name: list[str] = typer.Argument(None, help="Datasets to build (defaul
 def list_requests(status: str = typer.Option("open", help="open, answered, closed or all.")) -> None:
     """Dataset requests with the requesters' contacts (staff)."""
     from cityos.opendata import dataset_requests as store
+    from cityos.platform.audit import record_command
     from cityos.platform.db.connection import connect
 
     with connect(autocommit=True) as conn:
+        record_command(conn, "requests list", f"status: {status}")
         for row in store.listing(conn, None if status == "all" else status, staff=True, limit=500):
             typer.echo(json.dumps(row, default=str, ensure_ascii=False))
 
 
-def _answer(request_id: int, text: str, status: str, actor: str) -> None:
+def _answer(command: str, request_id: int, text: str, status: str) -> None:
+    """Answer as the OS user (or the job), in one transaction with the audit row."""
     from cityos.opendata import dataset_requests as store
+    from cityos.platform.audit import Who, record_command
     from cityos.platform.db.connection import connect
 
-    with connect(autocommit=True) as conn:
-        if store.answer(conn, request_id, text, status, actor) is None:
+    who = Who.cli()
+    with connect(autocommit=True) as conn, conn.transaction():
+        if store.answer(conn, request_id, text, status, who.name) is None:
             raise _fail(f"no dataset request {request_id}")
+        record_command(conn, command, str(request_id), {"status": status}, who=who)
     typer.echo(f"request {request_id} {status}")
 
 
 @requests_app.command("answer")
-def answer(request_id: int, text: str, actor: str = typer.Option("staff-cli")) -> None:
-    """Answer a request (it stays visible as answered)."""
-    _answer(request_id, text, "answered", actor)
+def answer(request_id: int, text: str) -> None:
+    """Answer a request (it stays visible as answered; audited)."""
+    _answer("requests answer", request_id, text, "answered")
 
 
 @requests_app.command("close")
-def close(request_id: int, text: str = typer.Argument("closed"), actor: str = typer.Option("staff-cli")) -> None:
-    """Close a request with a final answer."""
-    _answer(request_id, text, "closed", actor)
+def close(request_id: int, text: str = typer.Argument("closed")) -> None:
+    """Close a request with a final answer (audited)."""
+    _answer("requests close", request_id, text, "closed")

@@ -81,13 +81,10 @@ def get(conn: psycopg.Connection, request_id: int, *, staff: bool = False) -> di
 
 
 def answer(conn: psycopg.Connection, request_id: int, text: str, status: str, actor: str) -> dict | None:
-    """Answer (and optionally close) a request; audited. None when there is no such request."""
+    """Answer (and optionally close) a request; None when there is no such request. The entry point (the
+    API's token check, the CLI) writes the audit row."""
     with conn.cursor(row_factory=dict_row) as cur:
         row = cur.execute("update opendata.dataset_requests set answer = %s, status = %s, answered_by = %s, "
                           f"updated_at = now() where id = %s returning {STAFF_FIELDS}",
                           (text, status, actor, request_id)).fetchone()
-    if row is not None:
-        conn.execute("insert into core.audit_log (actor, role, action, resource, detail) "
-                     "values (%s, 'staff', %s, %s, '{}'::jsonb)",
-                     (actor, f"dataset-request:{status}", f"opendata/dataset_requests/{request_id}"))
     return row

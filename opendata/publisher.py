@@ -194,14 +194,19 @@ def apply_change(ckan: RemoteCKAN, change: Change, wanted_package: dict | None =
         ckan.action.resource_patch(id=resource_id, **fields, **upload)
 
 
+#: Why a dataset without rows is not uploaded (shown in the plan, the CLI and the publish log).
+EMPTY = "no rows to publish: a file would hold only its header, so nothing is uploaded (CKAN keeps what it had)"
+
+
 @dataclass
 class DatasetResult:
     """What happened to one dataset in a run."""
 
     name: str
-    status: str  # published, unchanged, failed, dry-run
+    status: str  # published, unchanged, skipped, failed, dry-run
     changes: list[Change]
     error: str = ""
+    note: str = ""
 
 
 def publish(ckan: RemoteCKAN, built: list[BuiltDataset], portal: Portal, *, spatial: dict | None = None,
@@ -214,17 +219,21 @@ def publish(ckan: RemoteCKAN, built: list[BuiltDataset], portal: Portal, *, spat
             apply_change(ckan, change)
     for item in built:
         name = item.definition.name
+        note = f"file resource(s) {', '.join(item.skipped)} skipped: {EMPTY}" if item.skipped else ""
+        if not item.resources:
+            results.append(DatasetResult(name, "skipped", [], "", f"skipped: {EMPTY}"))
+            continue
         try:
             changes = plan_dataset(ckan, item, portal, spatial)
             if dry_run:
-                results.append(DatasetResult(name, "dry-run", org_changes + changes))
+                results.append(DatasetResult(name, "dry-run", org_changes + changes, "", note))
                 continue
             wanted = desired_package(item.definition, portal, spatial)
             for change in changes:
                 apply_change(ckan, change, wanted)
                 if on_change:
                     on_change(change)
-            results.append(DatasetResult(name, "published" if changes else "unchanged", changes))
+            results.append(DatasetResult(name, "published" if changes else "unchanged", changes, "", note))
         except Exception as exc:  # recorded per dataset; the run goes on and is resumable
             results.append(DatasetResult(name, "failed", [], f"{type(exc).__name__}: {exc}"))
     return results

@@ -16,9 +16,10 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from cityos.opendata.anonymise import GateError
-from cityos.opendata.build import BuiltDataset, build, gate
+from cityos.opendata.build import BuiltDataset, build, exit_use, gate
 from cityos.opendata.definitions import DATASETS_DIR, Dataset, load_definitions, load_portal
 from cityos.opendata.publisher import Change, DatasetResult, connect, publish
+from cityos.platform.audit import Who, access_of, record
 from cityos.platform.settings import Settings
 
 
@@ -59,25 +60,32 @@ def build_all(conn: psycopg.Connection, definitions: list[Dataset], settings: Se
               now: datetime | None = None, folder: Path = DATASETS_DIR) -> list[BuiltDataset]:
     """Build ``definitions`` (nothing is uploaded)."""
     portal = load_portal(folder)
-    return [build(conn, d, portal, k=settings.k_anonymity, public_base_url=settings.api_url, now=now)
-            for d in definitions]
+    return [build(conn, d, portal, k=settings.k_anonymity, public_base_url=settings.api_url, now=now,
+                  timezone=settings.timezone) for d in definitions]
 
 
-def _log(conn: psycopg.Connection, run_id: uuid.UUID, name: str, status: str, changes: list[Change],
-         error: str = "", rows: int | None = None) -> None:
+def _log(conn: psycopg.Connection, who: Who, run_id: uuid.UUID, built: BuiltDataset | None, name: str, status: str,
+         changes: list[Change], error: str = "", rows: int | None = None) -> None:
+    """The publish log's row and the audit row (who ran it: the OS user, or the job that did)."""
     conn.execute("insert into opendata.publish_log (run_id, dataset, status, changes, error, rows) "
                  "values (%s, %s, %s, %s, %s, %s)",
                  (run_id, name, status, Jsonb([c.as_json() for c in changes]), error, rows))
-    conn.execute("insert into core.audit_log (actor, role, action, resource, detail) values (%s, %s, %s, %s, %s)",
-                 ("publisher", "publish", f"publish:{status}", f"opendata/{name}",
-                  Jsonb({"run_id": str(run_id), "changes": len(changes), "error": error[:500]})))
+    use = exit_use(built.definition) if built else None
+    subject = (f"residents with {use.category}/{use.purpose} consent" if use and use.basis == "consent"
+               else use.basis if use else "")
+    record(conn, who, f"publish:{status}", f"opendata/{name}", role="publish", subject=subject,
+           reason=access_of("cli:publish").why,
+           detail={"run_id": str(run_id), "changes": len(changes), "error": error[:500],
+                   "contributors": built.contributors if built else None})
 
 
 def run(settings: Settings, *, only: list[str] | None = None, dry_run: bool = False, due_only: bool = False,
         now: datetime | None = None, folder: Path = DATASETS_DIR,
         on_change: Callable[[Change], None] | None = None,
-        wrap_client: Callable | None = None) -> RunReport:
-    """Build, gate and publish; raises :class:`GateError` (uploading nothing) when any dataset breaks its rules."""
+        wrap_client: Callable | None = None, who: Who | None = None) -> RunReport:
+    """Build, gate and publish; raises :class:`GateError` (uploading nothing) when any dataset breaks its rules.
+    Each dataset's audit row names ``who`` (default: the OS user, or ``CITYOS_JOB_NAME`` for the timer)."""
+    who = who or Who.cli()
     if not settings.ckan_url:
         raise PublishError("no CKAN portal: run `cityos up` (local CKAN) or set CITYOS_CKAN_URL and CITYOS_CKAN_TOKEN")
     now = now or datetime.now(UTC)
@@ -92,13 +100,16 @@ def run(settings: Settings, *, only: list[str] | None = None, dry_run: bool = Fa
             gate(built)
         except GateError as refused:
             for item in built:
-                _log(conn, run_id, item.definition.name, "refused", [], "; ".join(item.violations), item.rows)
+                _log(conn, who, run_id, item, item.definition.name, "refused", [], "; ".join(item.violations),
+                     item.rows)
             raise refused
         ckan = connect(settings.ckan_url, settings.ckan_token)
         if wrap_client:
             ckan = wrap_client(ckan)
         results = publish(ckan, built, portal, spatial=city_extent(conn), dry_run=dry_run, on_change=on_change)
-        rows = {b.definition.name: b.rows for b in built}
+        by_name = {b.definition.name: b for b in built}
         for result in results:
-            _log(conn, run_id, result.name, result.status, result.changes, result.error, rows.get(result.name))
+            item = by_name.get(result.name)
+            _log(conn, who, run_id, item, result.name, result.status, result.changes, result.error or result.note,
+                 item.rows if item else None)
     return RunReport(run_id, results)

@@ -81,14 +81,33 @@ async def lookup_token(database_url: str, token: str) -> Principal | None:
 
 
 async def audit(database_url: str, principal: Principal | None, action: str, resource: str,
-                detail: dict | None = None, client_addr: str | None = None) -> None:
-    """Append one entry to the audit log."""
+                detail: dict | None = None, client_addr: str | None = None, subject: str = "",
+                reason: str = "") -> None:
+    """Append one entry to the audit log (entry point ``api``; who: the token's name)."""
+    from cityos.platform.audit import INSERT
+
     async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
-        await conn.execute(
-            "insert into core.audit_log (actor, role, action, resource, detail, client_addr) "
-            "values (%s, %s, %s, %s, %s, %s)",
-            (principal.name if principal else "anonymous", ",".join(sorted(principal.scopes)) if principal else "",
-             action, resource, Jsonb(detail or {}), client_addr))
+        await conn.execute(INSERT, (
+            principal.name if principal else "anonymous", ",".join(sorted(principal.scopes)) if principal else "",
+            "api", action, resource, subject, reason, Jsonb(detail or {}), client_addr))
+
+
+async def _subject(request: Request, where: str, principal: Principal) -> str:
+    """The subject of a request as :class:`cityos.platform.audit.Access` says where to find it."""
+    kind, _, name = where.partition(":")
+    if kind == "path":
+        return str(request.path_params.get(name, ""))
+    if kind == "query":
+        return request.query_params.get(name, "") or f"{name}: (default)"
+    if kind == "body":
+        try:
+            body = await request.json()
+        except ValueError:
+            return ""
+        return str(body.get(name, "")) if isinstance(body, dict) else ""
+    if where == "households":
+        return ",".join(principal.households)
+    return where
 
 
 def caller_address(request: Request) -> str | None:
@@ -111,7 +130,10 @@ def request_detail(request: Request, scope: str) -> dict:
 
 def require_scope(scope: str):
     """A FastAPI dependency: the caller must present a bearer token with ``scope``; audited, with the
-    request's parameters, and so is every presented token that is unknown, expired or revoked."""
+    request's parameters, and so is every presented token that is unknown, expired or revoked.
+
+    The row of an admitted call names the token (who), the route (what), the subject and the reason the
+    route declares in :data:`cityos.platform.audit.PERSONAL`, and is written before the route runs."""
 
     async def dependency(request: Request,
                          credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Principal:
@@ -129,8 +151,14 @@ def require_scope(scope: str):
         if not principal.allows(scope):
             await audit(settings.database_url, principal, "denied", request.url.path, detail, caller_address(request))
             raise HTTPException(403, f"this token lacks the scope {scope!r}")
-        await audit(settings.database_url, principal, request.method, request.url.path, detail,
-                    caller_address(request))
+        from cityos.platform.audit import PERSONAL
+
+        route = request.scope.get("route")
+        entry = f"{request.method} {getattr(route, 'path', request.url.path)}"
+        access = PERSONAL.get(f"api:{entry}")
+        subject = await _subject(request, access.subject, principal) if access else ""
+        await audit(settings.database_url, principal, entry, request.url.path, detail, caller_address(request),
+                    subject=subject, reason=access.why if access else "")
         return principal
 
     return dependency

@@ -19,9 +19,10 @@ def migrate() -> None:
 
 @app.command()
 def maintain() -> None:
-    """Run one roll-up and retention pass now."""
+    """Run one roll-up and retention pass now (audited under the OS user, or CITYOS_JOB_NAME)."""
+    from cityos.platform.audit import Who
     from cityos.platform.db.maintenance import run_maintenance
     from cityos.platform.settings import get_settings
 
     settings = get_settings()
-    typer.echo(run_maintenance(settings.database_url, settings.retention_days_raw))
+    typer.echo(run_maintenance(settings.database_url, settings.retention_days_raw, Who.cli()))

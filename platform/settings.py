@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", description="Log level of the services.")
     log_json: bool = Field(True, description="Write structured (JSON) logs.")
     k_anonymity: int = Field(10, ge=2, description="Smallest count published in any cell.")
+    boundary_tolerance_m: float = Field(100.0, ge=0, description="Metres outside the city boundary a loaded point "
+                                        "may lie and still be accepted (farther: refused by line).")
+    bus_min_departures: int = Field(10, ge=1, description="Departures per weekday a bus stop needs to count in the "
+                                    "bus-coverage analysis (a few buses a day is not useful service).")
     anonymous_rate_per_minute: int = Field(120, ge=1, description="Open-API requests per minute without a key.")
     anonymous_daily_quota: int = Field(10_000, ge=1, description="Open-API requests per day without a key.")
     trusted_proxies: str = Field("", description="Addresses or CIDRs (comma-separated) of reverse proxies whose "
@@ -76,8 +80,33 @@ class Settings(BaseSettings):
     ingest_instance: str = Field("auto", description="Ordinal of this `cityos ingest` process (its workers are "
                                  "the MQTT clients cityos-ingest-{instance}-{index}); `auto` takes the lowest one no "
                                  "running instance holds.")
+    app_data_refresh_s: float = Field(60, ge=0, le=86_400, description="Seconds each API process keeps the apps' "
+                                      "base layers (/apps/data: hydrants, roads, districts, facilities) before "
+                                      "rebuilding them from the database.")
     retention_days_raw: int = Field(400, ge=1, description="Days of raw telemetry kept before drop_chunks.")
     maintenance_interval_s: int = Field(300, ge=5, description="Seconds between retention/roll-up runs.")
+    timezone: str = Field("Asia/Tokyo", description="The city's time zone (IANA name): every daily bucket (series "
+                          "with interval=1d, daily datasets, local hours of day) runs from local midnight to midnight.")
+    job_name: str = Field("", description="Set by a scheduled job (its systemd unit) to name itself in the audit "
+                          "log instead of the OS user, e.g. cityos-publish.")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}: an IANA name such as Asia/Tokyo") from exc
+        return value
+
+    @property
+    def zone(self):
+        """:attr:`timezone` as a ``zoneinfo.ZoneInfo``."""
+        from zoneinfo import ZoneInfo
+
+        return ZoneInfo(self.timezone)
 
     @field_validator("trusted_proxies")
     @classmethod

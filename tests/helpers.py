@@ -22,9 +22,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def api_server(env: dict[str, str], timeout: float = 30.0) -> Iterator[str]:
-    """Run the API service (uvicorn, a real process) with ``env``; yield its base URL."""
-    port = free_port()
+def api_server(env: dict[str, str], timeout: float = 30.0, port: int | None = None) -> Iterator[str]:
+    """Run the API service (uvicorn, a real process) with ``env``; yield its base URL.
+
+    ``port`` (default: a free one) lets a test stop a server and start it again at the same origin."""
+    port = port or free_port()
     full_env = {**os.environ, **env, "CITYOS_API_PORT": str(port), "CITYOS_LOG_JSON": "true"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "cityos.platform.api.app:create_app", "--factory",

@@ -1,5 +1,7 @@
 // 除雪車ナビ: live snowplow positions (Server-Sent Events) and the streets plowed recently.
-import { maplibregl, CENTRE, mapStyle, setLanguage, initialLanguage } from "/apps/shared/common.js";
+import {
+  createMap, setData, loadWithRetry, languageButton, notice, retryLater, t, text, num, formatTime, parseTime, showOnMap,
+} from "/apps/shared/common.js";
 
 const TEXTS = {
   title: { ja: "除雪車ナビ", en: "Snowplow map" },
@@ -8,83 +10,104 @@ const TEXTS = {
   street: { ja: "道路をタップすると最終除雪時刻を表示します", en: "Tap a street to see when it was last plowed" },
   never: { ja: "この期間は未除雪", en: "not plowed in this period" },
   last: { ja: "最終除雪", en: "last plowed" },
+  bladeDown: { ja: "除雪中の除雪車", en: "Snowplow, blade down" }, bladeUp: { ja: "移動中の除雪車", en: "Snowplow, blade up" },
+  plowed: { ja: "除雪済みの道路", en: "Plowed street" }, unplowed: { ja: "未除雪の道路", en: "Not yet plowed" },
+  liveBusy: { ja: "リアルタイム位置に接続できません。{s}秒後に再接続します", en: "Live positions unavailable; reconnecting in {s} s" },
+  unnamed: { ja: "名称のない道路", en: "Unnamed street" },
 };
-let lang = initialLanguage();
 const positions = new Map();
 window.__positions = positions;
 
-let map = null;
-try {
-  map = new maplibregl.Map({ container: "map", style: await mapStyle(), center: CENTRE, zoom: 13 });
-  map.addControl(new maplibregl.NavigationControl());
-} catch (error) {
-  document.getElementById("map").textContent = `map unavailable: ${error.message}`;
-}
+const map = await createMap({
+  zoom: 13,
+  sources: {
+    coverage: { type: "geojson", data: { type: "FeatureCollection", features: [] } },
+    plows: { type: "geojson", data: { type: "FeatureCollection", features: [] } },
+  },
+  layers: [
+    { id: "coverage", type: "line", source: "coverage", paint: {
+      "line-width": ["case", ["==", ["get", "plowed"], true], 5, 4],
+      "line-color": ["case", ["==", ["get", "plowed"], true], "#0050d0", "#a33a00"] } },
+    // a wide invisible line over each street: a finger finds it, not only a 5 px stroke
+    { id: "coverage-hit", type: "line", source: "coverage", paint: { "line-width": 28, "line-opacity": 0 } },
+    { id: "plows", type: "circle", source: "plows", paint: {
+      "circle-radius": 11, "circle-color": ["case", ["==", ["get", "blade_down"], true], "#ff6a00", "#ffd400"],
+      "circle-stroke-color": "#111", "circle-stroke-width": 3 } },
+  ],
+});
 
-function plowsGeoJSON() {
-  return { type: "FeatureCollection", features: [...positions.values()].map((p) => ({
-    type: "Feature", geometry: { type: "Point", coordinates: [p.lon, p.lat] },
-    properties: { device_id: p.device_id, blade_down: !!p.blade_down } })) };
+/** A position usable on the map: finite coordinates, or it is skipped. */
+function valid(p) {
+  return p && typeof p === "object" && typeof p.device_id === "string" && num(p.lat) !== null && num(p.lon) !== null
+    && Math.abs(p.lat) <= 90 && Math.abs(p.lon) <= 180;
 }
 
 function renderPlows() {
-  map?.getSource("plows")?.setData(plowsGeoJSON());
-  const list = document.getElementById("plows");
-  list.replaceChildren(...[...positions.values()].sort((a, b) => a.device_id.localeCompare(b.device_id)).map((p) => {
+  const list = [...positions.values()].sort((a, b) => a.device_id.localeCompare(b.device_id));
+  setData(map, "plows", { type: "FeatureCollection", features: list.map((p) => ({
+    type: "Feature", geometry: { type: "Point", coordinates: [num(p.lon), num(p.lat)] },
+    properties: { device_id: p.device_id, blade_down: p.blade_down === true } })) });
+  document.getElementById("plows").replaceChildren(...list.map((p) => {
     const li = document.createElement("li");
-    li.tabIndex = 0;
     li.dataset.id = p.device_id;
-    li.textContent = `${p.device_id}  ${Math.round(p.speed_kmh ?? 0)} km/h  ${new Date(p.t).toLocaleTimeString(lang)}`;
-    li.addEventListener("click", () => map?.flyTo({ center: [p.lon, p.lat], zoom: 16 }));
+    const button = document.createElement("button");
+    button.className = "item-main";
+    const speed = num(p.speed_kmh);
+    button.textContent = `${text(p.device_id, 40)}  ${speed === null ? "—" : Math.round(speed)} km/h  ${formatTime(p.t)}`;
+    button.addEventListener("click", () => showOnMap(map, [num(p.lon), num(p.lat)], 16));
+    li.append(button);
     return li;
   }));
+  window.__plowTimes = list.map((p) => ({ id: p.device_id, shown: formatTime(p.t), year: parseTime(p.t)?.getUTCFullYear() ?? null }));
 }
 
-async function loadCoverage() {
-  const hours = document.getElementById("hours").value;
-  const data = await (await fetch(`/api/v1/gis/snowplow-coverage?hours=${hours}`)).json();
-  map?.getSource("coverage")?.setData(data);
+function loadCoverage() {
+  const hours = Number(document.getElementById("hours").value) || 12;
+  return loadWithRetry("coverage", `/api/v1/gis/snowplow-coverage?hours=${hours}`, (data) => {
+    setData(map, "coverage", { type: "FeatureCollection", features: (data?.features ?? []).filter((f) => f?.geometry) });
+    window.__coverageLoaded = (data?.features ?? []).length;
+  });
 }
 
+let liveDelay = 5;
 function connectLive() {
   const source = new EventSource("/api/v1/live/snowplows");
+  const take = (p) => { if (valid(p)) positions.set(p.device_id, p); };
+  const parse = (data) => { try { return JSON.parse(data); } catch (_) { return null; } };
   source.addEventListener("snapshot", (e) => {
-    for (const p of JSON.parse(e.data)) positions.set(p.device_id, p);
+    const rows = parse(e.data);
+    for (const p of Array.isArray(rows) ? rows : []) take(p);
     renderPlows();
+    notice("live", null);
+    liveDelay = 5;
     window.__liveReady = true;
   });
   source.addEventListener("position", (e) => {
-    const p = JSON.parse(e.data);
-    positions.set(p.device_id, p);
+    take(parse(e.data));
     window.__lastPositionAt = performance.now();
     renderPlows();
   });
+  source.addEventListener("error", () => {
+    if (source.readyState !== EventSource.CLOSED) return; // the browser reconnects by itself
+    // refused (429 when the address has too many connections or requests) or the server is down
+    notice("live", "liveBusy", { s: liveDelay });
+    retryLater(connectLive, liveDelay);
+    liveDelay = Math.min(120, liveDelay * 2);
+  });
 }
 
-map?.on("load", () => {
-  map.addSource("coverage", { type: "geojson", data: { type: "FeatureCollection", features: [] } });
-  map.addLayer({ id: "coverage", type: "line", source: "coverage", paint: {
-    "line-width": 5, "line-color": ["case", ["get", "plowed"], "#0070f0", "#c8c8c8"] } });
-  map.addSource("plows", { type: "geojson", data: plowsGeoJSON() });
-  map.addLayer({ id: "plows", type: "circle", source: "plows", paint: {
-    "circle-radius": 11, "circle-color": ["case", ["get", "blade_down"], "#ff6a00", "#ffd400"],
-    "circle-stroke-color": "#111", "circle-stroke-width": 3 } });
-  map.on("click", "coverage", (e) => {
-    const p = e.features[0].properties;
-    const when = p.last_plowed && p.last_plowed !== "null" ? `${TEXTS.last[lang]}: ${new Date(p.last_plowed).toLocaleString(lang)}` : TEXTS.never[lang];
-    document.getElementById("street").textContent = `${p.name}: ${when}`;
-  });
-  loadCoverage();
-  renderPlows();
+map?.on("click", "coverage-hit", (e) => {
+  const p = e.features[0].properties;
+  const last = p.last_plowed && p.last_plowed !== "null" ? parseTime(p.last_plowed) : null;
+  const when = last ? `${t("last")}: ${formatTime(p.last_plowed, { date: true })}` : t("never");
+  document.getElementById("street").textContent = `${p.name ? text(p.name, 60) : t("unnamed")}: ${when}`;
 });
+map?.on("mouseenter", "coverage-hit", () => { map.getCanvas().style.cursor = "pointer"; });
+map?.on("mouseleave", "coverage-hit", () => { map.getCanvas().style.cursor = ""; });
+
+notice("loading", "loading");
+loadCoverage().then(() => notice("loading", null));
 setInterval(loadCoverage, 60_000);
 connectLive();
-
 document.getElementById("hours").addEventListener("change", loadCoverage);
-document.getElementById("lang").addEventListener("click", () => {
-  lang = lang === "ja" ? "en" : "ja";
-  document.getElementById("lang").textContent = lang === "ja" ? "EN" : "日本語";
-  setLanguage(lang, TEXTS);
-  renderPlows();
-});
-setLanguage(lang, TEXTS);
+languageButton(TEXTS, renderPlows);

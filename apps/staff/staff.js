@@ -1,5 +1,5 @@
 // 職員用分析マップ: population aged 65+, bus-stop coverage, accident-risk hotspots and snowplow coverage, with legends.
-import { maplibregl, CENTRE, mapStyle, setLanguage, initialLanguage } from "/apps/shared/common.js";
+import { createMap, setData, styleReady, loadWithRetry, languageButton, notice, num } from "/apps/shared/common.js";
 
 const TEXTS = { title: { ja: "職員用分析マップ", en: "Staff analysis map" }, layers: { ja: "レイヤー", en: "Layers" },
   legend: { ja: "凡例", en: "Legend" } };
@@ -11,77 +11,93 @@ const LAYERS = [
   { id: "hotspots", ja: "事故危険箇所（急ブレーキ Gi*）", en: "Accident-risk hotspots (harsh-brake Gi*)",
     legend: [["#d7191c", "潜在的危険箇所（事故記録なし）", "latent: no recorded accidents"], ["#fdae61", "ホットスポット", "hot spot"]] },
   { id: "plowed", ja: "除雪状況（12時間）", en: "Snowplow coverage (12 h)",
-    legend: [["#0070f0", "除雪済み", "plowed"], ["#999999", "未除雪", "not plowed"]] },
+    legend: [["#0050d0", "除雪済み", "plowed"], ["#a33a00", "未除雪", "not plowed"]] },
 ];
-let lang = initialLanguage();
+const visible = Object.fromEntries(LAYERS.map((layer) => [layer.id, layer.id !== "elderly"]));
+const EMPTY = { type: "FeatureCollection", features: [] };
+let lang = document.documentElement.lang;
 window.__staffLayers = [];
 
-let map = null;
-try {
-  map = new maplibregl.Map({ container: "map", style: await mapStyle(), center: CENTRE, zoom: 12 });
-} catch (error) {
-  document.getElementById("map").textContent = `map unavailable: ${error.message}`;
+function districtValues(rows, column) {
+  const match = ["match", ["get", "code"]];
+  for (const row of Array.isArray(rows) ? rows : []) {
+    const value = num(row?.[column]);
+    if (value !== null && typeof row.district_code === "string") match.push(row.district_code, value);
+  }
+  match.push(-1);
+  return match.length > 4 ? match : -1; // no published district: every district suppressed
 }
+const vis = (id) => (visible[id] ? "visible" : "none");
+
+const map = await createMap({
+  zoom: 12,
+  labels: false,
+  sources: { hotspots: { type: "geojson", data: EMPTY }, plowed: { type: "geojson", data: EMPTY } },
+  layers: [
+    { id: "elderly", type: "fill", source: "districts", layout: { visibility: vis("elderly") }, paint: { "fill-opacity": 0.55, "fill-color": "#dddddd" } },
+    { id: "coverage", type: "fill", source: "districts", layout: { visibility: vis("coverage") }, paint: { "fill-opacity": 0.55, "fill-color": "#cccccc" } },
+    { id: "hotspots", type: "fill", source: "hotspots", layout: { visibility: vis("hotspots") }, paint: { "fill-opacity": 0.8,
+      "fill-color": ["case", ["==", ["get", "latent"], true], "#d7191c", "#fdae61"] } },
+    { id: "plowed", type: "line", source: "plowed", layout: { visibility: vis("plowed") }, paint: { "line-width": 3,
+      "line-color": ["case", ["==", ["get", "plowed"], true], "#0050d0", "#a33a00"] } },
+  ],
+});
 
 function renderLegend() {
-  const ul = document.getElementById("legend");
-  ul.replaceChildren(...LAYERS.flatMap((layer) => layer.legend.map(([color, ja, en]) => {
+  lang = document.documentElement.lang;
+  document.getElementById("legend").replaceChildren(...LAYERS.flatMap((layer) => layer.legend.map(([color, ja, en]) => {
     const li = document.createElement("li");
-    li.innerHTML = `<span class="swatch" style="background:${color}"></span>`;
-    li.append(`${layer[lang]}: ${lang === "ja" ? ja : en}`);
+    const swatch = document.createElement("span");
+    swatch.className = "swatch";
+    swatch.style.background = color;
+    li.append(swatch, `${layer[lang]}: ${lang === "ja" ? ja : en}`);
     return li;
   })));
   const toggles = document.getElementById("toggles");
-  toggles.replaceChildren(...LAYERS.map((layer) => {
+  toggles.replaceChildren(toggles.querySelector("legend"), ...LAYERS.map((layer) => {
     const label = document.createElement("label");
     const box = document.createElement("input");
-    box.type = "checkbox"; box.checked = layer.id !== "elderly"; box.id = `toggle-${layer.id}`;
-    box.addEventListener("change", () => map?.setLayoutProperty(layer.id, "visibility", box.checked ? "visible" : "none"));
-    label.append(box, ` ${layer[lang]}`);
+    box.type = "checkbox";
+    box.checked = visible[layer.id]; // the map's state, kept across language switches
+    box.id = `toggle-${layer.id}`;
+    box.addEventListener("change", () => {
+      visible[layer.id] = box.checked;
+      if (map?.getLayer(layer.id)) map.setLayoutProperty(layer.id, "visibility", vis(layer.id));
+    });
+    label.append(box, layer[lang]);
     return label;
   }));
 }
 
-function districtValues(rows, column) {
-  const match = ["match", ["get", "code"]];
-  for (const row of rows) if (row[column] != null) match.push(row.district_code, row[column]);
-  match.push(-1);
-  return match.length > 4 ? match : -1;  // no published district: every district suppressed
+function loaded(id) {
+  if (!window.__staffLayers.includes(id)) window.__staffLayers.push(id);
+  if (window.__staffLayers.length === LAYERS.length) notice("loading", null);
 }
 
-async function addLayers() {
-  const population = (await (await fetch("/api/v1/gis/population")).json()).items;
-  const elderly = districtValues(population, "share_65_plus");
-  map?.addLayer({ id: "elderly", type: "fill", source: "districts", layout: { visibility: "none" },
-    paint: { "fill-opacity": 0.55, "fill-color": ["case", ["<", elderly, 0], "#dddddd", ["<", elderly, 0.25], "#fee6ce",
-      ["<", elderly, 0.35], "#fdae6b", "#e6550d"] } }, "districts");
-  window.__staffLayers.push("elderly");
-  const coverage = (await (await fetch("/api/v1/gis/bus-coverage")).json()).items;
-  const share = districtValues(coverage, "share_500m");
-  if (map) {
-    map.addLayer({ id: "coverage", type: "fill", source: "districts", paint: { "fill-opacity": 0.55,
-      "fill-color": ["case", ["<", share, 0], "#cccccc", ["<", share, 0.6], "#b30000", ["<", share, 0.85], "#ffd400", "#1a9850"] } }, "districts");
-  }
-  window.__staffLayers.push("coverage");
-  const hot = await (await fetch("/api/v1/gis/hotspots?permutations=99")).json();
-  hot.features = hot.features.filter((f) => f.properties.hot);
-  map?.addSource("hotspots", { type: "geojson", data: hot });
-  map?.addLayer({ id: "hotspots", type: "fill", source: "hotspots", paint: { "fill-opacity": 0.8,
-    "fill-color": ["case", ["get", "latent"], "#d7191c", "#fdae61"] } });
-  window.__staffLayers.push("hotspots");
-  const plowed = await (await fetch("/api/v1/gis/snowplow-coverage?hours=12")).json();
-  map?.addSource("plowed", { type: "geojson", data: plowed });
-  map?.addLayer({ id: "plowed", type: "line", source: "plowed", paint: { "line-width": 3,
-    "line-color": ["case", ["get", "plowed"], "#0070f0", "#999999"] } });
-  window.__staffLayers.push("plowed");
+async function paint(id, property, value) {
+  if (!map) return;
+  await styleReady(map);
+  if (map.getLayer(id)) map.setPaintProperty(id, property, value);
 }
 
-if (map) map.on("load", addLayers); else addLayers();
-document.getElementById("lang").addEventListener("click", () => {
-  lang = lang === "ja" ? "en" : "ja";
-  document.getElementById("lang").textContent = lang === "ja" ? "EN" : "日本語";
-  setLanguage(lang, TEXTS);
-  renderLegend();
+notice("loading", "loading");
+loadWithRetry("population", "/api/v1/gis/population", (data) => {
+  const v = districtValues(data?.items, "share_65_plus");
+  paint("elderly", "fill-color", ["case", ["<", v, 0], "#dddddd", ["<", v, 0.25], "#fee6ce", ["<", v, 0.35], "#fdae6b", "#e6550d"]);
+  loaded("elderly");
 });
-setLanguage(lang, TEXTS);
+loadWithRetry("bus", "/api/v1/gis/bus-coverage", (data) => {
+  const v = districtValues(data?.items, "share_500m");
+  paint("coverage", "fill-color", ["case", ["<", v, 0], "#cccccc", ["<", v, 0.6], "#b30000", ["<", v, 0.85], "#ffd400", "#1a9850"]);
+  loaded("coverage");
+});
+loadWithRetry("hotspots", "/api/v1/gis/hotspots?permutations=99", (data) => {
+  setData(map, "hotspots", { type: "FeatureCollection", features: (data?.features ?? []).filter((f) => f?.geometry && f.properties?.hot) });
+  loaded("hotspots");
+});
+loadWithRetry("plowed", "/api/v1/gis/snowplow-coverage?hours=12", (data) => {
+  setData(map, "plowed", { type: "FeatureCollection", features: (data?.features ?? []).filter((f) => f?.geometry) });
+  loaded("plowed");
+});
+languageButton(TEXTS, renderLegend);
 renderLegend();

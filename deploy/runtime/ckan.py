@@ -149,6 +149,8 @@ class Ckan:
             "licenses_group_url": LICENSES.as_uri(),
             "ckan.locale_default": "ja",
             "ckan.locales_offered": "ja en",
+            # user names and details only for signed-in users (CKAN's default lists them to anyone)
+            "ckan.auth.public_user_details": "false",
         }
         text = set_options(self.ini.read_text(), options)
         write_private(self.ini, text)

@@ -12,6 +12,8 @@ from datetime import datetime
 import psycopg
 from psycopg.rows import dict_row
 
+from cityos.platform.exits import consent_filter
+
 #: A plow position this close to a road (metres, in EPSG:6677) clears that road.
 PLOW_MATCH_M = 15.0
 
@@ -42,12 +44,10 @@ def snowplow_coverage(conn: psycopg.Connection, since: datetime, metres: float =
 ENERGY_BY_DISTRICT = """
     with homes as (
         select d.device_id, d.district_code from core.devices d
-        where d.domain = 'hems' and d.revoked_at is null and d.district_code is not null
-          and exists (select 1 from core.consents_current c where c.subject_id = d.owner_subject
-                      and c.category = 'energy' and c.purpose = any(%(purposes)s))
+        where d.domain = 'hems' and d.revoked_at is null and d.district_code is not null and {consenting}
     ),
     hourly as (
-        select h.district_code, e.device_id, extract(hour from e.time at time zone 'Asia/Tokyo')::int as hour,
+        select h.district_code, e.device_id, extract(hour from e.time at time zone %(tz)s)::int as hour,
                (e.time >= %(end)s - interval '7 days') as this_week, avg(e.value) as avg_w
         from telemetry.energy_readings e join homes h using (device_id)
         where e.metric = 'power_w' and e.time >= %(end)s - interval '14 days' and e.time < %(end)s
@@ -60,12 +60,15 @@ ENERGY_BY_DISTRICT = """
     from hourly group by district_code, hour order by district_code, hour"""
 
 
-def energy_by_district(conn: psycopg.Connection, end: datetime, k: int,
-                       purposes: tuple[str, ...] = ("research", "services", "open_data")) -> list[dict]:
-    """Per district and hour of day (JST): average consumption per home this week and last, week-over-week
-    change; only homes whose owner consented to energy data use; cells with fewer than ``k`` homes blanked."""
+def energy_by_district(conn: psycopg.Connection, end: datetime, k: int, exit_name: str,
+                       timezone: str = "Asia/Tokyo") -> list[dict]:
+    """Per district and local hour of day (``timezone``, the city's: ``CITYOS_TIMEZONE``): average consumption
+    per home this week and last, week-over-week change; only homes whose owner consented to the purpose
+    ``exit_name`` declares (:mod:`cityos.platform.exits`: open data for the API, exports and the CLI); cells
+    with fewer than ``k`` homes blanked."""
+    query = ENERGY_BY_DISTRICT.format(consenting=consent_filter(exit_name, "d.owner_subject"))
     with conn.cursor(row_factory=dict_row) as cur:
-        rows = cur.execute(ENERGY_BY_DISTRICT, {"end": end, "purposes": list(purposes)}).fetchall()
+        rows = cur.execute(query, {"end": end, "tz": timezone}).fetchall()
     for row in rows:
         if row["homes"] < k:
             row.update(homes=None, avg_w_per_home=None, avg_w_per_home_last_week=None)

@@ -1,4 +1,5 @@
-"""Population per district by age band, from the resident registry (aggregated, suppressed)."""
+"""Population per district by age group, from the resident registry (aggregated, protected by
+:mod:`cityos.gis.analyses.disclosure`)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,9 @@ from datetime import date
 
 import pandas as pd
 
-from cityos.gis.analyses.suppression import suppress_counts
+from cityos.gis.analyses.disclosure import AGE_GROUPS, Cell, Statistics, protect
 
-AGE_BANDS: list[tuple[str, int, int]] = [("age_0_14", 0, 14), ("age_15_64", 15, 64), ("age_65_74", 65, 74),
-                                         ("age_75_plus", 75, 200)]
-BAND_COLUMNS = [name for name, _, _ in AGE_BANDS]
+BAND_COLUMNS = list(AGE_GROUPS)
 
 
 def ages(birth_dates: pd.Series, as_of: date) -> pd.Series:
@@ -29,20 +28,28 @@ def living_on(residents: pd.DataFrame, as_of: date) -> pd.DataFrame:
     return residents[(moved_in.isna() | (moved_in <= day)) & (moved_out.isna() | (moved_out > day))]
 
 
-def population_by_district(residents: pd.DataFrame, as_of: date, k: int = 10) -> pd.DataFrame:
-    """Per district: total, counts per age band, share aged 65+; counts below ``k`` suppressed.
+def population_table(stats: Statistics) -> pd.DataFrame:
+    """Per district: total, counts per age group, share aged 65+, as protected by the disclosure step
+    (a blank is <NA>; the share only where both its counts are shown)."""
+    rows = []
+    for code in stats.districts():
+        row: dict[str, object] = {"district_code": code}
+        for group in BAND_COLUMNS:
+            row[group] = stats.value(code, Cell(group))
+        row["total"] = stats.value(code, Cell())
+        elderly = stats.value(code, Cell("age_65_plus"))
+        row["share_65_plus"] = (round(elderly / row["total"], 4) if elderly is not None and row["total"]
+                                else None)
+        rows.append(row)
+    table = pd.DataFrame(rows, columns=["district_code", *BAND_COLUMNS, "total", "share_65_plus"])
+    for column in [*BAND_COLUMNS, "total"]:
+        table[column] = table[column].astype("Int64")
+    table["share_65_plus"] = table["share_65_plus"].astype("Float64")
+    return table
 
-    ``residents`` has ``district_code``, ``birth_date``, ``moved_in``, ``moved_out``.
-    """
-    alive = living_on(residents, as_of)
-    age = ages(alive["birth_date"], as_of)
-    bands = pd.cut(age, bins=[-1] + [hi for _, _, hi in AGE_BANDS], labels=BAND_COLUMNS)
-    counts = pd.crosstab(alive["district_code"], bands).reindex(columns=BAND_COLUMNS, fill_value=0)
-    counts.columns = list(counts.columns)
-    counts["total"] = counts[BAND_COLUMNS].sum(axis=1)
-    counts = counts.reset_index().rename(columns={"index": "district_code"})
-    elderly = counts["age_65_74"] + counts["age_75_plus"]
-    counts["share_65_plus"] = (elderly / counts["total"]).round(4)
-    out = suppress_counts(counts, BAND_COLUMNS, k, total="total")
-    out.loc[out["total"].isna(), "share_65_plus"] = pd.NA
-    return out.sort_values("district_code").reset_index(drop=True)
+
+def population_by_district(people: pd.DataFrame, as_of: date, k: int = 10) -> pd.DataFrame:
+    """:func:`population_table` of ``people`` (one row per resident registered on ``as_of``:
+    ``district_code``, ``age``, and ``sex`` and ``place`` as :func:`~cityos.gis.analyses.disclosure.cube_of`
+    reads them). Published outputs pass the whole linked microdata (:mod:`cityos.gis.statistics`)."""
+    return population_table(protect(people, as_of, k))

@@ -1,101 +1,107 @@
-"""消防水利施設一覧 (fire-water facilities, standard municipal open dataset 09).
+"""消防水利施設一覧 (fire-water facilities, standard municipal open dataset 09), in every layout seen.
 
-Accepts the current standard format and the older one, misspelt or spaced headers, coordinates
-given longitude-first or swapped on some rows, blank coordinates (refused with a report) and
-Excel's zero date. Every refused or repaired row is listed in the report.
+Reads the current and the older standard format, the 全国消火栓マップ layout
+(``ID,longitude,latitude,title,type,note,date``, type ``syoukasen``/``suisou``), LinkData exports
+(TSV, ``#property`` names, RDF property URIs), misspelt or spaced headers, coordinates swapped on
+some rows, blank coordinates, Excel's zero date and 和暦 dates. Every row is accepted, repaired (and
+how) or refused (and why, by line); a duplicate ID is refused on the line it repeats; a position
+outside the city's boundary (beyond the tolerance) is refused.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import geopandas as gpd
-import pandas as pd
-from shapely.geometry import Point
 
-from cityos.gis.loaders.tables import read_table
+from cityos.gis.loaders.columns import KIND_VALUES, resolve
+from cityos.gis.loaders.dates import DateError, parse_date
+from cityos.gis.loaders.points import Boundary, read_point, split_location
+from cityos.gis.loaders.report import LoadReport
+from cityos.gis.loaders.tables import Table, TableError, read_table
 
-#: Standard (current) columns and the names they have in the older format or in real files.
-COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
-    "全国地方公共団体コード": ("都道府県コード又は市区町村コード", "地方公共団体コード"),
-    "ID": ("NO", "No", "番号"),
-    "地方公共団体名": ("市区町村名",),
-    "種別": ("種類",),
-    "所在地_連結表記": ("住所", "所在地"),
-    "建物名等(方書)": ("方書", "建物名等（方書）"),
-    "緯度": ("緯度(世界測地系)",),
-    "経度": ("経度(世界測地系)",),
-    "口径": (),
-    "備考": (),
-}
-
-# Japan's extent: coordinates outside it on one axis but inside on the other are swapped.
-LAT_RANGE = (20.0, 46.0)
-LON_RANGE = (122.0, 154.0)
+__all__ = ["COLUMNS", "LoadReport", "normalise_fire_water", "read_fire_water"]
+#: Columns of ``gis.fire_water`` written by this loader (besides the geometry).
+COLUMNS = ["id", "kind", "address", "diameter", "note", "attributes"]
 
 
-@dataclass
-class LoadReport:
-    """What a loader did with each row it did not take as it was."""
-
-    source: str
-    loaded: int = 0
-    repaired: list[dict] = field(default_factory=list)
-    refused: list[dict] = field(default_factory=list)
+def _empty() -> gpd.GeoDataFrame:
+    return gpd.GeoDataFrame({c: [] for c in COLUMNS}, geometry=[], crs="EPSG:4326")
 
 
-def canonical_columns(columns: list[str]) -> dict[str, str]:
-    """Map the file's column names to the standard names (spaces and full-width forms ignored)."""
-    def key(name: str) -> str:
-        return name.replace(" ", "").replace("　", "").replace("（", "(").replace("）", ")")
+def normalise_fire_water(table: Table, report: LoadReport,
+                         boundary: Boundary | None = None) -> gpd.GeoDataFrame:
+    """Standard rows with a point geometry; every problem goes into ``report``."""
+    fields = resolve(table.columns, report.notes)
+    has_position = ("latitude" in fields and "longitude" in fields) or "location" in fields
+    if not has_position:
+        report.fatal = ("no column for the position (緯度/経度, latitude/longitude, lat/lng or 位置); "
+                        f"columns found: {', '.join(table.columns)}")
+        return _empty()
+    if "kind" not in fields:
+        report.notes.append("no 種別 column: every row is read as 消火栓")
+    if not any(cells[table.columns.index(fields["id"])] for _, cells in table.rows) if "id" in fields else True:
+        report.notes.append("no IDs in the file: rows are identified by their line number")
+    report.rows = len(table.rows)
+    records, points, seen, mapped = [], [], {}, {}
+    for line, row in table.records():
+        def cell(name: str, row: dict[str, str] = row) -> str:
+            return row.get(fields.get(name, ""), "")
 
-    lookup = {}
-    for standard, aliases in COLUMN_ALIASES.items():
-        for name in (standard, *aliases):
-            lookup[key(name)] = standard
-    return {c: lookup[key(c)] for c in columns if key(c) in lookup}
-
-
-def _coordinate(value: str) -> float | None:
-    try:
-        return float(value.replace(" ", "")) if value.strip() else None
-    except ValueError:
-        return None
-
-
-def normalise_fire_water(frame: pd.DataFrame, source: str) -> tuple[gpd.GeoDataFrame, LoadReport]:
-    """Standard-format rows with a point geometry, and the report of what was repaired or refused."""
-    report = LoadReport(source)
-    frame = frame.rename(columns=canonical_columns(list(frame.columns)))
-    missing = {"種別", "緯度", "経度"} - set(frame.columns)
-    if missing:
-        raise ValueError(f"{source}: no column for {', '.join(sorted(missing))} (found {', '.join(frame.columns)})")
-    records, points = [], []
-    for index, row in frame.iterrows():
-        line = int(index) + 2  # header is line 1
-        lat, lon = _coordinate(row["緯度"]), _coordinate(row["経度"])
-        if lat is None or lon is None:
-            report.refused.append({"line": line, "reason": "blank or unreadable coordinates"})
+        lat, lon = (cell("latitude"), cell("longitude")) if "latitude" in fields else split_location(cell("location"))
+        point = read_point(lat, lon, line, report, boundary)
+        if point is None:
             continue
-        if not (LAT_RANGE[0] <= lat <= LAT_RANGE[1]) and LAT_RANGE[0] <= lon <= LAT_RANGE[1]:
-            lat, lon = lon, lat
-            report.repaired.append({"line": line, "repair": "latitude and longitude were swapped"})
-        if not (LAT_RANGE[0] <= lat <= LAT_RANGE[1] and LON_RANGE[0] <= lon <= LON_RANGE[1]):
-            report.refused.append({"line": line, "reason": f"position {lat}, {lon} is outside Japan"})
+        ident = cell("id") or f"L{line:05d}"
+        if ident in seen:
+            report.refuse(line, f"duplicate ID {ident!r} (first on line {seen[ident]})")
             continue
-        ident = (row.get("ID") or "").strip() or f"row{line}"
-        note = (row.get("備考") or "").replace("1899/12/30", "").strip()
-        records.append({"id": ident, "kind": (row.get("種別") or "").strip() or "不明",
-                        "address": row.get("所在地_連結表記", "") or "", "diameter": row.get("口径", "") or "",
-                        "note": note, "attributes": {k: v for k, v in row.items() if isinstance(v, str) and v}})
-        points.append(Point(lon, lat))
+        seen[ident] = line
+        raw_kind = cell("kind")
+        kind = KIND_VALUES.get(raw_kind.lower(), raw_kind) or ("消火栓" if "kind" not in fields else "不明")
+        if raw_kind and kind != raw_kind:
+            mapped[raw_kind] = kind
+        attributes = {k: v for k, v in row.items() if v}
+        if "date" in fields and cell("date"):
+            try:
+                day = parse_date(cell("date"))
+                attributes["date"] = day.isoformat() if day else ""
+                if day is None:
+                    report.repair(line, f"date {cell('date')!r} is Excel's zero date: stored as unknown")
+            except DateError as exc:
+                attributes["date"] = ""
+                report.repair(line, f"date unreadable, stored as unknown ({exc})")
+        note = cell("note")
+        if note and _zero_date(note):
+            report.repair(line, f"備考 {note!r} is Excel's zero date: cleared")
+            note = ""
+        records.append({"id": ident, "kind": kind, "address": cell("address"), "diameter": cell("diameter"),
+                        "note": note, "attributes": attributes})
+        points.append(point)
+    if mapped:
+        report.notes.append("種別 codes read as standard values: "
+                            + ", ".join(f"{k} -> {v}" for k, v in sorted(mapped.items())))
     report.loaded = len(records)
-    return gpd.GeoDataFrame(records, geometry=points, crs="EPSG:4326"), report
+    if not records:
+        return _empty()
+    return gpd.GeoDataFrame(records, geometry=points, crs="EPSG:4326")
 
 
-def read_fire_water(path: Path | str) -> tuple[gpd.GeoDataFrame, LoadReport]:
-    """Read a 消防水利施設一覧 CSV (any of the usual encodings) into standard rows."""
-    frame, encoding = read_table(path)
-    gdf, report = normalise_fire_water(frame, f"{Path(path).name} ({encoding})")
-    return gdf, report
+def _zero_date(text: str) -> bool:
+    try:
+        return text.startswith("1899") and parse_date(text) is None
+    except DateError:
+        return False
+
+
+def read_fire_water(path: Path | str, boundary: Boundary | None = None) -> tuple[gpd.GeoDataFrame, LoadReport]:
+    """Read a 消防水利施設一覧 file (any layout, UTF-8/BOM/CP932) into standard rows and the report."""
+    report = LoadReport(Path(path).name, layer="fire_water")
+    try:
+        table = read_table(path)
+    except (TableError, OSError) as exc:
+        report.fatal = str(exc)
+        return _empty(), report
+    report.encoding = table.encoding
+    report.notes.extend(table.notes)
+    return normalise_fire_water(table, report, boundary), report

@@ -25,9 +25,13 @@ from pathlib import Path
 
 import pandas as pd
 import psycopg
-from psycopg.types.json import Jsonb
 
-from cityos.gis.loaders.tables import read_table
+from cityos.gis.loaders.dates import DateError, parse_date
+from cityos.gis.loaders.tables import TableError, read_frame
+from cityos.platform.audit import Who, record
+
+#: Who loads when no person or job is named (the demo city).
+LOADER = Who("registry-loader", "job")
 
 COLUMNS = {
     "住民ID": "person_id", "個人番号": "person_id", "person_id": "person_id",
@@ -68,22 +72,40 @@ class ChangeReport:
 
 
 def _date(value: str, line: int, name: str) -> date:
+    """A required date (the shared reader: ISO, 和暦 R5.4.1/H27.10.30/昭和, Excel serials, M/D/YYYY)."""
     try:
-        return date.fromisoformat(value.replace("/", "-"))
-    except ValueError:
-        raise ValueError(f"line {line}: {name} {value!r} is not a date (YYYY-MM-DD)") from None
+        day = parse_date(value)
+    except DateError as exc:
+        raise ValueError(f"line {line}: {name} {exc}") from None
+    if day is None:
+        raise ValueError(f"line {line}: {name} is blank or unknown")
+    return day
+
+
+def _optional_date(value: str, line: int, name: str) -> date | None:
+    try:
+        return parse_date(value)
+    except DateError as exc:
+        raise ValueError(f"line {line}: {name} {exc}") from None
+
+
+def _frame(path: Path | str) -> tuple[pd.DataFrame, str]:
+    try:
+        frame, encoding = read_frame(path)
+    except (TableError, OSError) as exc:
+        raise RegistryError(f"{Path(path).name}: {exc}") from None
+    return frame.rename(columns={c: COLUMNS[c] for c in frame.columns if c in COLUMNS}), encoding
 
 
 def read_changes(path: Path | str) -> tuple[list[dict], list[dict], str]:
     """The change rows of ``path`` (normalised), the refused rows (line, reason) and the encoding."""
-    frame, encoding = read_table(path)
-    frame = frame.rename(columns={c: COLUMNS[c] for c in frame.columns if c in COLUMNS})
+    frame, encoding = _frame(path)
     missing = {"person_id", "change_date", "change"} - set(frame.columns)
     if missing:
         raise RegistryError(f"{Path(path).name}: no column for {', '.join(sorted(missing))}")
     rows, refused = [], []
-    for index, raw in enumerate(frame.to_dict(orient="records")):
-        line = index + 2
+    for raw in frame.to_dict(orient="records"):
+        line = raw["_line"]
         try:
             change = CHANGES.get(raw["change"])
             if change is None:
@@ -105,9 +127,10 @@ def read_changes(path: Path | str) -> tuple[list[dict], list[dict], str]:
     return rows, refused, encoding
 
 
-def apply_changes(conn: psycopg.Connection, path: Path | str, actor: str = "registry-loader",
-                  allow_refused: bool = False) -> ChangeReport:
-    """Apply a daily change file in one transaction (idempotent; a file applied before is skipped)."""
+def apply_changes(conn: psycopg.Connection, path: Path | str, who: Who = LOADER, allow_refused: bool = False,
+                  reason: str = "apply the registry's daily changes") -> ChangeReport:
+    """Apply a daily change file in one transaction (idempotent; a file applied before is skipped); the audit row
+    names ``who`` and ``reason``."""
     data = Path(path).read_bytes()
     report = ChangeReport(Path(path).name, hashlib.sha256(data).hexdigest())
     if conn.execute("select 1 from registry.updates where source_sha256 = %s", (report.sha256,)).fetchone():
@@ -126,11 +149,10 @@ def apply_changes(conn: psycopg.Connection, path: Path | str, actor: str = "regi
                      "values (coalesce(%s, current_date), %s, %s, %s, %s, %s)",
                      (report.as_of, report.inserted, report.updated, report.moved_out, report.source,
                       report.sha256))
-        conn.execute("insert into core.audit_log (actor, role, action, resource, detail) "
-                     "values (%s, 'registry', 'registry:apply-changes', 'registry/residents', %s)",
-                     (actor, Jsonb({"source": report.source, "inserted": report.inserted, "updated": report.updated,
-                                    "moved_out": report.moved_out, "unchanged": report.unchanged,
-                                    "refused": len(report.refused)})))
+        record(conn, who, "registry:apply-changes", "registry/residents", role="registry",
+               subject=f"residents changed by {Path(path).name}", reason=reason,
+               detail={"source": report.source, "inserted": report.inserted, "updated": report.updated,
+                       "moved_out": report.moved_out, "unchanged": report.unchanged, "refused": len(report.refused)})
     return report
 
 
@@ -164,28 +186,46 @@ def _apply(conn: psycopg.Connection, row: dict, report: ChangeReport) -> None:
     report.updated += 1
 
 
-def load_extract(conn: psycopg.Connection, path: Path | str) -> int:
-    """Replace the registry with a full extract (person, household, district, address, birth, sex, moves)."""
-    frame, _ = read_table(path)
-    frame = frame.rename(columns={c: COLUMNS[c] for c in frame.columns if c in COLUMNS})
+def load_extract(conn: psycopg.Connection, path: Path | str, who: Who = LOADER,
+                 reason: str = "replace the registry with an extract") -> int:
+    """Replace the registry with a full extract (person, household, district, address, birth, sex, moves); the
+    audit row names ``who`` and ``reason``.
+
+    Every row is checked first; a file with refused rows (unknown sex code, unreadable date, duplicate
+    person) is refused as a whole with the lines and reasons, and nothing is replaced.
+    """
+    frame, _ = _frame(path)
     missing = set(PERSON) - {"address_id"} - set(frame.columns)
     if missing:
         raise RegistryError(f"{Path(path).name}: no column for {', '.join(sorted(missing))}")
-    frame["sex"] = frame["sex"].map(SEXES)
-    if frame["sex"].isna().any():
-        raise RegistryError(f"{Path(path).name}: unknown sex codes on lines "
-                            f"{', '.join(str(i + 2) for i in frame.index[frame['sex'].isna()][:10])}")
-    for column in ("birth_date", "moved_in", "moved_out"):
-        if column in frame:
-            frame[column] = pd.to_datetime(frame[column].replace("", None).str.replace("/", "-"),
-                                           errors="raise").dt.date
     columns = [c for c in (*PERSON, "moved_in", "moved_out") if c in frame]
+    rows, refused, seen = [], [], {}
+    for raw in frame.to_dict(orient="records"):
+        line = raw["_line"]
+        try:
+            if (sex := SEXES.get(raw["sex"])) is None:
+                raise ValueError(f"line {line}: unknown sex code {raw['sex']!r}")
+            if not raw["person_id"]:
+                raise ValueError(f"line {line}: blank person_id")
+            if raw["person_id"] in seen:
+                raise ValueError(f"line {line}: duplicate person_id {raw['person_id']!r} (first on line "
+                                 f"{seen[raw['person_id']]})")
+            values = dict(raw, sex=sex, birth_date=_date(raw["birth_date"], line, "birth_date"))
+            for name in ("moved_in", "moved_out"):
+                if name in raw:
+                    values[name] = _optional_date(raw[name], line, name)
+            seen[raw["person_id"]] = line
+            rows.append([values.get(c) or None for c in columns])
+        except ValueError as exc:
+            refused.append(str(exc))
+    if refused:
+        raise RegistryError(f"{Path(path).name}: {len(refused)} row(s) refused, nothing replaced: "
+                            + "; ".join(refused[:10]))
     with conn.transaction(), conn.cursor() as cur:
         cur.execute("truncate registry.residents")
         with cur.copy(f"copy registry.residents ({', '.join(columns)}) from stdin") as copy:
-            for values in frame[columns].itertuples(index=False, name=None):
-                copy.write_row([None if (v is None or v != v or v == "") else v for v in values])
-        cur.execute("insert into core.audit_log (actor, role, action, resource, detail) values "
-                    "('registry-loader', 'registry', 'registry:load-extract', 'registry/residents', %s)",
-                    (Jsonb({"source": Path(path).name, "rows": len(frame)}),))
-    return len(frame)
+            for values in rows:
+                copy.write_row(values)
+        record(conn, who, "registry:load-extract", "registry/residents", role="registry", subject="all residents",
+               reason=reason, detail={"source": Path(path).name, "rows": len(rows)})
+    return len(rows)

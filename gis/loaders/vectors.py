@@ -8,7 +8,7 @@ from pathlib import Path
 import geopandas as gpd
 import shapely
 
-from cityos.gis.loaders.fire_water import LoadReport
+from cityos.gis.loaders.report import LoadReport
 
 STORE_CRS = "EPSG:4326"
 #: Japan Plane Rectangular CS zone IX (Fukushima, Aizuwakamatsu): where the analyses measure.
@@ -31,7 +31,7 @@ def repair_geometries(gdf: gpd.GeoDataFrame, source: str,
     geoms = []
     for i, geom in enumerate(gdf.geometry):
         if geom is None or geom.is_empty:
-            report.refused.append({"row": i, "reason": "empty geometry"})
+            report.refused.append({"feature": i + 1, "reason": "empty geometry"})
             continue
         if not geom.is_valid:
             reason = shapely.is_valid_reason(geom)
@@ -40,13 +40,13 @@ def repair_geometries(gdf: gpd.GeoDataFrame, source: str,
                 parts = [g for g in geom.geoms if g.geom_type.replace("Multi", "") in
                          {k.replace("Multi", "") for k in kinds}]
                 geom = shapely.unary_union(parts) if parts else geom
-            report.repaired.append({"row": i, "repair": f"made valid ({reason})"})
+            report.repaired.append({"feature": i + 1, "repair": f"made valid ({reason})"})
         if kinds and geom.geom_type not in kinds:
             promoted = {"Polygon": "MultiPolygon", "LineString": "MultiLineString"}.get(geom.geom_type)
             if promoted in kinds:
                 geom = getattr(shapely, promoted)([geom])
             else:
-                report.refused.append({"row": i, "reason": f"{geom.geom_type} where {'/'.join(kinds)} belongs"})
+                report.refused.append({"feature": i + 1, "reason": f"{geom.geom_type} where {'/'.join(kinds)} belongs"})
                 continue
         keep.append(i)
         geoms.append(geom)

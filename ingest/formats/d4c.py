@@ -7,6 +7,8 @@ A message is one record or a JSON array of records (at most 10,000), each with t
 | ``car_name`` | the car's name in the open data (optional) | not stored: the topic's device is the car |
 | ``measurement_date`` | ``2014/12/01`` or ``2014-12-01`` (month and day may lack the leading 0) | time |
 | ``measurement_hour`` | ``10:23:45`` (optionally with a fraction ``.5``) | time |
+| ``measurement_datetime`` | portal JSON naming: ``2014-12-01 10:23:45`` (optional fraction, UTC offset) | time |
+| ``measurement_ms`` | milliseconds (0-999) added to a time without a fraction (portal JSON) | time |
 | ``gps_error_meter`` | GPS error, m | ``gps_error_m`` |
 | ``latitude``, ``longitude`` | WGS84 degrees | ``lat``, ``lon`` |
 | ``accel_x_transverse`` | transverse acceleration | ``accel_trans`` (m/s²) |
@@ -27,7 +29,7 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from functools import lru_cache
 
 from cityos.ingest.rows import Rejected
@@ -39,8 +41,11 @@ JST = timezone(timedelta(hours=9), "JST")
 STANDARD_GRAVITY = 9.80665
 ACCEL_UNITS = {"G": STANDARD_GRAVITY, "m/s2": 1.0}
 ROLE = "official_car"
-FIELDS = frozenset({"car_name", "measurement_date", "measurement_hour", "gps_error_meter", "latitude",
-                    "longitude", "accel_x_transverse", "accel_y_longitudinal", "accel_unit"})
+FIELDS = frozenset({"car_name", "measurement_date", "measurement_hour", "measurement_datetime", "measurement_ms",
+                    "gps_error_meter", "latitude", "longitude", "accel_x_transverse", "accel_y_longitudinal",
+                    "accel_unit"})
+_DATETIME = re.compile(r"\s*(\d{4}[/-]\d{1,2}[/-]\d{1,2})[ T](\d{1,2}:\d{2}:\d{2}(?:\.\d{1,6})?)"
+                       r"\s*(Z|[+-]\d{2}:?\d{2})?\s*", re.ASCII)
 _DATE = re.compile(r"\s*(\d{4})[/-](\d{1,2})[/-](\d{1,2})\s*", re.ASCII)
 _HOUR = re.compile(r"\s*(\d{1,2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?\s*", re.ASCII)
 _NUMBER = re.compile(r"\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\s*", re.ASCII)
@@ -86,6 +91,37 @@ def _day(text: str) -> tuple[int, int, int] | None:
 
 
 def _time(record: dict) -> datetime:
+    """The record's time, from ``measurement_date`` + ``measurement_hour`` or ``measurement_datetime``,
+    plus ``measurement_ms`` when the time has no fraction of its own."""
+    stamp = record.get("measurement_datetime")
+    if stamp is not None and stamp != "":
+        if record.get("measurement_date") not in (None, "") or record.get("measurement_hour") not in (None, ""):
+            raise Rejected("bad_time", "give measurement_datetime or measurement_date/hour, not both")
+        if stamp.__class__ is not str or (m := _DATETIME.fullmatch(_ascii(stamp))) is None:
+            raise Rejected("bad_time", f"cannot read measurement_datetime {str(stamp)[:30]!r}")
+        t = _time({"measurement_date": m[1], "measurement_hour": m[2]})
+        if m[3]:
+            offset = m[3].replace(":", "")
+            tz = UTC if offset == "Z" else timezone(
+                (1 if offset[0] == "+" else -1) * timedelta(hours=int(offset[1:3]), minutes=int(offset[3:5])))
+            t = t.replace(tzinfo=tz)
+        return _with_ms(t, record, has_fraction="." in m[2])
+    return _with_ms(_date_hour(record), record, has_fraction="." in str(record.get("measurement_hour")))
+
+
+def _with_ms(t: datetime, record: dict, has_fraction: bool) -> datetime:
+    ms = record.get("measurement_ms")
+    if ms is None or ms == "":
+        return t
+    value = _number(record, "measurement_ms")
+    if value is None or not (0 <= value < 1000) or value != int(value):
+        raise Rejected("bad_time", f"measurement_ms must be a whole number 0-999, got {str(ms)[:20]!r}")
+    if has_fraction:
+        raise Rejected("bad_time", "measurement_ms given for a time that already has a fraction")
+    return t + timedelta(milliseconds=int(value))
+
+
+def _date_hour(record: dict) -> datetime:
     date, hour = record.get("measurement_date"), record.get("measurement_hour")
     if date is None or hour is None or date == "" or hour == "":
         raise Rejected("missing_time", "a d4c record needs measurement_date and measurement_hour")

@@ -12,7 +12,8 @@ import signal
 import threading
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import paho.mqtt.client as mqtt
 import psycopg
@@ -37,6 +38,17 @@ class SimulationConfig:
     hems_interval_s: float = 30.0
     health_interval_s: float = 60.0
     seed: int = 7
+    #: Homes of the living-lab's pilot districts: the first ``pilot_districts`` districts (by code) hold
+    #: ``pilot_share`` of the homes, so that their opted-in homes reach k and the district figures of the
+    #: energy exits are published; the other homes are spread over the city (their districts stay blank).
+    pilot_districts: int = 16
+    pilot_share: float = 0.8
+    #: Before publishing live, each home sends the readings of the last complete local day and of today so
+    #: far (one batch, through the broker and ingest like any reading), so the daily energy dataset has a
+    #: complete first day on the demo's first publish.
+    backfill: bool = True
+    backfill_step_s: float = 900.0
+    timezone: str = "Asia/Tokyo"  # the city's (CITYOS_TIMEZONE): where the previous local day starts
 
 
 def device_plan(config: SimulationConfig) -> list[tuple[str, str, str]]:
@@ -54,6 +66,8 @@ def ensure_devices(conn: psycopg.Connection, config: SimulationConfig) -> dict[s
                                            "and revoked_at is null").fetchall()}
     # Homes sit at the demo city's addresses when it is loaded (for the per-district analyses).
     addresses = conn.execute("select address_id, district_code from gis.addresses order by address_id").fetchall()
+    homes = [n for n, (_, domain, _) in enumerate(device_plan(config)) if domain == "hems"]
+    placed = home_addresses(addresses, len(homes), config)
     rng = random.Random(config.seed)
     passwords = {}
     for n, (device_id, domain, kind) in enumerate(device_plan(config)):
@@ -61,7 +75,10 @@ def ensure_devices(conn: psycopg.Connection, config: SimulationConfig) -> dict[s
         if device_id in existing:
             passwords[device_id] = rotate_password(conn, device_id)
         else:
-            address = addresses[(n * 97) % len(addresses)] if addresses and domain != "vehicle" else (None, None)
+            if domain == "hems" and placed:
+                address = placed[homes.index(n)]
+            else:
+                address = addresses[(n * 97) % len(addresses)] if addresses and domain != "vehicle" else (None, None)
             metadata = {"simulated": True, **({"address_id": address[0]} if address[0] and domain == "hems" else {})}
             passwords[device_id] = add_device(conn, device_id, domain, kind=kind, owner_subject=subject,
                                               district_code=address[1], public=domain == "vehicle",
@@ -74,6 +91,22 @@ def ensure_devices(conn: psycopg.Connection, config: SimulationConfig) -> dict[s
                 for purpose in ("services", "research", "open_data"):
                     consent.grant(conn, subject, "energy", purpose, "simulator", "simulated household")
     return passwords
+
+
+def home_addresses(addresses: list[tuple[str, str]], homes: int, config: SimulationConfig) -> list[tuple[str, str]]:
+    """An (address_id, district_code) for each home: ``pilot_share`` of them in the pilot districts (round robin
+    over the districts, then over each district's addresses), the rest spread over the whole city."""
+    if not addresses:
+        return []
+    by_district: dict[str, list[tuple[str, str]]] = {}
+    for address in addresses:
+        by_district.setdefault(address[1], []).append(address)
+    pilots = sorted(by_district)[:config.pilot_districts]
+    in_pilots = round(homes * config.pilot_share) if pilots else 0
+    placed = [by_district[pilots[i % len(pilots)]][(i // len(pilots)) % len(by_district[pilots[i % len(pilots)]])]
+              for i in range(in_pilots)]
+    placed += [addresses[(n * 97) % len(addresses)] for n in range(in_pilots, homes)]
+    return placed
 
 
 def raise_file_limit(needed: int) -> None:
@@ -145,6 +178,33 @@ class Simulation:
     def stop(self) -> None:
         self._stop.set()
 
+    def wait_connected(self, timeout_s: float) -> None:
+        """Wait (at most ``timeout_s``) until every device is connected or refused."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and not self._stop.is_set():
+            if all(c.is_connected() or c._client_id.decode() in self.refused for c in self.clients.values()):
+                return
+            time.sleep(0.1)
+
+    def backfill(self, end: datetime, zone: ZoneInfo, step_s: float) -> int:
+        """Each home's readings from the start of the previous local day (in ``zone``) to ``end``, every
+        ``step_s`` on a fixed grid (a second run sends the same times, which ingest stores once), published as
+        one batch per home; readings sent."""
+        local_midnight = end.astimezone(zone).replace(hour=0, minute=0, second=0, microsecond=0)
+        start = (local_midnight - timedelta(days=1)).astimezone(UTC)
+        times = [start + timedelta(seconds=step_s * i) for i in range(int((end - start).total_seconds() // step_s))]
+        sent = 0
+        for device_id, device in self.devices.items():
+            if not isinstance(device, hems.Home) or not times:
+                continue
+            rng = random.Random(f"{self.config.seed}-{device_id}")
+            batch = [hems.reading(device, t, rng) for t in times]
+            for chunk in range(0, len(batch), 5000):
+                self.clients[device_id].publish(self._topic(device_id),
+                                                json.dumps({"batch": batch[chunk:chunk + 5000]}), qos=1)
+            sent += len(batch)
+        return sent
+
     def run(self, duration_s: float | None = None) -> int:
         """Publish until ``duration_s`` passes or :meth:`stop`; readings published."""
         started = time.monotonic()
@@ -190,7 +250,11 @@ def _run_share(broker_url: str, passwords: dict[str, str], config: SimulationCon
     signal.signal(signal.SIGTERM, lambda *_: sim.stop())
     sim.connect()
     try:
-        count = sim.run(duration_s)
+        count = 0
+        if config.backfill:
+            sim.wait_connected(30)
+            count += sim.backfill(datetime.now(UTC), ZoneInfo(config.timezone), config.backfill_step_s)
+        count += sim.run(duration_s)
     finally:
         sim.close()
     with published.get_lock():

@@ -15,7 +15,7 @@ from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import JSONResponse
 
 from cityos.platform.api.access import AccessMiddleware
-from cityos.platform.api.apps import mount_apps
+from cityos.platform.api.apps import NoVaryOrigin, mount_apps
 from cityos.platform.api.live import start_live_feed
 from cityos.platform.api.microcache import MicroCache
 from cityos.platform.api.security import SecurityHeaders, mount_docs
@@ -39,6 +39,7 @@ ROUTERS: list[str] = [
     "cityos.gis.hydrant_reports:router",
     "cityos.opendata.api:router",
     "cityos.platform.api.live:router",
+    "cityos.gis.app_data:router",
     "cityos.platform.api.apps:router",
 ]
 
@@ -95,6 +96,7 @@ def create_app(settings: Settings | None = None, *, maintenance: bool = True) ->
     app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "HEAD", "OPTIONS"],
                        allow_headers=["Authorization", "If-None-Match", "X-API-Key"],
                        expose_headers=["ETag", "Retry-After"])
+    app.add_middleware(NoVaryOrigin)  # the apps' files are the same for every origin (service-worker cache)
     app.add_middleware(SecurityHeaders, basemap_tiles=settings.basemap_tiles)  # outermost: on every answer
     for spec in ROUTERS:
         app.include_router(_load(spec))

@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
 
+from cityos.platform.exits import FEED_ENERGY, FEED_ENERGY_WS
 from cityos.platform.public_data import energy_now
 from cityos.platform.public_positions import PositionListener, snowplow_snapshot
 
@@ -78,9 +79,10 @@ async def _snowplow_events(database_url: str) -> AsyncIterator[tuple[str, object
             _feed.queues.discard(queue)
 
 
-async def _energy_events(database_url: str, k: int, interval_s: float) -> AsyncIterator[tuple[str, object]]:
+async def _energy_events(database_url: str, k: int, interval_s: float,
+                         exit_name: str) -> AsyncIterator[tuple[str, object]]:
     while True:
-        yield "energy", await asyncio.to_thread(energy_now, database_url, k)
+        yield "energy", await asyncio.to_thread(energy_now, database_url, k, exit_name)
         await asyncio.sleep(interval_s)
 
 
@@ -145,11 +147,12 @@ async def energy(request: Request, interval_s: float = Query(60, ge=1, le=3600))
     """An ``energy`` event every ``interval_s``: average power per opted-in home per district and for the city
     (districts with fewer than k homes blank)."""
     settings = request.app.state.settings
-    return _sse(_energy_events(settings.database_url, settings.k_anonymity, interval_s), request)
+    return _sse(_energy_events(settings.database_url, settings.k_anonymity, interval_s, FEED_ENERGY), request)
 
 
 @router.websocket("/energy/ws")
 async def energy_ws(websocket: WebSocket, interval_s: float = Query(60, ge=1, le=3600)) -> None:
     """The same as ``/energy`` over a WebSocket."""
     settings = websocket.app.state.settings
-    await _websocket(websocket, _energy_events(settings.database_url, settings.k_anonymity, interval_s))
+    await _websocket(websocket, _energy_events(settings.database_url, settings.k_anonymity, interval_s,
+                                                         FEED_ENERGY_WS))

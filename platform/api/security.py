@@ -6,8 +6,9 @@
 - The living-lab apps: scripts only from the platform itself (MapLibre is bundled, no CDN), its web
   workers from ``blob:`` (how MapLibre starts them), inline ``style`` attributes, basemap tiles from the
   configured ``CITYOS_BASEMAP_TILES`` origin, and no framing.
-- ``/docs`` (Swagger UI, from jsDelivr as FastAPI serves it): scripts from jsDelivr plus the one inline
-  start-up script, allowed by its hash (see :func:`docs_page`).
+- ``/docs`` (Swagger UI) and ``/redoc`` (ReDoc), both bundled from npm like MapLibre (``apps/build.py``) so
+  they work without internet: scripts only from the platform, plus Swagger UI's one inline start-up script,
+  allowed by its hash (see :func:`docs_page`); ReDoc's search runs in a ``blob:`` worker.
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ import re
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI
-from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 
 COMMON = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
           (b"referrer-policy", b"strict-origin-when-cross-origin")]
 API_POLICY = "default-src 'none'; frame-ancestors 'none'"
-SWAGGER_CDN = "https://cdn.jsdelivr.net"
+SWAGGER = "/apps/vendor/swagger-ui"
+REDOC = "/apps/vendor/redoc"
 _INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.DOTALL)
 
 
@@ -46,25 +48,48 @@ def script_hashes(html: str) -> list[str]:
             for body in _INLINE_SCRIPT.findall(html)]
 
 
+def _with_language(html: str, lang: str = "en") -> str:
+    """The page with its language declared (screen readers; WCAG 3.1.1)."""
+    return html.replace("<html>", f'<html lang="{lang}">', 1)
+
+
 def docs_page(app: FastAPI) -> tuple[str, str]:
     """Swagger UI's page for ``app`` and its CSP (built once: the page never varies)."""
-    html = get_swagger_ui_html(openapi_url=app.openapi_url or "/openapi.json", title=f"{app.title} - docs"
-                               ).body.decode()
-    policy = (f"default-src 'none'; script-src {SWAGGER_CDN} {' '.join(script_hashes(html))}; "
-              f"style-src {SWAGGER_CDN} 'unsafe-inline'; img-src 'self' data: {SWAGGER_CDN} "
-              "https://fastapi.tiangolo.com; connect-src 'self'; base-uri 'none'; form-action 'self'; "
-              "frame-ancestors 'none'")
+    html = _with_language(get_swagger_ui_html(
+        openapi_url=app.openapi_url or "/openapi.json", title=f"{app.title} - docs",
+        swagger_js_url=f"{SWAGGER}/swagger-ui-bundle.js", swagger_css_url=f"{SWAGGER}/swagger-ui.css",
+        swagger_favicon_url=f"{SWAGGER}/favicon-32x32.png").body.decode())
+    policy = (f"default-src 'none'; script-src 'self' {' '.join(script_hashes(html))}; "
+              "style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; "
+              "form-action 'self'; frame-ancestors 'none'")
+    return html, policy
+
+
+def redoc_page(app: FastAPI) -> tuple[str, str]:
+    """ReDoc's page for ``app`` (no Google Fonts) and its CSP."""
+    html = _with_language(get_redoc_html(
+        openapi_url=app.openapi_url or "/openapi.json", title=f"{app.title} - ReDoc",
+        redoc_js_url=f"{REDOC}/redoc.standalone.js", redoc_favicon_url="/favicon.ico",
+        with_google_fonts=False).body.decode())
+    policy = ("default-src 'none'; script-src 'self'; worker-src 'self' blob:; style-src 'self' 'unsafe-inline'; "
+              "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; base-uri 'none'; "
+              "form-action 'self'; frame-ancestors 'none'")
     return html, policy
 
 
 def mount_docs(app: FastAPI) -> None:
-    """``/docs`` with its CSP (create the app with ``docs_url=None``)."""
+    """``/docs`` and ``/redoc`` with their CSPs (create the app with ``docs_url=None, redoc_url=None``)."""
 
     html, policy = docs_page(app)
+    redoc_html, redoc_policy = redoc_page(app)
 
     @app.get("/docs", include_in_schema=False)
     def docs() -> HTMLResponse:
         return HTMLResponse(html, headers={"Content-Security-Policy": policy})
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc() -> HTMLResponse:
+        return HTMLResponse(redoc_html, headers={"Content-Security-Policy": redoc_policy})
 
 
 class SecurityHeaders:

@@ -2,6 +2,8 @@
 
 Only devices marked public (city vehicles, environment sensors) are served; the registry refuses
 to mark household energy or health devices public, so no route here can expose personal data.
+Snowplows and buses are shown in real time; patrol cars and other official cars only as they were
+15 minutes ago (:mod:`cityos.platform.vehicle_privacy`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from psycopg.rows import dict_row
 
 from cityos.platform.api.responses import Format, respond
 from cityos.platform.db.connection import connect
+from cityos.platform.vehicle_privacy import PUBLIC_POSITIONS, visible_sql, visible_until
 
 router = APIRouter(prefix="/api/v1/sensors", tags=["open data"])
 
@@ -61,10 +64,10 @@ def list_sensors(request: Request, domain: Literal["vehicle", "env"] | None = No
     公開されているセンサー（公用車・除雪車・環境センサー）と最新位置を返します。
     """
     box, point = _bbox(bbox), _near(near)
-    sql = """
+    sql = f"""
         select d.device_id, d.domain, d.kind, d.display_name, d.district_code,
                p.time as position_time, st_x(p.geom) as lon, st_y(p.geom) as lat, p.speed_kmh, p.heading_deg
-        from core.devices d left join telemetry.latest_positions p using (device_id)
+        from core.devices d left join {PUBLIC_POSITIONS} p using (device_id)
         where d.public and d.revoked_at is null
           and (%(domain)s::text is null or d.domain = %(domain)s) and (%(kind)s::text is null or d.kind = %(kind)s)
           and (%(w)s::float8 is null or p.geom && st_makeenvelope(%(w)s, %(s)s, %(e)s, %(n)s, 4326))
@@ -88,20 +91,21 @@ def latest(request: Request, metric: str | None = None, domain: Literal["vehicle
            limit: int = Query(10_000, ge=1, le=50_000)) -> Response:
     """The latest value of every public sensor (and metric) in one call. 全センサーの最新値を一度に取得します。"""
     id_list = [i for i in ids.split(",") if i] if ids else None
-    sql = """
+    sql = f"""
         select v.device_id, v.metric, v.time, v.value, v.label, st_x(p.geom) as lon, st_y(p.geom) as lat
         from telemetry.latest_values v join core.devices d using (device_id)
-        left join telemetry.latest_positions p using (device_id)
-        where d.public and d.revoked_at is null and (%(metric)s::text is null or v.metric = %(metric)s)
+        left join {PUBLIC_POSITIONS} p using (device_id)
+        where d.public and d.revoked_at is null and {visible_sql("d", "v.time")}
+          and (%(metric)s::text is null or v.metric = %(metric)s)
           and (%(domain)s::text is null or d.domain = %(domain)s)
           and (%(ids)s::text[] is null or v.device_id = any(%(ids)s))
         order by v.device_id, v.metric limit %(limit)s"""
     with connect(autocommit=True) as conn, conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(sql, {"metric": metric, "domain": domain, "ids": id_list, "limit": limit}).fetchall()
-    positions_sql = """
+    positions_sql = f"""
         select p.device_id, 'position' as metric, p.time, null::float8 as value, null as label,
                st_x(p.geom) as lon, st_y(p.geom) as lat
-        from telemetry.latest_positions p join core.devices d using (device_id)
+        from {PUBLIC_POSITIONS} p join core.devices d using (device_id)
         where d.public and d.revoked_at is null and (%(ids)s::text[] is null or p.device_id = any(%(ids)s))
           and (%(metric)s::text is null or %(metric)s = 'position') order by p.device_id limit %(limit)s"""
     if domain in (None, "vehicle"):
@@ -125,13 +129,20 @@ def _decode_cursor(cursor: str) -> datetime:
 def series(request: Request, device_id: str, metric: str,
            start: datetime | None = Query(None, description="inclusive, RFC 3339; default: end - 1 day"),
            end: datetime | None = Query(None, description="exclusive, RFC 3339; default: now"),
-           interval: Literal["raw", "1m", "1h", "1d"] = "raw",
+           interval: Literal["raw", "1m", "1h", "1d"] = Query(
+               "raw", description="Bucket size; 1d buckets are local days of the city's time zone (CITYOS_TIMEZONE, "
+               "default Asia/Tokyo), from local midnight to midnight"),
            agg: Literal["avg", "min", "max", "sum", "count"] = "avg",
            cursor: str | None = None, limit: int = Query(1000, ge=1, le=10_000), format: Format = "json") -> Response:
     """A public sensor's metric over time: raw or bucketed (1 min, 1 h, 1 day) with avg/min/max/sum/count.
 
-    Pages with ``cursor`` (returned as ``next_cursor``). 公開センサーの時系列（間引き・集計つき）。
+    Buckets follow the city's time zone (``CITYOS_TIMEZONE``, default Asia/Tokyo, named in the answer's
+    ``timezone``): a ``1d`` bucket is a local day, from local midnight to midnight, and its ``time`` is that
+    midnight written in UTC (a JST day starts at 15:00Z the day before). Pages with ``cursor`` (returned as
+    ``next_cursor``). 公開センサーの時系列（間引き・集計つき）。日単位の集計は市のタイムゾーン（既定: 日本時間）の
+    0時から0時まで。
     """
+    zone = request.app.state.settings.timezone
     end = end or datetime.now(UTC)
     start = start or end - timedelta(days=1)
     if start.tzinfo is None or end.tzinfo is None:
@@ -140,17 +151,18 @@ def series(request: Request, device_id: str, metric: str,
         raise HTTPException(400, "start must be before end")
     after = _decode_cursor(cursor) if cursor else None
     with connect(autocommit=True) as conn, conn.cursor(row_factory=dict_row) as cur:
-        device = cur.execute("select domain from core.devices where device_id = %s and public and revoked_at is null",
-                             (device_id,)).fetchone()
+        device = cur.execute("select domain, kind from core.devices where device_id = %s and public "
+                             "and revoked_at is null", (device_id,)).fetchone()
         if device is None:
             raise HTTPException(404, f"no public sensor {device_id}")
         if device["domain"] == "vehicle":
+            end = min(end, visible_until(device["kind"], datetime.now(UTC)))  # patrol cars: only DELAY old
             if metric not in POSITION_METRICS:
                 raise HTTPException(400, f"vehicle metrics: {', '.join(sorted(POSITION_METRICS))}")
             source = f"(select time, device_id, {metric} as value from telemetry.vehicle_positions) src"
         else:
             source = ("(select time, device_id, value from telemetry.measurements where metric = %(metric)s) src")
-        time_col = "time" if interval == "raw" else f"time_bucket('{INTERVALS[interval]}', time)"
+        time_col = "time" if interval == "raw" else f"time_bucket('{INTERVALS[interval]}', time, %(tz)s)"
         value_col = "value" if interval == "raw" else f"{AGGREGATES[agg]}(value)"
         group = "" if interval == "raw" else "group by 1"
         sql = (f"select {time_col} as time, {value_col} as value from {source} where device_id = %(device)s "
@@ -158,9 +170,10 @@ def series(request: Request, device_id: str, metric: str,
         sql = f"select * from ({sql}) s where (%(after)s::timestamptz is null or time > %(after)s) " \
               f"order by time limit %(limit)s"
         rows = cur.execute(sql, {"metric": metric, "device": device_id, "start": start, "end": end, "after": after,
-                                 "limit": limit + 1}).fetchall()
+                                 "limit": limit + 1, "tz": zone}).fetchall()
     next_cursor = _encode_cursor(rows[limit - 1]["time"]) if len(rows) > limit else None
     rows = rows[:limit]
     return respond(request, rows, format, max_age=60,
                    extra={"device_id": device_id, "metric": metric, "interval": interval,
-                          "agg": agg if interval != "raw" else None, "next_cursor": next_cursor})
+                          "agg": agg if interval != "raw" else None, "next_cursor": next_cursor,
+                          "timezone": zone if interval != "raw" else None})

@@ -16,6 +16,8 @@ from datetime import timedelta
 import psycopg
 from psycopg.types.json import Jsonb
 
+from cityos.platform.audit import Who, access_of, record
+
 log = logging.getLogger(__name__)
 
 ROLLUP_LOOKBACK = timedelta(hours=48)
@@ -84,9 +86,11 @@ def apply_retention(conn: psycopg.Connection, retention_days_raw: int) -> dict[s
     return dropped
 
 
-def run_maintenance(url: str, retention_days_raw: int) -> dict[str, object]:
+def run_maintenance(url: str, retention_days_raw: int, who: Who | None = None) -> dict[str, object]:
     """One maintenance pass (roll-ups, then retention keeping ``retention_days_raw`` days of raw telemetry),
-    recorded in ``cityos_meta.maintenance_runs``."""
+    recorded in ``cityos_meta.maintenance_runs``; audited as ``who`` (default the API's scheduled job
+    ``maintenance``, which leaves a row only when it dropped readings; a person's run always does)."""
+    who = who or Who("maintenance", "job")
     with psycopg.connect(url, autocommit=True) as conn:
         run_id = conn.execute(
             "insert into cityos_meta.maintenance_runs (job) values ('rollups+retention') returning id"
@@ -95,5 +99,10 @@ def run_maintenance(url: str, retention_days_raw: int) -> dict[str, object]:
                                      "chunks_dropped": apply_retention(conn, retention_days_raw)}
         conn.execute("update cityos_meta.maintenance_runs set finished_at = now(), detail = %s where id = %s",
                      (Jsonb(detail), run_id))
+        dropped = sum(detail["chunks_dropped"].values()) if isinstance(detail["chunks_dropped"], dict) else 0
+        if who.entry_point != "job" or dropped:
+            access = access_of("cli:db maintain")
+            record(conn, who, "retention", "telemetry", subject=access.subject, reason=access.why,
+                   detail={"retention_days_raw": retention_days_raw, "chunks_dropped": detail["chunks_dropped"]})
     log.info("maintenance done", extra={"detail": detail})
     return detail

@@ -23,16 +23,23 @@ def apps_built():
 
 
 @pytest.fixture(scope="module")
-def city_api(apps_built, database_url, test_broker, tmp_path_factory):
-    """The API with a small demo city in the test database."""
+def city_env(apps_built, database_url, test_broker, tmp_path_factory) -> dict[str, str]:
+    """A small demo city in the test database, and the API's environment for it."""
     from cityos.gis.democity import generate_city, load_city
 
     with psycopg.connect(database_url) as conn:
         load_city(conn, generate_city(seed=5, residents=3000))
         conn.commit()
-    env = {"CITYOS_DATABASE_URL": database_url, "CITYOS_MQTT_URL": test_broker.url,
-           "CITYOS_HOME": str(tmp_path_factory.mktemp("e2e")), "CITYOS_ANONYMOUS_RATE_PER_MINUTE": "10000"}
-    with api_server(env) as base:
+    return {"CITYOS_DATABASE_URL": database_url, "CITYOS_MQTT_URL": test_broker.url,
+            "CITYOS_HOME": str(tmp_path_factory.mktemp("e2e"))}
+
+
+@pytest.fixture(scope="module")
+def city_api(city_env):
+    """The API serving the demo city (a generous rate, so the suite's many page loads are not limited; the apps'
+    base layers rebuilt on every request, so a test sees the rows it planted)."""
+    with api_server({**city_env, "CITYOS_ANONYMOUS_RATE_PER_MINUTE": "10000",
+                     "CITYOS_APP_DATA_REFRESH_S": "0"}) as base:
         yield base
 
 
@@ -47,10 +54,16 @@ def browser():
         browser.close()
 
 
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 800}
+
+
 @pytest.fixture()
 def page(browser, request, tmp_path):
-    context = browser.new_context(locale="ja-JP", viewport={"width": 1280, "height": 800},
-                                  service_workers="allow")
+    """A page in a fresh browser context (desktop size; ``@pytest.mark.phone`` for 390x844)."""
+    viewport = PHONE if request.node.get_closest_marker("phone") else DESKTOP
+    context = browser.new_context(locale="ja-JP", viewport=viewport, service_workers="allow",
+                                  has_touch=viewport is PHONE, is_mobile=viewport is PHONE)
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))

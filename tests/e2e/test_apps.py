@@ -7,10 +7,11 @@ import time
 from datetime import UTC, datetime
 
 import psycopg
+import pytest
 from publisher import publish_once
 
 from cityos.ingest.devices import add_device
-from helpers import wait_js
+from helpers import api_server, free_port, wait_js
 
 
 def test_hydrant_map_lists_the_nearest_ten_facilities(page, city_api):
@@ -20,6 +21,15 @@ def test_hydrant_map_lists_the_nearest_ten_facilities(page, city_api):
     assert items.count() == 10
     assert " m " in items.first.inner_text()
     assert page.errors == []
+
+
+def test_hydrant_map_shows_aizuwakamatsus_real_outline_and_credits_the_data(page, city_api):
+    page.goto(f"{city_api}/apps/hydrants/")
+    wait_js(page, "window.__hydrantsRendered === 10", timeout=30_000)
+    wait_js(page, "Array.isArray(window.__boundaryNames)", timeout=30_000)
+    assert page.evaluate("window.__boundaryNames") == ["会津若松市"]
+    footer = page.locator("footer.attribution").inner_text()
+    assert "Code for AIZU" in footer and "CC BY 4.0" in footer and "国土数値情報" in footer
 
 
 def test_hydrant_type_filter_shows_only_tanks(page, city_api):
@@ -37,17 +47,63 @@ def test_hydrant_map_switches_to_english(page, city_api):
     assert page.evaluate("document.documentElement.lang") == "en"
 
 
-def test_hydrant_map_reloads_offline_after_the_first_visit(page, city_api):
-    page.goto(f"{city_api}/apps/hydrants/")
-    wait_js(page, "window.__hydrantsRendered === 10", timeout=30_000)
-    wait_js(page, "navigator.serviceWorker.controller !== null || "
-                           "navigator.serviceWorker.ready.then(() => true)", timeout=10_000)
-    page.reload()  # now controlled by the service worker, which stores what it fetches
-    wait_js(page, "window.__hydrantsRendered === 10", timeout=30_000)
+DRAWN = ("(() => { const m = window.__map; if (!m) return null; "
+         "const n = (id) => m.queryRenderedFeatures({layers: [id]}).length; "
+         "return {roads: n('roads'), districts: n('districts'), hydrants: n('hydrants')}; })()")
+
+
+def _drawn(page) -> dict:
+    """How many features of the streets, district outlines and hydrant markers the map has drawn."""
+    return wait_js(page, f"(() => {{ const d = {DRAWN}; return d && d.roads && d.districts && d.hydrants && d; }})()",
+                   timeout=20_000)
+
+
+@pytest.mark.phone
+def test_hydrant_map_works_offline_after_one_visit_and_sends_a_queued_report(page, browser, city_env, database_url):
+    """The field condition: ONE online visit at phone size, then no network and no server at all. The reload
+    shows the nearest hydrants, the map with streets, district outlines and markers, and an offline
+    notice; a report made offline is queued and delivered once the network is back, then (approved)
+    visible to another resident's browser."""
+    port = free_port()
+    with api_server(city_env, port=port) as base:
+        page.goto(f"{base}/apps/hydrants/")
+        wait_js(page, "window.__hydrantsRendered === 10", timeout=30_000)
+        _drawn(page)
+        wait_js(page, "navigator.serviceWorker.ready.then((r) => r.active?.state === 'activated')", timeout=15_000)
+        wait_js(page, "caches.open('cityos-data-v1').then((c) => c.keys()).then((k) => k.length >= 5)", timeout=15_000)
+    # the server is gone and the browser is offline: only what the one visit left behind is there
     page.context.set_offline(True)
     page.reload()
     wait_js(page, "window.__hydrantsRendered === 10", timeout=30_000)
     assert page.locator("li.hydrant").count() == 10
+    drawn = _drawn(page)
+    assert drawn["roads"] > 0 and drawn["districts"] > 0 and drawn["hydrants"] > 0
+    assert "オフライン" in page.inner_text("#status")
+    first = page.locator("li.hydrant").first
+    hydrant_id = first.get_attribute("data-id")
+    first.locator("button.report-buried").click()
+    wait_js(page, "window.__queuedReports === 1", timeout=10_000)
+    assert "送信待ち" in first.inner_text() and page.locator("#outbox").is_visible()
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        before = conn.execute("select count(*) from gis.hydrant_reports where hydrant_id = %s",
+                              (hydrant_id,)).fetchone()[0]
+    with api_server(city_env, port=port) as base:  # the network is back (same origin)
+        page.context.set_offline(False)
+        wait_js(page, "window.__queuedReports === 0", timeout=30_000)
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            rows = conn.execute("select id, status from gis.hydrant_reports where hydrant_id = %s order by id",
+                                (hydrant_id,)).fetchall()
+            assert len(rows) == before + 1 and rows[-1][1] == "buried"
+            conn.execute("update gis.hydrant_reports set moderation = 'approved', moderated_by = 'e2e', "
+                         "moderated_at = now() where id = %s", (rows[-1][0],))
+        other = browser.new_context(locale="ja-JP", viewport={"width": 390, "height": 844})
+        try:
+            resident = other.new_page()
+            resident.goto(f"{base}/apps/hydrants/")
+            wait_js(resident, f"document.querySelector(\"li[data-id='{hydrant_id}'] .tag-buried\") !== null",
+                    timeout=30_000)
+        finally:
+            other.close()
 
 
 def test_snowplow_marker_moves_within_a_second_of_the_message(page, city_api, database_url, test_broker, workers):
@@ -96,8 +152,8 @@ def test_energy_dashboard_refuses_a_wrong_token(page, city_api):
     page.goto(f"{city_api}/apps/energy/")
     page.fill("#token", "cty_wrong")
     page.click("#signin button")
-    wait_js(page, "document.getElementById('status').textContent.length > 0", timeout=10_000)
-    assert "無効" in page.inner_text("#status")
+    wait_js(page, "document.getElementById('mine').textContent.length > 0", timeout=10_000)
+    assert "無効" in page.inner_text("#mine")
 
 
 def test_staff_map_draws_every_analysis_layer_with_a_legend(page, city_api):

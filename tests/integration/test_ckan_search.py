@@ -94,3 +94,17 @@ def test_a_url_resource_keeps_its_url(ckan, org):
 def test_package_show_of_an_unknown_dataset_is_not_found(ckan):
     with pytest.raises(NotFound):
         ckan.action.package_show(id=f"missing-{uuid.uuid4().hex[:6]}")
+
+
+def test_a_malformed_query_answers_400_not_500(ckan):
+    for q in ("((((a", "(" * 3000 + "a"):
+        response = httpx.get(f"{ckan.address}/api/3/action/package_search", params={"q": q}, timeout=30)
+        assert response.status_code == 400, response.text[:300]
+        assert "Search Query is invalid" in response.json()["error"]["message"]
+
+
+def test_user_names_are_not_listed_to_anonymous_callers(ckan):
+    name = ckan.action.user_list()[0]["name"]  # the sysadmin token may list them
+    assert httpx.get(f"{ckan.address}/api/3/action/user_list", timeout=30).status_code == 403
+    response = httpx.get(f"{ckan.address}/api/3/action/user_show", params={"id": name}, timeout=30)
+    assert response.status_code == 403 and name not in response.text

@@ -57,9 +57,10 @@ def test_staff_answer_then_close_a_request_and_it_is_audited(api, staff, databas
     public = httpx.get(f"{api}/api/v1/dataset-requests/{request_id}").json()
     assert (public["status"], public["answer"]) == ("closed", "公開しました / published")
     with psycopg.connect(database_url) as conn:
-        actions = [r[0] for r in conn.execute("select action from core.audit_log where resource = %s order by id",
-                                              (f"opendata/dataset_requests/{request_id}",))]
-    assert actions == ["dataset-request:answered", "dataset-request:closed"]
+        rows = conn.execute("select action, subject, reason from core.audit_log where resource = %s order by id",
+                            (f"/api/v1/dataset-requests/{request_id}/answer",)).fetchall()
+    assert rows == [("POST /api/v1/dataset-requests/{request_id}/answer", str(request_id),
+                     "answer a dataset request")] * 2
 
 
 def test_answering_needs_the_requests_scope(api, database_url):

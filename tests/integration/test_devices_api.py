@@ -67,9 +67,9 @@ def test_enrolment_token_works_exactly_once(api, database_url):
 def test_every_authorised_call_is_audited(api, database_url):
     httpx.get(f"{api}/api/v1/devices", headers=_token(database_url, "devices:read"))
     with psycopg.connect(database_url) as conn:
-        row = conn.execute("select actor, action, resource from core.audit_log where resource = '/api/v1/devices' "
-                           "order by id desc limit 1").fetchone()
-    assert row == ("test-devices:read", "GET", "/api/v1/devices")
+        row = conn.execute("select actor, entry_point, action, resource, subject, reason from core.audit_log "
+                           "where resource = '/api/v1/devices' order by id desc limit 1").fetchone()
+    assert row == ("test-devices:read", "api", "GET /api/v1/devices", "/api/v1/devices", "all devices", "list devices")
 
 
 def test_dead_letters_are_listed_for_operators(api, database_url):

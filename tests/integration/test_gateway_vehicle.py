@@ -122,3 +122,21 @@ def test_nmea_from_a_serial_line_gives_the_same_readings(outbox):
     rows = _stored(outbox)
     assert sum(1 for priority, _ in rows if priority == EVENT) == 1
     assert len(rows) == 5
+
+
+def test_nmea_from_a_recorded_file_is_read_once_to_the_end(outbox, tmp_path):
+    """The setting says "serial device (or file)": a log file gives its fixes and the adapter stops,
+    instead of looping on "Pipe transport is for pipes/sockets only"."""
+    log = tmp_path / "drive.nmea"
+    log.write_bytes(b"".join(_rmc(n, speed) for n, speed in enumerate(SPEEDS)))
+    adapter = _adapter(outbox, nmea=log)
+
+    async def scenario() -> None:
+        await asyncio.wait_for(adapter.run(), timeout=10)
+
+    run_async(scenario())
+    assert adapter.fixes == len(SPEEDS) and adapter.finished
+    assert outbox.counters.snapshot().get("source_errors", 0) == 0
+    rows = _stored(outbox)
+    assert sum(1 for priority, _ in rows if priority == EVENT) == 1
+    assert len(rows) == 5

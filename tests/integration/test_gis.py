@@ -76,9 +76,9 @@ def cached_api(city, database_url, test_broker, tmp_path_factory):
 
 def test_fire_water_loader_repairs_swapped_coordinates_and_refuses_blank_ones(city):
     assert city.loaded == 3
-    assert [r["line"] for r in city.repaired] == [3]
+    assert sorted({r["line"] for r in city.repaired}) == [3]
     assert [r["line"] for r in city.refused] == [4]
-    assert "cp932" in city.source
+    assert city.encoding == "CP932 (Shift_JIS)"
 
 
 def test_gdal_reads_the_layers_through_oapif(api):
@@ -235,7 +235,8 @@ def test_a_failed_token_attempt_is_audited_without_the_token(api, database_url):
 def test_anonymous_callers_get_a_bounded_number_of_permutations(api):
     anonymous = httpx.get(f"{api}/api/v1/gis/hotspots", params={"permutations": 9999, "days": 1})
     assert anonymous.status_code == 400 and "API key" in anonymous.json()["detail"]
-    assert httpx.get(f"{api}/api/v1/gis/hotspots", params={"permutations": 999, "days": 1}).status_code == 200
+    assert httpx.get(f"{api}/api/v1/gis/hotspots", params={"permutations": 999, "days": 1},
+                     timeout=120).status_code == 200
     key = httpx.post(f"{api}/api/v1/keys", json={"name": "analyst", "contact": "a@example.org"}).json()["api_key"]
     keyed = httpx.get(f"{api}/api/v1/gis/hotspots", params={"permutations": 9999, "days": 1},
                       headers={"X-API-Key": key}, timeout=120)

@@ -8,6 +8,7 @@ import pytest
 
 from cityos.gis.analyses.city_sql import energy_by_district, snowplow_coverage, vacant_house_candidates
 from cityos.ingest.devices import add_device
+from cityos.platform.exits import API_ENERGY_BY_DISTRICT
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -47,7 +48,7 @@ def _home(db, device_id: str, district: str, subject: str, consent: bool, watts:
                metadata={"address_id": address} if address else None)
     if consent:
         db.execute("insert into core.consent_events (subject_id, category, purpose, action, actor) "
-                   "values (%s, 'energy', 'research', 'grant', 'test')", (subject,))
+                   "values (%s, 'energy', 'open_data', 'grant', 'test')", (subject,))
     db.execute("""insert into telemetry.energy_readings (time, device_id, metric, value)
                   select %(end)s - make_interval(hours => h), %(d)s, 'power_w', %(w)s
                   from generate_series(1, 24 * 13) h""", {"end": NOW, "d": device_id, "w": watts})
@@ -59,7 +60,7 @@ def test_energy_by_district_counts_only_consenting_homes_and_blanks_small_distri
         _home(db, f"fx-h{i}", "D1", f"fx-s{i}", consent=True, watts=400 + 100 * i)
     _home(db, "fx-h9", "D1", "fx-s9", consent=False, watts=5000)
     _home(db, "fx-h8", "D2", "fx-s8", consent=True, watts=300)
-    rows = [r for r in energy_by_district(db, NOW, k=3) if r["district_code"] in ("D1", "D2")]
+    rows = [r for r in energy_by_district(db, NOW, 3, API_ENERGY_BY_DISTRICT) if r["district_code"] in ("D1", "D2")]
     d1 = [r for r in rows if r["district_code"] == "D1"]
     assert {r["homes"] for r in d1} == {3}
     assert {float(r["avg_w_per_home"]) for r in d1} == {500.0}

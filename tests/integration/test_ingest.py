@@ -219,3 +219,19 @@ def test_revoked_device_still_connected_cannot_store_readings(workers, register,
         pub.wait_acked(1, 5)
     time.sleep(2)
     assert _count(database_url, "select count(*) from telemetry.energy_readings where device_id = 'hems-in10'") == 0
+
+
+def test_a_patrol_car_record_with_the_portals_field_names_is_stored_over_mqtt(workers, register, test_broker,
+                                                                             database_url):
+    """DATA for CITIZEN's JSON output names the time measurement_datetime / measurement_ms."""
+    password = register("car-d4c1", "vehicle", kind="patrol_car")
+    jst = datetime.now(UTC) + timedelta(hours=9)
+    record = {"car_name": "公用車1", "measurement_datetime": jst.strftime("%Y-%m-%d %H:%M:%S"), "measurement_ms": 500,
+              "gps_error_meter": "4", "latitude": "37.4947", "longitude": "139.9297", "accel_x_transverse": "0.05",
+              "accel_y_longitudinal": "-0.3"}
+    ok, reason = publish_once(test_broker.device_url("car-d4c1", password), "cityos/v1/vehicle/car-d4c1/d4c",
+                              json.dumps(record, ensure_ascii=False))
+    assert ok, reason
+    wait_for(lambda: _count(database_url, "select count(*) from telemetry.vehicle_positions where device_id = "
+                            "'car-d4c1' and extract(milliseconds from time)::int %% 1000 = 500") == 1, timeout=10)
+    assert _dead_letters(database_url, "car-d4c1") == []

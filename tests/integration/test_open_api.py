@@ -129,3 +129,53 @@ def test_cors_lets_browsers_send_the_api_key_header(api):
         "Access-Control-Request-Headers": "x-api-key"})
     assert preflight.status_code == 200
     assert "x-api-key" in preflight.headers["access-control-allow-headers"].lower()
+
+
+@pytest.fixture(scope="module")
+def patrol(api, database_url):
+    """A public patrol car and a public bus, each seen 40 and 1 minutes ago."""
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime.now(UTC)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("delete from core.devices where device_id in ('car-live1', 'bus-live1')")
+        for device, kind in (("car-live1", "patrol_car"), ("bus-live1", "bus")):
+            add_device(conn, device, "vehicle", kind=kind, public=True)
+            for minutes, lon in ((40, 139.70), (1, 139.71)):
+                conn.execute("insert into telemetry.vehicle_positions (time, device_id, geom, speed_kmh) values "
+                             "(%s, %s, st_setsrid(st_point(%s, 37.30), 4326), %s) on conflict do nothing",
+                             (now - timedelta(minutes=minutes), device, lon, minutes))
+            conn.execute("insert into telemetry.latest_positions (device_id, time, geom, speed_kmh) values "
+                         "(%s, %s, st_setsrid(st_point(139.71, 37.30), 4326), 1) on conflict (device_id) do update "
+                         "set time = excluded.time, geom = excluded.geom", (device, now - timedelta(minutes=1)))
+            conn.execute("insert into telemetry.latest_values (device_id, metric, time, value) values "
+                         "(%s, 'speed_kmh', %s, 1) on conflict do nothing", (device, now - timedelta(minutes=1)))
+    return now
+
+
+def test_a_patrol_car_is_shown_only_where_it_was_15_minutes_ago(api, patrol):
+    sensors = {d["device_id"]: d for d in httpx.get(f"{api}/api/v1/sensors", params={"limit": 10_000}).json()["items"]}
+    assert sensors["car-live1"]["lon"] == pytest.approx(139.70)  # the 40-minute-old position
+    assert sensors["bus-live1"]["lon"] == pytest.approx(139.71)  # buses in real time
+    latest = httpx.get(f"{api}/api/v1/sensors/latest", params={"ids": "car-live1,bus-live1"}).json()["items"]
+    car = [i for i in latest if i["device_id"] == "car-live1"]
+    assert car and all(i["lon"] == pytest.approx(139.70) for i in car)
+    assert not [i for i in car if i["metric"] == "speed_kmh"]  # its real-time speed is not shown either
+
+
+def test_a_patrol_car_series_ends_15_minutes_ago(api, patrol):
+    from datetime import timedelta
+
+    params = {"metric": "speed_kmh", "start": (patrol - timedelta(hours=1)).isoformat(),
+              "end": (patrol + timedelta(minutes=1)).isoformat()}
+    car = httpx.get(f"{api}/api/v1/sensors/car-live1/series", params=params).json()["items"]
+    bus = httpx.get(f"{api}/api/v1/sensors/bus-live1/series", params=params).json()["items"]
+    assert [i["value"] for i in car] == [40.0]
+    assert [i["value"] for i in bus] == [40.0, 1.0]
+
+
+def test_no_ogc_collection_carries_patrol_cars(api, patrol):
+    collections = [c["id"] for c in httpx.get(f"{api}/ogc/collections").json()["collections"]]
+    for collection in collections:
+        body = httpx.get(f"{api}/ogc/collections/{collection}/items", params={"limit": 1000}).text
+        assert "car-live1" not in body

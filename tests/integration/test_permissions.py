@@ -7,7 +7,8 @@ with unmistakable values are planted, and no anonymous response may contain them
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import json
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import psycopg
@@ -15,7 +16,7 @@ import pytest
 
 from cityos.platform.api.app import create_app
 from cityos.platform.auth import create_token
-from helpers import api_server
+from helpers import api_server, wait_for
 
 PUBLIC = "public"
 #: (method, path) -> PUBLIC or the scope a bearer token needs ("household:" = any household token).
@@ -37,8 +38,11 @@ MATRIX: dict[tuple[str, str], str] = {
     ("GET", "/ogc/tiles/{collection_id}/{z}/{x}/{y}.pbf"): PUBLIC,
     ("GET", "/api/v1/gis/population"): PUBLIC, ("GET", "/api/v1/gis/bus-coverage"): PUBLIC,
     ("GET", "/api/v1/gis/hotspots"): PUBLIC, ("GET", "/api/v1/gis/registry/residents"): "registry:read",
+    ("GET", "/api/v1/gis/registry/population"): "registry:read",
+    ("GET", "/api/v1/gis/registry/bus-coverage"): "registry:read",
     ("GET", "/api/v1/gis/exports/{layer}"): PUBLIC, ("GET", "/api/v1/gis/snowplow-coverage"): PUBLIC,
-    ("GET", "/api/v1/gis/energy-by-district"): PUBLIC, ("GET", "/api/v1/gis/vacant-houses"): "registry:read",
+    ("GET", "/api/v1/gis/energy-by-district"): PUBLIC, ("GET", "/api/v1/gis/energy-by-area"): PUBLIC,
+    ("GET", "/api/v1/gis/vacant-houses"): "registry:read",
     ("GET", "/api/v1/energy/my"): "household:",
     ("POST", "/api/v1/hydrants/{hydrant_id}/reports"): PUBLIC,
     ("GET", "/api/v1/hydrants/reports"): "hydrants:moderate",
@@ -131,3 +135,147 @@ def test_an_anonymous_route_answers_without_personal_data(api, method, path):
     assert response.status_code not in (401, 403, 500)
     body = response.text
     assert not [s for s in SECRETS if s in body], f"{method} {path} leaks personal data"
+
+
+# -- consent purposes: a home without open-data consent never moves an anonymous answer -------------------
+#
+# Ten homes in one district consent to everything except energy/open_data (energy for research and
+# services, every other category for every purpose); ten homes in another district consent to energy
+# open data only. Every anonymous answer is taken with only the open-data homes planted, then again with
+# the others planted too: nothing may change (the energy route counted research and services consents).
+# The open-data homes must show (else the exits would be trivially blind).
+NO_OPEN, OPEN = "07202-990", "07202-991"
+NO_OPEN_W, OPEN_W = 7313.7, 6151.3
+#: Anonymous GETs whose answer changes from call to call whatever the data (counters, fresh keys).
+VOLATILE = {"/metrics", "/readyz", "/healthz"}
+#: Tiles and items of every collection around the planted districts.
+TILE = {"z": "12", "x": "3638", "y": "1596"}
+
+
+def _plant_homes(conn, district: str, watts: float, consents: list[tuple[str, str]], prefix: str) -> None:
+    from zoneinfo import ZoneInfo
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    midnight = datetime.now(ZoneInfo("Asia/Tokyo")).replace(hour=0, minute=0, second=0, microsecond=0)
+    for i in range(10):
+        device, subject = f"{prefix}-{i:02d}", f"{prefix}-subject-{i:02d}"
+        conn.execute("insert into core.devices (device_id, domain, owner_subject, district_code) values "
+                     "(%s, 'hems', %s, %s) on conflict do nothing", (device, subject, district))
+        for category, purpose in consents:
+            conn.execute("insert into core.consent_events (subject_id, category, purpose, action, actor) "
+                         "values (%s, %s, %s, 'grant', 'test')", (subject, category, purpose))
+        for hours in (1, 2, 3):
+            conn.execute("insert into telemetry.energy_readings (time, device_id, metric, value) values "
+                         "(%s, %s, 'power_w', %s)", (now - timedelta(hours=hours), device, watts))
+        for hours, kwh in ((20, 1000.0), (2, 1000.0 + watts / 100)):  # yesterday (local day): watts/100 kWh
+            conn.execute("insert into telemetry.energy_readings (time, device_id, metric, value) values "
+                         "(%s, %s, 'import_kwh', %s)", (midnight - timedelta(hours=hours), device, kwh))
+        conn.execute("insert into telemetry.latest_values (device_id, metric, time, value) values "
+                     "(%s, 'power_w', %s, %s) on conflict (device_id, metric) do update set time = excluded.time, "
+                     "value = excluded.value", (device, now - timedelta(minutes=1), watts))
+
+
+def _plant_districts(conn) -> None:
+    """Both districts exist from the start: the layer of districts is not what is being probed."""
+    for district, lon in ((NO_OPEN, 139.80), (OPEN, 139.82)):
+        conn.execute("insert into gis.districts (code, name_ja, geom) values (%s, %s, st_multi(st_makeenvelope("
+                     "%s, 37.40, %s, 37.41, 4326))) on conflict do nothing", (district, district, lon, lon + 0.01))
+
+
+def _anonymous_answers(api: str, database_url: str, live: list[dict]) -> dict[str, object]:
+    """Every anonymous answer that could carry household data: each anonymous GET route, every export as
+    GeoJSON, every collection's items and tile, the live energy feed, the public MQTT aggregate, every
+    dataset's files."""
+    from cityos.gis.collections import COLLECTIONS
+    from cityos.gis.exports import EXPORTS
+    from cityos.opendata.definitions import load_definitions
+    from cityos.opendata.run import build_all
+    from cityos.platform.settings import load_settings
+
+    answers: dict[str, object] = {}
+    for method, path in ANONYMOUS:
+        if method == "GET" and path not in VOLATILE and "{" not in path:
+            answers[f"GET {path}"] = _call("GET", _url(api, path)).text
+    for layer in EXPORTS:
+        answers[f"export {layer}"] = httpx.get(f"{api}/api/v1/gis/exports/{layer}?format=geojson", timeout=60).content
+    for collection in COLLECTIONS:
+        items = httpx.get(f"{api}/ogc/collections/{collection}/items?limit=10000", timeout=60).json()
+        answers[f"items {collection}"] = {k: v for k, v in items.items() if k != "timeStamp"}
+        answers[f"tile {collection}"] = httpx.get(
+            f"{api}/ogc/tiles/{collection}/{TILE['z']}/{TILE['x']}/{TILE['y']}.pbf", timeout=60).content
+    with httpx.stream("GET", f"{api}/api/v1/live/energy?interval_s=1", timeout=10) as response:
+        answers["live energy"] = json.loads(next(line for line in response.iter_lines()
+                                                 if line.startswith("data:"))[5:])
+    seen = len(live)
+    wait_for(lambda: len(live) > seen + 1, 10)  # a message computed after this point
+    answers["mqtt energy"] = live[-1]
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        settings = load_settings(database_url=database_url)
+        for built in build_all(conn, load_definitions(), settings):
+            answers[f"dataset {built.definition.name}"] = [r.data for r in built.resources]
+    return answers
+
+
+@pytest.fixture(scope="module")
+def consent_probe(api, database_url, test_broker):
+    """(answers with only the open-data homes, answers with the other homes too)."""
+    import threading
+
+    from cityos.ingest.broker_auth import PUBLIC_PASSWORD, PUBLIC_USER
+    from cityos.ingest.public_feed import PublicFeed
+    from cityos.platform.consent import CATEGORIES, PURPOSES
+    from cityos.platform.mqtt import BrokerAddress, new_client
+
+    everything_but_open_energy = [(c, p) for c in CATEGORIES for p in PURPOSES if (c, p) != ("energy", "open_data")]
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        _plant_districts(conn)
+        _plant_homes(conn, OPEN, OPEN_W, [("energy", "open_data")], "perm-open")
+    feed = PublicFeed(database_url, test_broker.url, k=10, energy_interval_s=0.3)
+    thread = threading.Thread(target=feed.run, daemon=True)
+    thread.start()
+    live: list[dict] = []
+    address = BrokerAddress.parse(f"mqtt://{PUBLIC_USER}:{PUBLIC_PASSWORD}@127.0.0.1:{test_broker.port}")
+    listener = new_client(address, "perm-consent-listener")
+    listener.on_connect = lambda c, *a: c.subscribe("cityos/public/v1/energy/districts", qos=0)
+    listener.on_message = lambda c, u, m: live.append(json.loads(m.payload))
+    listener.connect(address.host, address.port)
+    listener.loop_start()
+    try:
+        before = _anonymous_answers(api, database_url, live)
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            _plant_homes(conn, NO_OPEN, NO_OPEN_W, everything_but_open_energy, "perm-noopen")
+        after = _anonymous_answers(api, database_url, live)
+    finally:
+        listener.loop_stop()
+        listener.disconnect()
+        feed.stop()
+        thread.join(5)
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute("delete from core.devices where device_id like 'perm-%open-%'")
+            conn.execute("delete from telemetry.latest_values where device_id like 'perm-%open-%'")
+            conn.execute("delete from telemetry.energy_readings where device_id like 'perm-%open-%'")
+            conn.execute("delete from gis.districts where code in (%s, %s)", (NO_OPEN, OPEN))
+    return before, after
+
+
+def test_open_data_homes_show_in_every_public_energy_exit(consent_probe):
+    before, _ = consent_probe
+    rows = json.loads(before["GET /api/v1/gis/energy-by-district"])["items"]
+    assert {r["homes"] for r in rows if r["district_code"] == OPEN} == {10}
+    assert str(OPEN_W) in before["GET /api/v1/gis/energy-by-district"]
+    assert str(OPEN_W).encode() in before["export energy_by_district"]
+    for live in (before["live energy"], before["mqtt energy"]):
+        assert {"district_code": OPEN, "homes": 10, "avg_power_w": OPEN_W} in live["districts"]
+    assert f"{OPEN},".encode() in before["dataset energy-by-district-day"][0]
+    assert f"{OPEN_W / 100:.2f}".encode() in before["dataset energy-by-district-day"][0]
+
+
+@pytest.mark.parametrize("answer", [
+    "GET /api/v1/gis/energy-by-district", "export energy_by_district", "live energy", "mqtt energy",
+    "dataset energy-by-district-day", "every other anonymous answer"])
+def test_a_home_with_every_consent_but_open_data_never_moves_an_anonymous_answer(consent_probe, answer):
+    before, after = consent_probe
+    names = [answer] if answer != "every other anonymous answer" else sorted(before)
+    changed = [name for name in names if before[name] != after[name]]
+    assert changed == [], f"homes without open-data consent changed {changed}"
+    assert all(str(NO_OPEN_W) not in str(after[name]) for name in names)

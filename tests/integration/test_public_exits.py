@@ -122,7 +122,7 @@ def attack(database_url, test_broker, tmp_path_factory):
         conn.execute("delete from core.devices where device_id = %s", (PLOW,))
         conn.execute("delete from core.dead_letters where device_id = %s", (PLOW,))
         new = add_device(conn, PLOW, "vehicle", kind="snowplow", public=True)
-    test_broker.provision(database_url, new)  # its account on the running broker (a sync cannot create one)
+    test_broker.provision(database_url, new)
     password = new.mqtt_password
     public_url = f"mqtt://{PUBLIC_USER}:{PUBLIC_PASSWORD}@127.0.0.1:{test_broker.port}"
     ingest = Workers(database_url, test_broker.url, home / "ingest")

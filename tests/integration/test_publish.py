@@ -19,16 +19,26 @@ from cityos.opendata.anonymise import GateError, Table
 from cityos.opendata.definitions import DATASETS_DIR
 from cityos.opendata.run import run
 from cityos.platform import consent
+from cityos.platform.exits import EXITS, Use
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)  # fixed, so "last N days" windows do not move between runs
 YESTERDAY_JST = datetime(2026, 11, 19, 3, 0, tzinfo=UTC)  # 12:00 JST on 2026-11-19
 HOMES = 12
 
 
+@builders.builder("test_empty")
+def _empty(conn, ctx) -> Table:
+    """A dataset whose source has no rows this time."""
+    return Table(pd.DataFrame({"stop_id": pd.Series(dtype=str), "name": pd.Series(dtype=str)}))
+
+
 @builders.builder("test_leaky")
 def _leaky(conn, ctx) -> Table:
     """A faulty builder: it forgets the consent filter (the gate must catch it)."""
     return Table(pd.DataFrame({"homes": [12], "kwh": [1.0]}), frozenset({"nobody-consented"}))
+
+
+EXITS["dataset:test_leaky"] = Use("consent", "energy", "open_data")  # declared like every dataset's source
 
 
 def _definitions(folder: Path, prefix: str, names: list[str] | None = None) -> Path:
@@ -106,7 +116,9 @@ def _energy_rows(ckan: RemoteCKAN, prefix: str) -> list[dict]:
 
 def test_a_run_creates_every_dataset_with_its_metadata(published, ckan):
     prefix, _, report = published
-    assert {r.status for r in report.results} == {"published"}, [r.error for r in report.results]
+    assert {r.status for r in report.results} <= {"published", "skipped"}, [r.error for r in report.results]
+    assert "skipped" not in {r.status for r in report.results if r.name.endswith(("-fire-water-facilities",
+                                                                                   "-bus-stops"))}
     package = ckan.action.package_show(id=f"{prefix}-fire-water-facilities")
     assert package["title"] == "消防水利施設一覧"
     assert package["organization"]["name"] == f"{prefix}-org"
@@ -142,7 +154,7 @@ def test_a_rerun_with_unchanged_data_changes_nothing(published, publishing, ckan
     prefix, folder, _ = published
     before = ckan.action.package_show(id=f"{prefix}-bus-stops")
     report = run(publishing, folder=folder, now=NOW)
-    assert {r.status for r in report.results} == {"unchanged"}, [(r.name, r.changes) for r in report.results]
+    assert {r.status for r in report.results} <= {"unchanged", "skipped"}, [(r.name, r.changes) for r in report.results]
     after = ckan.action.package_show(id=f"{prefix}-bus-stops")
     assert after["metadata_modified"] == before["metadata_modified"]
 
@@ -206,6 +218,34 @@ format = "csv"
         ckan.action.package_show(id=f"{prefix}-bus-stops")
 
 
+def test_a_dataset_without_rows_is_skipped_with_its_reason_not_uploaded_header_only(publishing, ckan, tmp_path):
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    folder = _definitions(tmp_path, prefix, ["bus-stops"])
+    (folder / f"{prefix}-empty.toml").write_text(f'''
+name = "{prefix}-empty"
+title_ja = "空"
+title_en = "Empty"
+description_ja = "x"
+description_en = "x"
+[source]
+builder = "test_empty"
+[anonymisation]
+basis = "non_personal"
+[[resources]]
+name = "empty"
+format = "csv"
+''', encoding="utf-8")
+    report = run(publishing, folder=folder, now=NOW)
+    result = {r.name: r for r in report.results}[f"{prefix}-empty"]
+    assert result.status == "skipped" and "no rows" in result.note and "header" in result.note
+    with pytest.raises(NotFound):
+        ckan.action.package_show(id=f"{prefix}-empty")
+    with psycopg.connect(publishing.database_url) as conn:
+        logged = conn.execute("select status, error, rows from opendata.publish_log where run_id = %s and dataset = %s",
+                              (report.run_id, f"{prefix}-empty")).fetchone()
+    assert logged[0] == "skipped" and "no rows" in logged[1] and logged[2] == 0
+
+
 class _Interrupted(RemoteCKAN):
     """The real client, cut off after ``budget`` write calls (as if the network failed mid-run)."""
 
@@ -230,8 +270,8 @@ def test_an_interrupted_run_is_finished_by_the_next_without_duplicates(publishin
     assert {r.status for r in second.results} <= {"published", "unchanged"}
     for name in ("bus-stops", "fire-water-facilities", "snowplow-tracks"):
         resources = [r["name"] for r in ckan.action.package_show(id=f"{prefix}-{name}")["resources"]]
-        assert len(resources) == len(set(resources)) >= 2
-    assert {r.status for r in run(publishing, folder=folder, now=NOW).results} == {"unchanged"}
+        assert len(resources) == len(set(resources)) >= (1 if name == "snowplow-tracks" else 2)
+    assert {r.status for r in run(publishing, folder=folder, now=NOW).results} <= {"unchanged", "skipped"}
 
 
 def test_published_datasets_are_found_by_package_search(published, ckan):

@@ -82,3 +82,20 @@ def test_any_text_either_translates_or_is_a_query_error(text):
     for value in params.values():
         assert value is not None
     assert ";" not in where.replace("%(", "")
+
+
+@pytest.mark.parametrize("query", ["((((a", "(a OR b", "a)", "title:"])
+def test_a_malformed_query_is_a_query_error_not_a_crash(query):
+    with pytest.raises(lucene.QueryError):
+        lucene.to_sql(query)
+
+
+@pytest.mark.parametrize("query", ["(" * 2000 + "a" + ")" * 2000, "NOT " * 1100 + "a", "-" * 5000 + "a"])
+def test_deep_nesting_is_refused_before_the_parser_recurses_too_deep(query):
+    with pytest.raises(lucene.QueryError, match="nests deeper"):
+        lucene.to_sql(query)
+
+
+def test_nesting_within_the_bound_still_parses():
+    depth = lucene.MAX_DEPTH
+    assert lucene.to_sql("(" * depth + "title:a" + ")" * depth)[0].startswith("EXISTS")

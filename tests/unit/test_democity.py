@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import date
 
+import pandas as pd
 import pytest
 
-from cityos.gis.analyses.population import population_by_district
+from cityos.gis.analyses.population import ages, living_on, population_by_district
 from cityos.gis.democity import generate_city
 
 
@@ -35,7 +36,11 @@ def test_every_resident_lives_at_an_address_in_their_district(city):
 
 
 def test_about_a_third_of_residents_are_65_or_older(city):
-    table = population_by_district(city.residents, date(2026, 11, 1), k=1)
+    day = date(2026, 11, 1)
+    alive = living_on(city.residents, day)
+    people = pd.DataFrame({"district_code": alive["district_code"], "age": ages(alive["birth_date"], day),
+                           "sex": alive["sex"], "place": "no_address"})
+    table = population_by_district(people, day, k=1)
     elderly = (table["age_65_74"].sum() + table["age_75_plus"].sum()) / table["total"].sum()
     assert 0.28 < elderly < 0.40
 
@@ -45,6 +50,20 @@ def test_some_addresses_have_nobody_registered(city):
     assert 0.01 < empty.mean() < 0.5
 
 
-def test_fire_water_has_two_thousand_facilities_inside_the_city(city):
-    assert len(city.fire_water) == 2000
-    assert city.fire_water.within(city.districts.union_all().buffer(0.001)).mean() > 0.99
+def test_fire_water_is_aizuwakamatsus_real_2014_hydrants_inside_the_real_boundary(city):
+    assert len(city.fire_water) == 1974
+    assert city.fire_water["kind"].value_counts().to_dict() == {"消火栓": 1733, "防火水槽": 241}
+    assert city.fire_water.within(city.boundary.geometry.iloc[0]).all()
+    first = city.fire_water.iloc[0]
+    assert first["attributes"]["title"] == "19-16-5"
+    assert (round(first.geometry.x, 6), round(first.geometry.y, 6)) == (139.907833, 37.580345)
+
+
+def test_the_city_is_aizuwakamatsus_real_outline_with_every_synthetic_layer_inside(city):
+    assert city.boundary[["code", "name"]].values.tolist() == [["07202", "会津若松市"]]
+    outline = city.boundary.geometry.iloc[0]
+    assert 370e6 < city.boundary.to_crs("EPSG:6677").area.iloc[0] < 400e6  # 382.97 km2 officially
+    assert city.addresses.within(outline).all()
+    metric = city.boundary.to_crs("EPSG:6677").geometry.iloc[0]
+    assert (city.districts.to_crs("EPSG:6677").difference(metric).area < 1.0).all()  # reprojection noise only
+    assert city.bus_stops.within(outline.buffer(1e-6)).all()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -114,3 +116,52 @@ def test_the_gateway_imports_nothing_of_the_server_side():
             "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def _nmea(body: str) -> str:
+    checksum = 0
+    for char in body:
+        checksum ^= ord(char)
+    return f"${body}*{checksum:02X}"
+
+
+def test_gga_gives_the_fix_of_an_epoch_whose_rmc_is_still_void_as_gpsd_does():
+    """A receiver's power-up (constructed in the MTK-3301's pattern): void sentences at 90 N with a 1980
+    date, then one epoch where GGA has a fix while RMC still says V, then RMC A."""
+    from cityos.ingest.gateway.vehicle.gnss import NmeaFixes
+
+    log = [
+        _nmea("GPGGA,235947.000,9000.0000,N,00000.0000,E,0,0,,,M,,M,,"),
+        _nmea("GPRMC,235947.000,V,9000.0000,N,00000.0000,E,0.00,0.00,050180,,,N"),
+        _nmea("GPGGA,092204.000,3729.6820,N,13955.7800,E,1,04,2.1,212.0,M,38.0,M,,"),
+        _nmea("GPRMC,092204.000,V,3729.6820,N,13955.7800,E,0.00,0.00,241126,,,N"),
+        _nmea("GPGGA,092205.000,3729.6830,N,13955.7810,E,1,05,1.8,212.0,M,38.0,M,,"),
+        _nmea("GPRMC,092205.000,A,3729.6830,N,13955.7810,E,10.00,90.00,241126,,,A"),
+        _nmea("GPGGA,092206.000,3729.6840,N,13955.7820,E,1,05,1.8,212.0,M,38.0,M,,"),
+    ]
+    nmea = NmeaFixes()
+    fixes = [fix for sentence in log for fix in nmea.feed(sentence)] + nmea.flush()
+    assert [datetime.fromtimestamp(f.t, UTC).strftime("%H:%M:%S") for f in fixes] == ["09:22:04", "09:22:05",
+                                                                                      "09:22:06"]
+    assert round(fixes[0].lat, 6) == 37.494700 and fixes[0].speed_kmh is None  # from GGA
+    assert fixes[1].speed_kmh == pytest.approx(18.52)  # the RMC of its epoch, not the GGA
+    assert datetime.fromtimestamp(fixes[0].t, UTC).date().isoformat() == "2026-11-24"  # date from the void RMC
+
+
+def test_a_cumulative_value_beyond_the_meters_declared_digits_is_refused_as_a_counter_fault():
+    """9,999,999 from a meter that declares 6 digits (0xD7) is not a reading: the counter is broken."""
+    unwrap: dict[int, p.CounterUnwrap] = {}
+    base = {p.METER_DIGITS: bytes([6]), p.METER_COEFFICIENT: (1).to_bytes(4, "big"), p.METER_UNIT: bytes([0x01])}
+    good = meter_metrics({**base, p.METER_CUMULATIVE_NORMAL: (123_456).to_bytes(4, "big")}, unwrap)
+    bad = meter_metrics({**base, p.METER_CUMULATIVE_NORMAL: (9_999_999).to_bytes(4, "big")}, unwrap)
+    after = meter_metrics({**base, p.METER_CUMULATIVE_NORMAL: (123_460).to_bytes(4, "big")}, unwrap)
+    assert good["import_kwh"] == 12345.6
+    assert "import_kwh" not in bad
+    assert after["import_kwh"] == 12346.0  # the fault did not move the counter (no false wrap)
+    assert unwrap[p.METER_CUMULATIVE_NORMAL].faults == 1
+
+
+def test_the_meters_declared_digits_override_a_saved_counter_state():
+    unwrap = {p.METER_CUMULATIVE_NORMAL: p.CounterUnwrap(digits=8, last=100)}
+    meter_metrics({p.METER_DIGITS: bytes([6]), p.METER_CUMULATIVE_NORMAL: (9_999_999).to_bytes(4, "big")}, unwrap)
+    assert unwrap[p.METER_CUMULATIVE_NORMAL].state() == {"digits": 6, "last": 100, "wraps": 0, "faults": 1}

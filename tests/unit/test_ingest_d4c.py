@@ -105,3 +105,20 @@ def test_a_field_outside_the_format_is_unknown_field():
 
 def test_d4c_is_offered_for_vehicles_only():
     assert rejection(record(), domain="hems") == "unsupported_format"
+
+
+def test_the_portals_json_naming_measurement_datetime_and_ms_is_accepted():
+    portal = record(measurement_date=..., measurement_hour=..., measurement_datetime="2026-11-24 09:58:30",
+                    measurement_ms=250)
+    row = parse(portal).rows_by_table[VEHICLES][0]
+    assert row.time == datetime(2026, 11, 24, 0, 58, 30, 250000, tzinfo=UTC)
+    iso = record(measurement_date=..., measurement_hour=..., measurement_datetime="2026/11/24T09:58:30+09:00")
+    assert parse(iso).rows_by_table[VEHICLES][0].time == datetime(2026, 11, 24, 0, 58, 30, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("changes", [{"measurement_datetime": "2026-11-24 09:58:30"},
+                                     {"measurement_ms": 1000}, {"measurement_ms": 2.5},
+                                     {"measurement_date": ..., "measurement_hour": ...,
+                                      "measurement_datetime": "yesterday"}])
+def test_conflicting_or_unreadable_portal_times_are_refused_as_bad_time(changes):
+    assert rejection(record(**changes)) == "bad_time"

@@ -58,3 +58,18 @@ def test_wearer_reports_sleep_stage_at_night_and_steps_by_day():
     day = health.reading(w, datetime(2026, 1, 10, 3, 0, tzinfo=UTC), 60, rng)  # 12:00 JST
     assert night["sleep_stage"] in {"light", "deep", "rem", "awake"} and "steps" not in night
     assert "steps" in day and 20 <= day["heart_rate_bpm"] <= 250
+
+
+def test_demo_homes_concentrate_in_pilot_districts_so_their_opted_in_homes_reach_k():
+    """500 homes over 140 districts would give about 3 a district (every district blank below k = 10); the
+    pilot districts hold 80 % of them, 25 each, so 85 % opted in is still about 21."""
+    from collections import Counter
+
+    from cityos.ingest.simulate.runner import SimulationConfig, home_addresses
+
+    addresses = [(f"A{d:03d}-{a:03d}", f"07202-{d:03d}") for d in range(140) for a in range(800)]
+    placed = home_addresses(addresses, 500, SimulationConfig())
+    per_district = Counter(district for _, district in placed)
+    assert len(placed) == 500 and len(set(placed)) == 500
+    assert sorted(per_district.values(), reverse=True)[:16] == [25] * 16
+    assert sum(per_district.values()) - 400 == 100  # the rest spread over the city

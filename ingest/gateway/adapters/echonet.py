@@ -47,6 +47,7 @@ def meter_metrics(props: dict[int, bytes], unwrap: dict[int, p.CounterUnwrap]) -
         if raw is None:
             continue
         counter = unwrap.setdefault(epc, p.CounterUnwrap(digits))
+        counter.digits = digits  # the meter's declaration (0xD7) wins over a saved or default one
         total = counter.update(raw)
         if total is not None:
             metrics[name] = round(total * scale, 6)
@@ -125,7 +126,13 @@ class EchonetAdapter(Adapter):
                      if isinstance(e, int) and isinstance(v, bytes | bytearray)}
             if (gc, cc) == p.SMART_METER:
                 key = (host, gc, cc, ci)
-                metrics = meter_metrics(props, self._load_unwrap(key))
+                counters = self._load_unwrap(key)
+                faults = sum(c.faults for c in counters.values())
+                metrics = meter_metrics(props, counters)
+                if (new := sum(c.faults for c in counters.values()) - faults) > 0:
+                    self.sink.count("counter_faults", new)
+                    log.warning("echonet: %s cumulative energy beyond the meter's %s digits: counter fault, "
+                                "reading refused", host, p.unsigned(props.get(p.METER_DIGITS, b"")) or 8)
                 self._save_unwrap(key)
             elif (gc, cc) == p.SOLAR:
                 metrics = solar_metrics(props)

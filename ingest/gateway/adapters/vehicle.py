@@ -18,7 +18,7 @@ from pydantic import Field, model_validator
 
 from cityos.ingest.gateway.adapters.base import Adapter, AdapterSettings, resolve
 from cityos.ingest.gateway.outbox import EVENT
-from cityos.ingest.gateway.vehicle.gnss import HARSH_BRAKE_MS2, Fix, Motion, from_rmc, from_tpv
+from cityos.ingest.gateway.vehicle.gnss import HARSH_BRAKE_MS2, Fix, Motion, NmeaFixes, from_tpv
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,7 @@ class VehicleAdapter(Adapter):
         self.motion = Motion()
         self.last_sent: float | None = None
         self.fixes = 0
+        self.finished = False
 
     def metrics(self, fix: Fix, accel: float | None) -> dict[str, object]:
         values = {"lat": fix.lat, "lon": fix.lon, "speed_kmh": fix.speed_kmh, "heading_deg": fix.heading_deg,
@@ -86,18 +87,38 @@ class VehicleAdapter(Adapter):
         finally:
             writer.close()
 
+    def _sentence(self, nmea: NmeaFixes, line: bytes) -> None:
+        for fix in nmea.feed(line.decode("ascii", "replace")):
+            self.on_fix(fix)
+
+    async def _nmea_file(self, path: Path) -> None:
+        """A recorded log (a regular file): read once, to the end, then the adapter stops."""
+        nmea = NmeaFixes()
+        with open(path, "rb") as log_file:
+            for i, line in enumerate(log_file):
+                self._sentence(nmea, line)
+                if i % 500 == 499:
+                    await asyncio.sleep(0)  # let the sender run on long logs
+        for fix in nmea.flush():
+            self.on_fix(fix)
+        self.finished = True
+
     async def _nmea(self) -> None:
-        """Sentences from a serial device (set its speed first, e.g. ``stty -F /dev/ttyACM0 9600``)."""
+        """Sentences from a serial device (set its speed first, e.g. ``stty -F /dev/ttyACM0 9600``) or a
+        recorded file (read once)."""
         path = self.settings.nmea
         assert path is not None
+        if path.is_file():
+            await self._nmea_file(path)
+            return
+        nmea = NmeaFixes()
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader()
         device = open(path, "rb", buffering=0)  # noqa: SIM115 - owned by the transport below
         transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), device)
         try:
             while line := await reader.readline():
-                if (fix := from_rmc(line.decode("ascii", "replace"))) is not None:
-                    self.on_fix(fix)
+                self._sentence(nmea, line)
         finally:
             transport.close()
 
@@ -108,10 +129,13 @@ class VehicleAdapter(Adapter):
             except (OSError, ValueError, json.JSONDecodeError) as exc:
                 self.sink.count("source_errors")
                 log.warning("vehicle: GNSS source failed (%s); retrying", exc)
+            if self.finished:
+                log.info("vehicle: NMEA file %s read to the end (%d fixes)", self.settings.nmea, self.fixes)
+                return
             await asyncio.sleep(self.settings.reconnect_s)
 
     def status(self) -> dict[str, object]:
-        return {"fixes": self.fixes, "last_sent": self.last_sent}
+        return {"fixes": self.fixes, "last_sent": self.last_sent, "finished": self.finished}
 
 
 def make(settings: Settings, sink, outbox) -> VehicleAdapter:

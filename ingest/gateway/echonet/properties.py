@@ -82,19 +82,26 @@ class CounterUnwrap:
 
     A reading below the previous one is a wrap (the counter passed its maximum), unless the drop is
     tiny relative to the range, which a meter replaced or reset would not be either: such readings
-    are reported as ``None`` (counted by the adapter) rather than inventing a wrap.
+    are reported as ``None`` (counted by the adapter) rather than inventing a wrap. A reading with
+    more digits than the meter declares (0xD7) cannot come from a working counter: it is a counter
+    fault, refused (``None``) and counted in ``faults``, and does not move the counter.
     """
 
     digits: int = 8
     last: int | None = None
     wraps: int = 0
+    faults: int = 0
 
     @property
     def modulus(self) -> int:
         return 10 ** self.digits
 
     def update(self, raw: int) -> int | None:
-        """The unwrapped total for ``raw``, or None when ``raw`` cannot follow the previous value."""
+        """The unwrapped total for ``raw``, or None when ``raw`` cannot follow the previous value or is
+        beyond the declared digits (a counter fault)."""
+        if raw >= self.modulus:
+            self.faults += 1
+            return None
         if self.last is not None and raw < self.last:
             if self.last - raw > self.modulus // 2:  # passed the maximum and started again at 0
                 self.wraps += 1
@@ -104,4 +111,4 @@ class CounterUnwrap:
         return self.wraps * self.modulus + raw
 
     def state(self) -> dict:
-        return {"digits": self.digits, "last": self.last, "wraps": self.wraps}
+        return {"digits": self.digits, "last": self.last, "wraps": self.wraps, "faults": self.faults}

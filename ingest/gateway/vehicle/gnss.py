@@ -82,6 +82,64 @@ def from_rmc(sentence: str) -> Fix | None:
         return None
 
 
+def _time_of_day(hhmmss: str) -> tuple[int, int, int, int]:
+    micro = round(float("0" + hhmmss[6:]) * 1e6) if "." in hhmmss else 0
+    return int(hhmmss[0:2]), int(hhmmss[2:4]), int(hhmmss[4:6]), micro
+
+
+@dataclass
+class NmeaFixes:
+    """Fixes from a stream of NMEA sentences, as gpsd reports them: one per epoch, from RMC (status A)
+    or, when RMC is void or absent for that epoch, from GGA (fix quality > 0). GGA has no date: it takes
+    the date of its epoch's RMC (valid or void), else of the last RMC; before any RMC it gives nothing.
+    Call :meth:`flush` at the end of the input for the last epoch."""
+
+    date: tuple[int, int, int] | None = None
+    pending: list[str] | None = None  # the fields of a GGA with a fix, waiting for its epoch's RMC
+
+    def feed(self, sentence: str) -> list[Fix]:
+        """The fixes completed by this sentence (0, 1 or 2)."""
+        sentence = sentence.strip()
+        if not nmea_checksum_ok(sentence):
+            return []
+        fields = sentence[1:].split("*")[0].split(",")
+        kind = fields[0][-3:]
+        out: list[Fix] = []
+        if kind == "RMC" and len(fields) >= 10:
+            if self.pending is not None and self.pending[1] != fields[1]:
+                out += self.flush()
+            day = fields[9]
+            if len(day) == 6 and day.isdigit():
+                self.date = (2000 + int(day[4:6]), int(day[2:4]), int(day[0:2]))
+            fix = from_rmc(sentence)
+            if fix is not None:
+                out.append(fix)
+                self.pending = None
+            else:
+                out += self.flush()  # RMC void for this epoch: the GGA fix stands, dated by this RMC
+            return out
+        if kind == "GGA" and len(fields) >= 9:
+            if self.pending is not None and self.pending[1] != fields[1]:
+                out += self.flush()
+            if fields[6].isdigit() and fields[6] != "0" and fields[2] and fields[4]:
+                self.pending = fields
+        return out
+
+    def flush(self) -> list[Fix]:
+        """The waiting GGA fix, if any (at the end of the input or of its epoch)."""
+        fields, self.pending = self.pending, None
+        if fields is None or self.date is None:
+            return []
+        try:
+            stamp = datetime(*self.date, *_time_of_day(fields[1]), tzinfo=UTC)
+            lat, lon = _degrees(fields[2], fields[3]), _degrees(fields[4], fields[5])
+        except (ValueError, IndexError):
+            return []
+        if not (-90 < lat < 90 and -180 <= lon <= 180):
+            return []
+        return [Fix(stamp.timestamp(), lat, lon)]
+
+
 @dataclass
 class Motion:
     """Longitudinal acceleration from successive fixes (no IMU): ``a = Δv / Δt``."""

@@ -22,8 +22,12 @@ FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-.]*$")
 TEXT_FIELDS = {"text", "title", "notes", "res_description", "res_name", "tags_text"}
 
 
+#: Deepest nesting of parentheses and NOTs read (the parser recurses; deeper input is refused, not a crash).
+MAX_DEPTH = 64
+
+
 class QueryError(ValueError):
-    """The query is outside the supported syntax."""
+    """The query is outside the supported syntax (CKAN answers it as an invalid search query, 400)."""
 
 
 @dataclass
@@ -79,6 +83,12 @@ class _Parser:
         self.sql = sql
         self.default_field = default_field
         self.default_op = default_op
+        self.depth = 0
+
+    def _deeper(self) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise QueryError(f"the query nests deeper than {MAX_DEPTH} levels")
 
     def peek(self) -> tuple[str, str] | None:
         return self.tokens[self.position] if self.position < len(self.tokens) else None
@@ -130,20 +140,26 @@ class _Parser:
         kind, text = self.peek() or ("", "")
         if kind == "word" and text in ("-", "!", "NOT", "+"):
             self.take()
+            self._deeper()
             inner = self.parse_unary(fld)
+            self.depth -= 1
             return inner if text == "+" else f"(NOT {inner})"
         if kind == "word" and len(text) > 1 and text[0] in "+-!":
             self.tokens[self.position] = (kind, text[1:])
+            self._deeper()
             inner = self.parse_unary(fld)
+            self.depth -= 1
             return inner if text[0] == "+" else f"(NOT {inner})"
         return self.clause(fld)
 
     def clause(self, fld: str | None) -> str:
         kind, text = self.take()
         if kind == "lparen":
+            self._deeper()
             inner = self.parse(fld, closing=True)
-            if self.take()[0] != "rparen":
+            if self.peek() is None or self.take()[0] != "rparen":
                 raise QueryError("missing ')'")
+            self.depth -= 1
             return inner
         if kind == "rparen":
             raise QueryError("unexpected ')'")

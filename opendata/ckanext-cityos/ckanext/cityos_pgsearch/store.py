@@ -105,6 +105,16 @@ class PgSolr:
         """Every write is committed when made."""
 
     def search(self, q: str = "*:*", **params: Any) -> Results:
+        """Solr's search over the PostgreSQL index; a query outside the syntax raises CKAN's
+        SearchQueryError, which the action API answers with 400 "Search Query is invalid" (not 500)."""
+        from ckan.lib.search.common import SearchQueryError
+
+        try:
+            return self._search(q, **params)
+        except lucene.QueryError as exc:
+            raise SearchQueryError(str(exc)) from exc
+
+    def _search(self, q: str, **params: Any) -> Results:
         sql = lucene.Sql()
         default_op = str(params.get("q.op", "AND")).upper()
         conditions = [lucene.to_sql(q, sql, default_field=params.get("df", "text"), default_op=default_op)[0]]
