@@ -10,7 +10,8 @@ made, not only at delivery, so nobody can join the ingest share group and silent
 - ``public`` (citizen developers, password ``public``): subscribes to ``cityos/public/#`` only;
   publishes nothing.
 - each device (user name = device id): publishes only its own stream topics
-  ``cityos/v1/{domain}/{device_id}/{stream}``, one per format its domain offers; subscribes to nothing.
+  ``cityos/v1/{domain}/{device_id}/{stream}``, one per format its domain offers; subscribes only to its
+  own confirmation topic ``cityos/confirm/v1/{device_id}`` (literal, no wildcard).
 
 This module is pure (standard library only): it renders roles and the plugin's configuration file.
 :mod:`cityos.ingest.dynsec` applies them to a running broker; :mod:`cityos.ingest.devices` decides which.
@@ -39,6 +40,12 @@ PBKDF2_ITERATIONS = 101  # Mosquitto's own default for $7$ hashes and for the pl
 SALT_BYTES = 12  # the plugin keeps exactly 12 bytes of salt per client
 CONFIG_NAME = "dynamic-security.json"
 SERVICE_ROLE, PUBLIC_ROLE, DEVICE_ROLE_PREFIX = "cityos-service", "cityos-public", "device-"
+#: The ingest gate: a role every device holds above its own. Closed (deny publishing ``cityos/v1/#``)
+#: whenever the broker starts; an ingest worker opens it (removes the rule) once its subscription to the
+#: share group is granted. Mosquitto does not restore shared subscriptions after a restart, so without
+#: the gate a device's message would be acknowledged and dropped; with it an MQTT 5 device gets
+#: "not authorized" and keeps the message.
+GATE_ROLE, GATE_PRIORITY, GATED_TOPIC = "cityos-ingest-gate", 10, "cityos/v1/#"
 
 PUBLISH, RECEIVE = "publishClientSend", "publishClientReceive"
 SUBSCRIBE, UNSUBSCRIBE = "subscribePattern", "unsubscribePattern"
@@ -112,6 +119,17 @@ def public_role() -> Role:
     return Role(PUBLIC_ROLE, _reads("cityos/public/#"))
 
 
+def gate_role(closed: bool = True) -> Role:
+    """The ingest gate (see :data:`GATE_ROLE`): closed it denies devices' publishing; open it holds no rule."""
+    return Role(GATE_ROLE, (Acl(PUBLISH, GATED_TOPIC, allow=False),) if closed else ())
+
+
+def close_gate(config: dict) -> dict:
+    """The plugin's file ``config`` with the ingest gate closed (before the broker starts)."""
+    roles = [r for r in config.get("roles", []) if r.get("rolename") != GATE_ROLE]
+    return {**config, "roles": [*roles, gate_role(closed=True).as_json()]}
+
+
 def device_role_name(device_id: str) -> str:
     return f"{DEVICE_ROLE_PREFIX}{device_id}"
 
@@ -124,11 +142,13 @@ def device_streams(domain: str) -> tuple[str, ...]:
 
 
 def device_role(device_id: str, domain: str) -> Role:
-    """A device: publish its own stream topics only (literal topics, no wildcard); read nothing."""
-    from cityos.ingest.topics import topic_for
+    """A device: publish its own stream topics only (literal topics, no wildcard); read only its own
+    confirmation topic (which of its messages the platform has stored)."""
+    from cityos.ingest.topics import confirm_topic, topic_for
 
     return Role(device_role_name(device_id),
-                tuple(Acl(PUBLISH, topic_for(domain, device_id, s)) for s in device_streams(domain)))
+                tuple(Acl(PUBLISH, topic_for(domain, device_id, s)) for s in device_streams(domain))
+                + _reads(confirm_topic(device_id)))
 
 
 @dataclass(frozen=True)
@@ -140,17 +160,24 @@ class DeviceCredential:
     password_hash: str
 
 
-def _client(username: str, stored_hash: str, role: str) -> dict:
-    return {"username": username, "roles": [{"rolename": role, "priority": 0}], **plugin_password(stored_hash)}
+def device_client_roles(device_id: str) -> list[dict]:
+    """A device's roles: the ingest gate above its own."""
+    return [{"rolename": GATE_ROLE, "priority": GATE_PRIORITY},
+            {"rolename": device_role_name(device_id), "priority": 0}]
+
+
+def _client(username: str, stored_hash: str, role: str, roles: list[dict] | None = None) -> dict:
+    return {"username": username, "roles": roles or [{"rolename": role, "priority": 0}], **plugin_password(stored_hash)}
 
 
 def render_config(service_password_hash: str, devices: Iterable[DeviceCredential]) -> dict:
     """The plugin's whole configuration file: defaults, the service, public and device accounts and roles."""
     devices = sorted(devices, key=lambda d: d.device_id)
-    roles = [service_role(), public_role(), *(device_role(d.device_id, d.domain) for d in devices)]
+    roles = [service_role(), public_role(), gate_role(closed=True),
+             *(device_role(d.device_id, d.domain) for d in devices)]
     clients = [_client(SERVICE_USER, service_password_hash, SERVICE_ROLE),
                _client(PUBLIC_USER, public_hash(), PUBLIC_ROLE)]
-    clients += [_client(d.device_id, d.password_hash, device_role_name(d.device_id)) for d in devices]
+    clients += [_client(d.device_id, d.password_hash, "", device_client_roles(d.device_id)) for d in devices]
     return {"defaultACLAccess": DEFAULT_ACCESS, "clients": clients, "groups": [],
             "roles": [r.as_json() for r in roles]}
 

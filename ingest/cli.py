@@ -28,7 +28,7 @@ def _conn():
     return connect(autocommit=True)
 
 
-def _worker_main(index: int, database_url: str, mqtt_url: str, metrics_folder: str, batch_max: int) -> None:
+def _worker_main(client_id: str, database_url: str, mqtt_url: str, metrics_folder: str, batch_max: int) -> None:
     from pathlib import Path
 
     from cityos.platform.metrics import enable_multiprocess
@@ -39,66 +39,117 @@ def _worker_main(index: int, database_url: str, mqtt_url: str, metrics_folder: s
 
     settings = _settings()
     configure_logging(settings.log_level, settings.log_json)
-    client_id = f"cityos-ingest-{socket.gethostname()}-{index}"
-    run_worker(WorkerConfig(database_url, mqtt_url, client_id, batch_max=batch_max))
+    if not run_worker(WorkerConfig(database_url, mqtt_url, client_id, batch_max=batch_max)):
+        raise SystemExit(3)  # asked to leave, but the session could not be ended: the registry keeps it open
 
 
-def _public_feed_main(database_url: str, mqtt_url: str, k: int) -> None:
+def _public_feed_main(database_url: str, mqtt_url: str, k: int, client_id: str) -> None:
     from cityos.ingest.public_feed import PublicFeed
     from cityos.platform.logs import configure_logging
 
     settings = _settings()
     configure_logging(settings.log_level, settings.log_json)
-    feed = PublicFeed(database_url, mqtt_url, k)
+    feed = PublicFeed(database_url, mqtt_url, k, client_id=client_id)
     signal.signal(signal.SIGTERM, lambda *_: feed.stop())
     feed.run()
 
 
 @ingest_app.command("ingest")
-def ingest(workers: int = typer.Option(2, "--workers", "-w", min=1, help="Worker processes (shared subscription)."),
+def ingest(workers: int = typer.Option(2, "--workers", "-w", min=1, max=1000,
+                                       help="Worker processes (shared subscription)."),
            batch_max: int = typer.Option(5000, help="Most messages committed in one transaction."),
-           public_feed: bool = typer.Option(True, help="Also republish public streams to cityos/public/v1/#.")
+           public_feed: bool | None = typer.Option(None, help="Also republish public streams to cityos/public/v1/# "
+                                            "(default: in instance 0 only, so one process publishes the tree).")
            ) -> None:
-    """Run N ingest worker processes sharing the stream (MQTT 5 shared subscription)."""
+    """Run N ingest worker processes sharing the stream (MQTT 5 shared subscription).
+
+    The process is one ingest *instance* (``CITYOS_INGEST_INSTANCE``: an ordinal, or ``auto`` for the
+    lowest free one); its workers are the MQTT clients ``cityos-ingest-{instance}-{index}``. It drains
+    and ends the broker sessions of workers that no longer exist (see ``cityos.ingest.sessions``).
+    """
+    from cityos.ingest.sessions import (
+        InstanceClaim,
+        InstanceUnavailable,
+        SessionKeeper,
+        adopt_legacy,
+        decide_leave,
+        parse_instance,
+        public_feed_client_id,
+        register,
+    )
+    from cityos.ingest.worker import drain_session
+    from cityos.platform.logs import configure_logging
     from cityos.platform.metrics import metrics_dir
 
     settings = _settings()
     if not settings.database_url or not settings.mqtt_url:
         typer.secho("CITYOS_DATABASE_URL and CITYOS_MQTT_URL are needed (run `cityos up` first)", fg="red", err=True)
         raise typer.Exit(1)
+    configure_logging(settings.log_level, settings.log_json)
+    try:
+        claim = InstanceClaim(settings.database_url, parse_instance(settings.ingest_instance))
+        instance = claim.acquire()
+        assert claim.conn is not None
+        client_ids = register(claim.conn, instance, workers, socket.gethostname())
+        adopt_legacy(claim.conn, instance, socket.gethostname(), workers)
+    except (ValueError, InstanceUnavailable) as exc:
+        typer.secho(f"ingest: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"ingest instance {instance}: workers {', '.join(client_ids)}", err=True)
     ctx = multiprocessing.get_context("spawn")
     folder = str(metrics_dir(settings.home))
-    procs = [ctx.Process(target=_worker_main, args=(i, settings.database_url, settings.mqtt_url, folder, batch_max),
-                         name=f"ingest-{i}") for i in range(workers)]
-    if public_feed:
+    procs = [ctx.Process(target=_worker_main, args=(cid, settings.database_url, settings.mqtt_url, folder, batch_max),
+                         name=f"ingest-{i}") for i, cid in enumerate(client_ids)]
+    if public_feed if public_feed is not None else instance == 0:
         procs.append(ctx.Process(target=_public_feed_main, args=(settings.database_url, settings.mqtt_url,
-                                                                 settings.k_anonymity), name="public-feed"))
+                                                                 settings.k_anonymity,
+                                                                 public_feed_client_id(instance)),
+                                 name="public-feed"))
     for proc in procs:
         proc.start()
 
-    stopping = False
-
-    def forward(signum, _frame):
-        nonlocal stopping
-        stopping = True
-        for proc in procs:
-            if proc.pid and proc.is_alive():
-                os.kill(proc.pid, signal.SIGTERM)
-
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
+    requested: list[int] = []
+    lost: list[str] = []
+    signal.signal(signal.SIGTERM, lambda signum, _f: requested.append(signum))
+    signal.signal(signal.SIGINT, lambda signum, _f: requested.append(signum))
+    keeper = SessionKeeper(claim, workers, lambda cid: drain_session(settings.database_url, settings.mqtt_url, cid),
+                           lost.append)
+    keeper.start()
     # One dead worker stops the service (the others are told to stop): the supervisor that runs
     # `cityos ingest` (the local runtime's, or the container's restart policy) starts it again whole.
-    multiprocessing.connection.wait([p.sentinel for p in procs])
-    if not stopping:
+    while not requested and not lost and all(p.is_alive() for p in procs):
+        multiprocessing.connection.wait([p.sentinel for p in procs], timeout=0.5)
+    keeper.stop()
+    leave = False
+    if requested:
+        try:  # other instances stay: this one leaves for good and its workers end their sessions
+            leave = claim.conn is not None and decide_leave(claim.conn, instance)
+        except Exception as exc:  # no database: keep the sessions (the safe side)
+            typer.secho(f"ingest: could not decide whether other instances stay ({exc}); keeping sessions",
+                        fg="yellow", err=True)
+    elif lost:
+        typer.secho(f"ingest: {lost[0]}; stopping", fg="red", err=True)
+    else:
         dead = [f"{p.name} (exit {p.exitcode})" for p in procs if not p.is_alive()]
         typer.secho(f"ingest: {', '.join(dead)} stopped; stopping the other workers", fg="red", err=True)
-        forward(signal.SIGTERM, None)
-        stopping = False  # this is a failure, not a requested stop
+    for proc in procs:
+        if proc.pid and proc.is_alive():
+            os.kill(proc.pid, signal.SIGUSR1 if leave and proc.name != "public-feed" else signal.SIGTERM)
     for proc in procs:
         proc.join()
+    if leave:
+        from cityos.ingest.sessions import mark_ended
+
+        try:
+            for cid, proc in zip(client_ids, procs, strict=False):
+                if proc.exitcode == 0:
+                    mark_ended(claim.conn, cid, "left", 0)
+        except Exception as exc:
+            typer.secho(f"ingest: sessions ended but not recorded ({exc})", fg="yellow", err=True)
+    keeper.join(5)
+    claim.release()
     failed = [p.name for p in procs if p.exitcode not in (0, -signal.SIGTERM)]
-    if failed or not stopping:
+    if failed or not requested:
         raise typer.Exit(1)
 
 

@@ -15,14 +15,19 @@ from dataclasses import dataclass, field
 
 from cityos.ingest.broker_auth import (
     DEFAULT_ACCESS,
+    GATE_ROLE,
+    GATED_TOPIC,
     PUBLIC_ROLE,
     PUBLIC_USER,
+    PUBLISH,
     SERVICE_ROLE,
     SERVICE_USER,
     Acl,
     Role,
+    device_client_roles,
     device_role,
     device_role_name,
+    gate_role,
     public_role,
     service_role,
 )
@@ -129,6 +134,11 @@ class DynsecControl:
         answer = self.run([{"command": "listClients", "verbose": False}])[0]
         return set(answer["data"]["clients"])
 
+    def client_roles(self) -> dict[str, set[str]]:
+        """Every client's user name with the names of its roles."""
+        answer = self.run([{"command": "listClients", "verbose": True}])[0]
+        return {c["username"]: {r["rolename"] for r in c.get("roles", [])} for c in answer["data"]["clients"]}
+
     def default_access(self) -> dict[str, bool]:
         """What happens where no rule matches, per access type."""
         answer = self.run([{"command": "getDefaultACLAccess"}])[0]
@@ -151,6 +161,15 @@ def role_commands(role: Role, current: set[Acl] | None) -> list[dict]:
             + [{"command": "addRoleACL", "rolename": role.name, **a.as_json()} for a in sorted(wanted - current)])
 
 
+#: The command an ingest worker sends once its share-group subscription is granted: devices may publish.
+OPEN_GATE = {"command": "removeRoleACL", "rolename": GATE_ROLE, "acltype": PUBLISH, "topic": GATED_TOPIC}
+
+
+def open_gate_payload() -> str:
+    """The control message that opens the ingest gate (fire and forget: an open gate answers "ACL not found")."""
+    return json.dumps({"commands": [OPEN_GATE]})
+
+
 def put_devices(control: DynsecControl, devices: list[tuple[str, str, str]]) -> None:
     """Create or replace accounts and roles of ``(device_id, domain, password)``; old sessions are disconnected."""
     commands: list[dict] = []
@@ -160,7 +179,7 @@ def put_devices(control: DynsecControl, devices: list[tuple[str, str, str]]) -> 
                      {"command": "deleteRole", "rolename": role.name},
                      *role_commands(role, None),
                      {"command": "createClient", "username": device_id, "password": password,
-                      "roles": [{"rolename": role.name, "priority": 0}]}]
+                      "roles": device_client_roles(device_id)}]
     control.run(commands, tolerate=("Client not found", "Role not found"))
 
 
@@ -189,7 +208,8 @@ def reconcile(control: DynsecControl, devices: dict[str, str]) -> Reconciled:
     ``missing``; rotating its password, or starting the broker from the registry, restores it.
     """
     result = Reconciled()
-    present = control.clients()
+    held = control.client_roles()
+    present = set(held)
     roles = control.roles()
     fixed = {SERVICE_USER: SERVICE_ROLE, PUBLIC_USER: PUBLIC_ROLE}
     commands: list[dict] = []
@@ -206,6 +226,12 @@ def reconcile(control: DynsecControl, devices: dict[str, str]) -> Reconciled:
         if changes:
             result.roles_changed.append(role.name)
             commands += changes
+    if GATE_ROLE not in roles:  # its rule is the workers' to set: a running broker gets it open
+        commands += role_commands(gate_role(closed=False), None)
+    for name in sorted(present & set(devices)):
+        if GATE_ROLE not in held[name]:
+            commands.append({"command": "addClientRole", "username": name, "rolename": GATE_ROLE,
+                             "priority": device_client_roles(name)[0]["priority"]})
     result.missing = sorted(set(devices) - present)
     if commands:  # each change rewrites the plugin's file; an idle reconciliation leaves it untouched
         control.run(commands, tolerate=("Role not found",))

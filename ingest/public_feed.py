@@ -22,6 +22,7 @@ import json
 import logging
 import threading
 import time
+import uuid
 
 from cityos.platform.exits import MQTT_ENERGY
 from cityos.platform.mqtt import BrokerAddress, new_client
@@ -39,7 +40,7 @@ class PublicFeed:
     """Publishes committed public positions and the energy aggregate into the public tree."""
 
     def __init__(self, database_url: str, mqtt_url: str, k: int, *, min_interval_s: float = 1.0,
-                 energy_interval_s: float = 60.0):
+                 energy_interval_s: float = 60.0, client_id: str = ""):
         self.database_url, self.k = database_url, k
         self.min_interval_s, self.energy_interval_s = min_interval_s, energy_interval_s
         self._last: dict[str, float] = {}
@@ -47,7 +48,9 @@ class PublicFeed:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         address = BrokerAddress.parse(mqtt_url)
-        self.client = new_client(address, "cityos-public-feed")
+        # One id per ingest instance (cityos.ingest.sessions.public_feed_client_id); a fixed id shared by
+        # several `cityos ingest` processes made them knock each other off the broker.
+        self.client = new_client(address, client_id or f"cityos-public-feed-{uuid.uuid4().hex[:8]}")
         self.client.reconnect_delay_set(1, 10)
         self.client.connect_async(address.host, address.port, keepalive=30)
         self.positions = PositionListener(database_url, self._on_position, "public-feed-positions")

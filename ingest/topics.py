@@ -29,6 +29,17 @@ class TopicInfo(NamedTuple):
     stream: str
 
 
+#: Where the platform confirms to a device that its messages are stored (only that device may read it).
+CONFIRM_PREFIX = "cityos/confirm/v1"
+#: The MQTT 5 user property with which a publisher numbers a message for confirmation.
+SEQ_PROPERTY = "seq"
+
+
+def confirm_topic(device_id: str) -> str:
+    """The topic on which ``device_id`` is told which of its messages (by ``seq``) are stored."""
+    return f"{CONFIRM_PREFIX}/{device_id}"
+
+
 def topic_for(domain: str, device_id: str, stream: str = "readings") -> str:
     """The topic on which ``device_id`` publishes ``stream`` (not validated: see :func:`parse_topic`)."""
     return f"{PREFIX}/{domain}/{device_id}/{stream}"

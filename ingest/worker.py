@@ -5,11 +5,18 @@ or its dead letter has committed. If the database is down the worker keeps the b
 with back-off and acknowledges nothing, so the broker keeps (and after a worker crash
 re-delivers) every message; re-delivered readings are deduplicated by the tables' keys.
 Several workers share the stream through ``$share/<group>/cityos/v1/#``.
+
+Each worker keeps a persistent session (the broker queues its share while it is away). A worker
+that leaves for good (:meth:`IngestWorker.leave`), or a drainer that resumes the session of a
+worker that no longer exists (``mode="drain"``, :mod:`cityos.ingest.sessions`), first unsubscribes,
+stores and acknowledges everything the session still holds, and only then disconnects with session
+expiry 0, which ends the session: nothing acknowledged to a publisher is left in it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import signal
 import struct
@@ -27,14 +34,21 @@ from paho.mqtt.properties import Properties
 
 from cityos.ingest import metrics
 from cityos.ingest.admission import Admission
+from cityos.ingest.dynsec import CONTROL_TOPIC, open_gate_payload
 from cityos.ingest.pipeline import MessageOutcome, process_message
+from cityos.ingest.topics import SEQ_PROPERTY, confirm_topic, is_valid_device_id
 from cityos.ingest.writer import Batch, write_batch
 from cityos.platform.mqtt import BrokerAddress, new_client
 
 log = logging.getLogger(__name__)
 
 TOPIC_FILTER = "cityos/v1/#"
+TOPIC_PREFIX = "cityos/v1/"
 SESSION_EXPIRY_S = 7 * 24 * 3600
+#: Ending a session: after the UNSUBACK, it is empty once nothing has arrived for this long.
+QUIET_S = 1.5
+#: MQTT 5 DISCONNECT reason "Session taken over": another connection now owns the client id.
+SESSION_TAKEN_OVER = 142
 #: An MQTT 5 PUBACK with reason Success and no properties: type 4, remaining length 2, packet id
 #: (the reason code may then be omitted, MQTT 5.0 section 3.4.2.1). paho's ``Client.ack`` sends these bytes too.
 _PUBACK = struct.Struct("!BBH")
@@ -60,6 +74,7 @@ class Received(NamedTuple):
     topic: str
     payload: bytes
     client_id: str | None
+    seq: str | None  # the publisher's number for end-to-end confirmation (MQTT 5 user property "seq")
     generation: int
     received: float
 
@@ -76,6 +91,9 @@ class WorkerConfig:
     batch_max_bytes: int = 4 * 1024 * 1024  # about 80 messages of 1,000 readings per transaction
     flush_s: float = 0.05
     receive_maximum: int = 20000
+    #: "work": subscribe and consume; "drain": resume an existing session without subscribing, store
+    #: what it holds and end it (the session of a worker that no longer exists).
+    mode: str = "work"
 
 
 class IngestWorker:
@@ -87,44 +105,90 @@ class IngestWorker:
         self._queue: deque[Received] = deque()
         self._generation = 0
         self._stop = threading.Event()
+        self._leave = False
+        self._lost = threading.Event()  # drain/leave: the connection dropped or was taken over
+        self._unsubscribed = threading.Event()
+        self._session_present: bool | None = None
+        self._last_message = time.monotonic()
         self._conn: psycopg.Connection | None = None
         self.address = BrokerAddress.parse(config.mqtt_url)
         self.client = new_client(self.address, config.client_id, manual_ack=True)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
+        self.client.on_unsubscribe = self._on_unsubscribe
         # Back within a second of a broker restart: Mosquitto does not restore shared subscriptions from its
         # persistence, so messages published before the workers re-subscribe have nowhere to go. Gateways wait
         # a few seconds after such a reconnect before sending (see ingest/CONTRACT.md, "Broker restarts").
         self.client.reconnect_delay_set(0.5, 1)
         self.committed_messages = 0
+        self.ended = False  # the broker's session was ended on the way out
 
     # -- MQTT callbacks (network thread) -------------------------------------------------------------------
     def _on_connect(self, client: mqtt.Client, _u, flags, reason_code, _p) -> None:
         if reason_code.is_failure:
             log.error("broker refused the ingest worker", extra={"reason": str(reason_code)})
             return
-        client.subscribe(f"$share/{self.config.group}/{TOPIC_FILTER}", qos=1)
-        log.info("ingest worker connected", extra={"client_id": self.config.client_id,
-                                                   "session_present": bool(flags.session_present)})
+        self._session_present = bool(flags.session_present)
+        if self.config.mode == "drain" or self._leave:
+            client.unsubscribe(self.share_filter)  # nothing new; what the session holds still arrives
+        else:
+            client.subscribe(self.share_filter, qos=1)
+        log.info("ingest worker connected", extra={"client_id": self.config.client_id, "mode": self.config.mode,
+                                                   "session_present": self._session_present})
+
+    @property
+    def share_filter(self) -> str:
+        return f"$share/{self.config.group}/{TOPIC_FILTER}"
+
+    def _on_subscribe(self, _c, _u, _mid, reason_codes, _p) -> None:
+        if reason_codes[0].is_failure:
+            log.error("broker refused the ingest subscription", extra={"reason": str(reason_codes[0])})
+            return
+        # The share group has a member again: open the ingest gate, so devices may publish (it is closed
+        # whenever the broker starts; see cityos.ingest.broker_auth.GATE_ROLE). Idempotent.
+        self.client.publish(CONTROL_TOPIC, open_gate_payload(), qos=1)
+        log.info("ingest worker subscribed", extra={"client_id": self.config.client_id})
+
+    def _on_unsubscribe(self, *_args) -> None:
+        self._last_message = time.monotonic()  # quiet is counted from the UNSUBACK or the last message
+        self._unsubscribed.set()
 
     def _on_disconnect(self, _c, _u, _f, reason_code, _p) -> None:
         # Message ids of the old connection must never be acknowledged on a new one.
         self._generation += 1
-        log.warning("ingest worker disconnected from broker", extra={"reason": str(reason_code)})
+        if self.config.mode == "drain" or self._leave:
+            self._lost.set()
+        level = logging.INFO if reason_code.value == SESSION_TAKEN_OVER else logging.WARNING
+        log.log(level, "ingest worker disconnected from broker", extra={"reason": str(reason_code),
+                                                                       "client_id": self.config.client_id})
 
     def _on_message(self, _c, _u, msg: mqtt.MQTTMessage) -> None:
-        client_id = None
+        client_id = seq = None
         props = msg.properties
         if props is not None and hasattr(props, "UserProperty"):
             for key, value in props.UserProperty:
                 if key == "client_id":
                     client_id = value
-        self._queue.append(Received(msg.mid, msg.topic, msg.payload, client_id, self._generation, time.monotonic()))
+                elif key == SEQ_PROPERTY:
+                    seq = value
+        self._last_message = time.monotonic()
+        self._queue.append(Received(msg.mid, msg.topic, msg.payload, client_id, seq, self._generation,
+                                    time.monotonic()))
 
     # -- main loop ---------------------------------------------------------------------------------------------
     def stop(self) -> None:
-        """Ask the worker to flush, acknowledge and exit."""
+        """Ask the worker to flush, acknowledge and exit, keeping its session (messages queue for it)."""
+        self._stop.set()
+
+    @property
+    def leaving(self) -> bool:
+        return self._leave
+
+    def leave(self) -> None:
+        """Ask the worker to leave for good: flush, then drain and end its session (other workers stay)."""
+        self._leave = True
         self._stop.set()
 
     def _connect_mqtt(self) -> None:
@@ -190,7 +254,26 @@ class IngestWorker:
                 backoff = min(backoff * 2, 5.0)
         elapsed = time.monotonic() - started
         self._acknowledge(received)
+        self._confirm(received)
         self._record(batch, outcomes, elapsed)
+
+    def _confirm(self, received: list[Received]) -> None:
+        """Tell each publisher that numbered its messages which of them are now stored (rows or dead letter).
+
+        One QoS 1 message per device and batch on ``cityos/confirm/v1/{device_id}``, which only that device
+        may read: ``{"seq": [...]}``. The device is the topic's (the broker lets a device publish only its
+        own topics, so nobody is told about another's messages).
+        """
+        by_device: dict[str, list[int]] = {}
+        for msg in received:
+            if msg.seq is None or not msg.topic.startswith(TOPIC_PREFIX):
+                continue
+            parts = msg.topic.split("/")
+            if len(parts) != 5 or not is_valid_device_id(parts[3]) or not msg.seq.isdigit() or len(msg.seq) > 18:
+                continue
+            by_device.setdefault(parts[3], []).append(int(msg.seq))
+        for device_id, seqs in by_device.items():
+            self.client.publish(confirm_topic(device_id), json.dumps({"seq": seqs}, separators=(",", ":")), qos=1)
 
     def _acknowledge(self, received: list[Received]) -> None:
         generation = self._generation
@@ -223,27 +306,71 @@ class IngestWorker:
         metrics.BUFFERED.set(len(self._queue))
 
     def run(self) -> None:
-        """Consume until :meth:`stop`; then flush, acknowledge and disconnect."""
+        """Consume until :meth:`stop`; then flush, acknowledge and disconnect (ending the session if leaving)."""
         self._connect_mqtt()
         try:
+            if self.config.mode == "drain":
+                self._end_session()
+                return
             while not self._stop.is_set():
                 received = self._take()
                 if received:
                     self._commit(received)
-            # Graceful shutdown: commit and acknowledge what is held. The subscription stays in the
-            # persistent session (unsubscribing would make the broker drop what arrives while no
-            # worker runs); anything received after this point is not acknowledged and the broker
-            # delivers it again when a worker reconnects.
-            held = len(self._queue)
-            while held > 0:
-                batch = [self._queue.popleft() for _ in range(min(held, self.config.batch_max))]
-                held -= len(batch)
-                self._commit(batch)
+            # Graceful shutdown: commit and acknowledge what is held. Unless the worker leaves for good,
+            # the subscription stays in the persistent session (unsubscribing would make the broker drop
+            # what arrives while no worker runs); anything received after this point is not acknowledged
+            # and the broker delivers it again when a worker reconnects.
+            self._flush_held()
+            if self._leave:
+                self._end_session()
         finally:
-            self.client.disconnect()
+            if not self.ended:
+                self.client.disconnect()
             self.client.loop_stop()
             if self._conn is not None:
                 self._conn.close()
+
+    def _flush_held(self) -> None:
+        held = len(self._queue)
+        while held > 0:
+            batch = [self._queue.popleft() for _ in range(min(held, self.config.batch_max))]
+            held -= len(batch)
+            self._commit(batch)
+
+    def _end_session(self, connect_timeout: float = 20.0) -> None:
+        """Unsubscribe, store what the session still holds, then disconnect with session expiry 0.
+
+        Gives up (the session stays, with its messages) if the connection drops or another client takes
+        the id over: ending a session whose messages were not all stored would lose them.
+        """
+        generation = self._generation
+        deadline = time.monotonic() + connect_timeout
+        while self._session_present is None and time.monotonic() < deadline and not self._lost.is_set():
+            time.sleep(0.05)
+        if self._session_present is None:
+            log.warning("could not reach the broker to end the session", extra={"client_id": self.config.client_id})
+            return
+        if self._leave and not self._lost.is_set():
+            self.client.unsubscribe(self.share_filter)
+        while not self._lost.is_set():
+            received = self._take()
+            if received:
+                self._commit(received)
+                continue
+            quiet = time.monotonic() - self._last_message >= QUIET_S
+            if self._unsubscribed.is_set() and quiet and not self._queue:
+                break
+            time.sleep(0.02)
+        if self._lost.is_set() or self._generation != generation:
+            log.warning("session not ended: the connection was lost or taken over",
+                        extra={"client_id": self.config.client_id})
+            return
+        props = Properties(PacketTypes.DISCONNECT)
+        props.SessionExpiryInterval = 0
+        self.client.disconnect(properties=props)
+        self.ended = True
+        log.info("ingest session ended", extra={"client_id": self.config.client_id,
+                                                "messages": self.committed_messages})
 
 
 def payload_digest(payload: bytes) -> str:
@@ -251,9 +378,25 @@ def payload_digest(payload: bytes) -> str:
     return hashlib.sha256(payload).hexdigest()
 
 
-def run_worker(config: WorkerConfig) -> None:
-    """Run one worker in this process until SIGTERM or SIGINT."""
+def run_worker(config: WorkerConfig) -> bool:
+    """Run one worker in this process until SIGTERM or SIGINT (keep the session) or SIGUSR1 (leave for good).
+
+    Returns False if it was asked to leave but could not end its session (it stays for a sweep to drain).
+    """
     worker = IngestWorker(config)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: worker.stop())
+    signal.signal(signal.SIGUSR1, lambda *_: worker.leave())
     worker.run()
+    return worker.ended or not worker.leaving
+
+
+def drain_session(database_url: str, mqtt_url: str, client_id: str, group: str = "cityos-ingest") -> int | None:
+    """Resume the session ``client_id`` of a worker that no longer exists, store what it holds and end it.
+
+    Returns the messages stored, or None when the session could not be ended (the broker was not
+    reached, or a live worker took the id over: then the session is that worker's again).
+    """
+    worker = IngestWorker(WorkerConfig(database_url, mqtt_url, client_id, group=group, mode="drain"))
+    worker.run()
+    return worker.committed_messages if worker.ended else None

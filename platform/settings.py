@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     basemap_tiles: str = Field("", description="Raster tile URL template of the apps' basemap (e.g. GSI: "
                                "https://cyberjapandata.gsi.go.jp/xyz/std/{z}/{x}/{y}.png); empty = offline style.")
     basemap_attribution: str = Field("", description="Attribution shown with the basemap (e.g. 地理院タイル).")
+    ingest_instance: str = Field("auto", description="Ordinal of this `cityos ingest` process (its workers are "
+                                 "the MQTT clients cityos-ingest-{instance}-{index}); `auto` takes the lowest one no "
+                                 "running instance holds.")
     app_data_refresh_s: float = Field(60, ge=0, le=86_400, description="Seconds each API process keeps the apps' "
                                       "base layers (/apps/data: hydrants, roads, districts, facilities) before "
                                       "rebuilding them from the database.")

@@ -13,9 +13,14 @@ from cityos.platform.mqtt import BrokerAddress, new_client
 class Publisher:
     """QoS 1 publisher; ``acked`` holds the keys of messages with a successful PUBACK."""
 
-    def __init__(self, url: str, client_id: str = "", max_inflight: int = 1000):
+    def __init__(self, url: str, client_id: str = "", max_inflight: int = 1000, mqtt311: bool = False):
         self.address = BrokerAddress.parse(url)
-        self.client = new_client(self.address, client_id)
+        if mqtt311:  # MQTT 3.1.1: a PUBACK has no reason code, so a refused message looks acknowledged
+            self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or f"v311-{time.time_ns()}",
+                                      protocol=mqtt.MQTTv311)
+            self.client.username_pw_set(self.address.username, self.address.password)
+        else:
+            self.client = new_client(self.address, client_id)
         self.client.max_inflight_messages_set(max_inflight)
         self.client.max_queued_messages_set(0)
         self.connected = threading.Event()
@@ -30,7 +35,7 @@ class Publisher:
         self.client.on_publish = self._on_publish
 
     def _on_connect(self, _c, _u, _f, reason_code, _p) -> None:
-        if reason_code.is_failure:
+        if getattr(reason_code, "is_failure", False):
             self.refused = str(reason_code)
         else:
             self.connected.set()
@@ -44,7 +49,7 @@ class Publisher:
             self._settle(key, reason_code)
 
     def _settle(self, key: object, reason_code) -> None:
-        if reason_code.is_failure:
+        if getattr(reason_code, "is_failure", False):
             self.denied[key] = str(reason_code)
         else:
             self.acked.add(key)
@@ -92,4 +97,37 @@ def publish_once(url: str, topic: str, payload: bytes | str) -> tuple[bool, str]
         return False, pub.denied.get("m", "no PUBACK")
 
 
-__all__ = ["Publisher", "mqtt", "publish_once"]
+
+class Stream:
+    """Publishes ``count`` sequence-numbered messages at ``rate`` per second in the background (QoS 1);
+    ``publisher.acked`` holds the sequence numbers the broker acknowledged."""
+
+    def __init__(self, url: str, topic: str, payload, count: int, rate: float, mqtt311: bool = False):
+        self.publisher = Publisher(url, client_id=f"stream-{time.monotonic_ns()}", mqtt311=mqtt311)
+        self.topic, self.payload, self.count, self.rate = topic, payload, count, rate
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        for seq in range(self.count):
+            self.publisher.publish(self.topic, self.payload(seq), key=seq)
+            time.sleep(1 / self.rate)
+
+    def __enter__(self) -> Stream:
+        self.publisher.__enter__()
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.thread.join()
+        self.publisher.wait_acked(self.count, timeout=60)
+        self.publisher.__exit__()
+
+    def progress(self, fraction: float, timeout: float = 60) -> None:
+        """Wait until ``fraction`` of the stream has been acknowledged."""
+        deadline = time.monotonic() + timeout
+        while len(self.publisher.acked) < self.count * fraction:
+            assert time.monotonic() < deadline, f"stream stalled at {len(self.publisher.acked)} acknowledged"
+            time.sleep(0.05)
+
+
+__all__ = ["Publisher", "Stream", "mqtt", "publish_once"]

@@ -55,33 +55,46 @@ class TestBroker:
 
 
 class Workers:
-    """``cityos ingest --workers N`` as a real process tree writing to the test database."""
+    """``cityos ingest --workers N`` as a real process tree writing to the test database.
 
-    def __init__(self, database_url: str, mqtt_url: str, home: Path, workers: int = 1, public_feed: bool = True):
+    ``instance``: its ``CITYOS_INGEST_INSTANCE`` (default ``auto``); ``hostname``: run it in a UTS
+    namespace of its own under that host name (``unshare --uts``, root only), as a re-created container.
+    """
+
+    def __init__(self, database_url: str, mqtt_url: str, home: Path, workers: int = 1, public_feed: bool = True,
+                 instance: str = "auto", hostname: str | None = None):
         self.env = {**os.environ, "CITYOS_DATABASE_URL": database_url, "CITYOS_MQTT_URL": mqtt_url,
-                    "CITYOS_HOME": str(home), "CITYOS_LOG_JSON": "true"}
+                    "CITYOS_HOME": str(home), "CITYOS_LOG_JSON": "true", "CITYOS_INGEST_INSTANCE": instance}
         self.workers = workers
         self.public_feed = public_feed
+        self.hostname = hostname
         home.mkdir(parents=True, exist_ok=True)
         self.log = home / "ingest.log"
         self.proc: subprocess.Popen | None = None
 
-    def start(self, settle: float = 1.5, timeout: float = 30.0) -> None:
-        """Start the process tree; wait until each worker has connected (on a busy machine that can take
-        longer than ``settle``), then ``settle`` seconds for it to subscribe."""
+    def start(self, wait: bool = True, timeout: float = 60.0, settle: float = 0.0) -> None:
+        """Start the process tree; with ``wait``, return once every worker's subscription is granted
+        (a condition, not a delay: on a busy machine start-up takes what it takes), then ``settle`` s
+        (for the public feed's listener, which logs nothing when ready)."""
         offset = self.log.stat().st_size if self.log.exists() else 0
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "cityos.platform.cli", "ingest", "--workers", str(self.workers),
-             "--public-feed" if self.public_feed else "--no-public-feed"],
-            env=self.env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
-        if settle:
-            deadline = time.monotonic() + timeout
-            while (self.log.read_bytes()[offset:].count(b"ingest worker connected") < self.workers
-                   and time.monotonic() < deadline):  # (no such line below log level INFO: then the deadline)
-                assert self.proc.poll() is None, self.log.read_text()[-2000:]
-                time.sleep(0.1)
+        argv = [sys.executable, "-m", "cityos.platform.cli", "ingest", "--workers", str(self.workers),
+                "--public-feed" if self.public_feed else "--no-public-feed"]
+        if self.hostname:
+            argv = ["unshare", "--uts", "sh", "-c", 'hostname "$0" && exec "$@"', self.hostname, *argv]
+        self.proc = subprocess.Popen(argv, env=self.env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        if wait:
+            self.wait_subscribed(offset, timeout)
         time.sleep(settle)
-        assert self.proc.poll() is None, self.log.read_text()[-2000:]
+
+    def wait_subscribed(self, offset: int = 0, timeout: float = 60.0) -> None:
+        """Wait until the log (from ``offset``) shows a granted subscription for each worker."""
+        deadline = time.monotonic() + timeout
+        while self.log.read_bytes()[offset:].count(b"ingest worker subscribed") < self.workers:
+            assert self.proc is not None and self.proc.poll() is None, self.log.read_text()[-3000:]
+            assert time.monotonic() < deadline, f"workers not subscribed in {timeout} s: " \
+                                                f"{self.log.read_text()[-3000:]}"
+            time.sleep(0.05)
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -92,10 +105,15 @@ class Workers:
         os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(10)
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 60.0) -> int | None:
+        """SIGTERM to the ``cityos ingest`` process only (as the supervisor and ``docker stop`` send it),
+        which stops its workers; the exit code."""
         if self.alive():
-            os.killpg(self.proc.pid, signal.SIGTERM)
+            assert self.proc is not None
+            os.kill(self.proc.pid, signal.SIGTERM)
             try:
-                self.proc.wait(30)
+                self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        return self.proc.returncode if self.proc else None

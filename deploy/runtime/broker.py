@@ -10,6 +10,7 @@ regenerated from the device registry before it starts.
 from __future__ import annotations
 
 import glob
+import json
 import os
 import pwd
 import subprocess
@@ -20,7 +21,7 @@ from cityos.deploy.runtime.component import ComponentStatus
 from cityos.deploy.runtime.process import port_open, read_pid, wait_until
 from cityos.deploy.runtime.state import Secrets, StateDir, write_private
 from cityos.deploy.runtime.system import ensure_commands, which
-from cityos.ingest.broker_auth import CONFIG_NAME, SERVICE_USER, render_config, write_config
+from cityos.ingest.broker_auth import CONFIG_NAME, SERVICE_USER, close_gate, render_config, write_config
 from cityos.ingest.devices import BrokerTarget, service_hash, sync_broker
 from cityos.platform.settings import Settings, redact_url
 
@@ -187,6 +188,9 @@ class Broker:
         if read_pid(self.pidfile) is None:
             if database_url:
                 self.sync_credentials(database_url)  # the plugin's file, regenerated from the registry
+            else:  # devices may not publish until an ingest worker has subscribed again
+                path = self.folder / CONFIG_NAME
+                write_config(path, close_gate(json.loads(path.read_text())))
             if port_open("127.0.0.1", self.port):
                 raise RuntimeError(f"port {self.port} is taken by another program; set CITYOS_MQTT_PORT")
             subprocess.run([which("mosquitto") or "mosquitto", "-c", str(self.folder / "mosquitto.conf"), "-d"],

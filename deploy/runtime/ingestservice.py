@@ -46,7 +46,22 @@ class IngestService:
         if supervisor:
             detail.update(supervisor_detail(supervisor))
         healthy = running and (supervisor is None or supervisor.get("state") == "running")
+        detail["sessions"] = self.sessions()
+        if detail["sessions"].get("orphaned"):
+            healthy = False  # a session nobody reads takes its share of the stream until it is drained
         return ComponentStatus(self.name, "local" if running else "stopped", running, healthy, detail=detail)
+
+    def sessions(self) -> dict[str, object]:
+        """The ingest sessions the broker holds for this platform's workers (running instances, orphans)."""
+        from cityos.ingest.sessions import overview
+
+        url = self.env.get("CITYOS_DATABASE_URL", "")
+        if not url:
+            return {"error": "no database configured"}
+        try:
+            return overview(url)
+        except Exception as exc:  # status must show the rest of the platform
+            return {"error": str(exc).strip()[:200]}
 
     def log_path(self) -> Path | None:
         return self.logfile

@@ -6,5 +6,5 @@ for ECHONET Lite, ``pychonet`` (the ``gateway`` extra): no database server, no G
 
 Flow: adapter -> :class:`~.emitter.Emitter` (stamp time, check against the contract) ->
 :class:`~.outbox.Outbox` (SQLite, WAL) -> :class:`~.sender.Sender` (MQTT 5, QoS 1, deletes rows
-only after the PUBACK of the message that carried them).
+only once the platform confirms the message that carried them is stored; resends unconfirmed ones).
 """

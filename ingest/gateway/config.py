@@ -64,8 +64,12 @@ class SenderSettings(_Strict):
     session_expiry_s: int = Field(7 * 86400, ge=0, le=0xFFFFFFFF)
     resume_delay_s: float = Field(3, ge=0, le=60, description="After connecting to a broker that has no session "
                                   "for us (first start, broker restart), wait this long before sending: the "
-                                  "platform's ingest re-subscribes within a second, and Mosquitto does not "
-                                  "restore shared subscriptions from persistence.")
+                                  "platform's ingest usually re-subscribes within a second (Mosquitto does not "
+                                  "restore shared subscriptions from persistence), so fewer readings need a resend.")
+    confirm: bool = Field(True, description="Keep readings after the PUBACK until the platform confirms they are "
+                          "stored (cityos/confirm/v1/{device_id}); resend them if it does not.")
+    confirm_timeout_s: float = Field(60, ge=1, le=3600, description="Resend readings unconfirmed this long after "
+                                     "their PUBACK (doubling with each resend, at most an hour).")
     ca_file: Path | None = Field(None, description="CA bundle for mqtts:// (default: the system's).")
 
 

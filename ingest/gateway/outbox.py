@@ -1,20 +1,30 @@
 """Store-and-forward outbox: every reading is written here (SQLite, WAL) before anything sends it.
 
-A row leaves the outbox only when the broker has acknowledged (PUBACK) the message that carried it
-(:meth:`Outbox.acked`), when it expires, or under the overflow policy. Rows handed to the sender are
-marked ``sent = 1`` so the next batch does not repeat them; on start every mark is cleared, so after a
-crash (kill -9 mid-batch) unacknowledged rows are simply sent again. The platform deduplicates by
-``(device, time)`` keys, so a resend is harmless.
+A row leaves the outbox only when the platform has confirmed that the message carrying it is stored
+(:meth:`Outbox.confirmed`; or, with confirmation off, when the broker acknowledged it: PUBACK), when it
+expires, or under the overflow policy. Each message gets a sequence number (``seq``, never reused).
+A row's ``sent`` state: 0 waiting, 1 in a message awaiting its PUBACK, 2 acknowledged by the broker and
+awaiting the platform's confirmation. On start the in-flight marks (1) are cleared, so after a crash
+(kill -9 mid-batch) unacknowledged rows are simply sent again; rows awaiting confirmation keep their
+``seq`` (the confirmation may still come). A row unconfirmed ``confirm_timeout`` after its PUBACK
+(doubling with each attempt, at most an hour) is sent again in a new message
+(:meth:`Outbox.resend_unconfirmed`): the broker had acknowledged a message it could not deliver (a
+restarted Mosquitto does not restore the ingest workers' shared subscription). The platform
+deduplicates by ``(device, time)`` keys, so a resend is harmless.
 
 Order: a batch holds readings of one topic and one priority in observation-time order (``t``, then
 insertion order). Event readings (priority :data:`EVENT`, e.g. harsh braking) go before routine ones,
 so a backlog does not delay them; within a priority the oldest readings go first.
 
-Overflow policy (the outbox holds at most ``max_bytes`` of readings): when a new reading pushes it over
-the limit, unsent rows are deleted until it is at 90 % of the limit, in this order:
-1. routine readings (priority 0), oldest first,
-2. then events (priority 1), oldest first.
-Each drop is counted (``dropped_overflow_routine``, ``dropped_overflow_event``). Readings older than
+Overflow policy (the outbox holds at most ``max_bytes`` of readings, those awaiting confirmation
+included): when a new reading pushes it over the limit, rows not in flight are deleted until it is at
+90 % of the limit, in this order:
+1. readings the broker acknowledged that await the platform's confirmation, oldest acknowledgement
+   first (most likely stored already: dropping them falls back to the broker's guarantee),
+2. then unsent routine readings (priority 0), oldest first,
+3. then unsent events (priority 1), oldest first.
+Each drop is counted (``dropped_overflow_unconfirmed``, ``dropped_overflow_routine``,
+``dropped_overflow_event``). Readings older than
 ``max_age`` (the platform refuses data older than 30 days) are deleted as ``dropped_expired``, and
 readings held for an unsynchronised clock of an earlier boot (never datable) as ``dropped_undatable``.
 
@@ -47,7 +57,10 @@ create table if not exists readings (
     mono real,                     -- monotonic clock at observation (null: time given by the source)
     boot text not null,            -- kernel boot id at observation
     size integer not null,         -- bytes counted against the size limit
-    sent integer not null default 0  -- 1: in a message awaiting its PUBACK (this process)
+    sent integer not null default 0,  -- 1: in a message awaiting its PUBACK; 2: awaiting confirmation
+    seq integer,                   -- the message it was last sent in (sent 1 and 2)
+    acked_at real,                 -- wall clock of the PUBACK (sent 2)
+    attempts integer not null default 0  -- sends that were acknowledged but never confirmed
 );
 create index if not exists readings_queue on readings (sent, priority, t, id);
 create table if not exists counters (name text primary key, value integer not null);
@@ -63,6 +76,7 @@ class Batch:
     ids: list[int]
     payload: bytes
     priority: int
+    seq: int = 0  # the message's sequence number (MQTT 5 user property "seq"), for confirmation
 
     @property
     def count(self) -> int:
@@ -87,6 +101,11 @@ class Outbox:
         self._db.execute("pragma secure_delete = on")
         self._db.execute("pragma journal_size_limit = 4194304")
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("pragma table_info(readings)")}
+        for column, kind in (("seq", "integer"), ("acked_at", "real"), ("attempts", "integer not null default 0")):
+            if column not in columns:  # an outbox of an earlier release
+                self._db.execute(f"alter table readings add column {column} {kind}")
+        self._db.execute("create index if not exists readings_seq on readings (seq) where seq is not null")
         self.counters = counters if counters is not None else Counters(self.load_counters())
         self._bytes = self._db.execute("select coalesce(sum(size), 0) from readings").fetchone()[0]
 
@@ -94,7 +113,7 @@ class Outbox:
     def recover(self) -> dict[str, int]:
         """At start: release rows marked sent by a dead process; drop held rows of earlier boots."""
         with self._lock:
-            released = self._db.execute("update readings set sent = 0 where sent = 1").rowcount
+            released = self._db.execute("update readings set sent = 0, seq = null where sent = 1").rowcount
             undatable = self._delete_where("clock_ok = 0 and boot != ?", (self.boot,))
         self.counters.inc("dropped_undatable", undatable)
         return {"released": released, "undatable": undatable}
@@ -143,11 +162,15 @@ class Outbox:
 
     def _trim(self, target: int) -> None:
         """Apply the overflow policy until the outbox holds at most ``target`` bytes."""
-        for priority, name in ((ROUTINE, "dropped_overflow_routine"), (EVENT, "dropped_overflow_event")):
+        for query, name in (
+                ("select id, size from readings where sent = 2 order by acked_at, id limit 500",
+                 "dropped_overflow_unconfirmed"),
+                (f"select id, size from readings where sent = 0 and priority = {ROUTINE} order by t, id limit 500",
+                 "dropped_overflow_routine"),
+                (f"select id, size from readings where sent = 0 and priority = {EVENT} order by t, id limit 500",
+                 "dropped_overflow_event")):
             while self._bytes > target:
-                rows = self._db.execute(
-                    "select id, size from readings where sent = 0 and priority = ? order by t, id limit 500",
-                    (priority,)).fetchall()
+                rows = self._db.execute(query).fetchall()
                 if not rows:
                     break
                 ids, freed, need = [], 0, self._bytes - target
@@ -201,29 +224,58 @@ class Outbox:
                     ids.append(row_id)
                     parts.append(item)
                     size += item_size
-                self._db.execute("update readings set sent = 1 where id in (select value from json_each(?))",
-                                 (json.dumps(ids),))
+                seq = int(self.get_state("next_seq") or 1)
+                self.set_state("next_seq", seq + 1)
+                self._db.execute("update readings set sent = 1, seq = ? where id in (select value from json_each(?))",
+                                 (seq, json.dumps(ids)))
                 payload = ('{"batch":[' + ",".join(parts) + "]}").encode()
-                return Batch(head[0], ids, payload, priority)
+                return Batch(head[0], ids, payload, priority, seq)
         return None
 
-    def acked(self, ids: list[int]) -> int:
-        """The broker holds the message with these readings: delete them. Returns rows deleted."""
-        deleted = self._delete_where("id in (select value from json_each(?))", (json.dumps(ids),))
+    def acked(self, ids: list[int], *, confirm: bool = False, now: float | None = None) -> int:
+        """The broker holds the message with these readings: delete them, or with ``confirm`` keep them until
+        the platform confirms they are stored. Returns the rows concerned."""
+        if not confirm:
+            deleted = self._delete_where("id in (select value from json_each(?))", (json.dumps(ids),))
+            self.counters.inc("sent", deleted)
+            return deleted
+        with self._lock:
+            kept = self._db.execute("update readings set sent = 2, acked_at = ? where sent = 1 and id in"
+                                    " (select value from json_each(?))",
+                                    (time.time() if now is None else now, json.dumps(ids))).rowcount
+        self.counters.inc("acked_awaiting_confirmation", kept)
+        return kept
+
+    def confirmed(self, seqs: list[int]) -> int:
+        """The platform has stored the messages ``seqs``: delete their readings. Returns rows deleted."""
+        deleted = self._delete_where("seq in (select value from json_each(?))", (json.dumps(seqs),))
+        self.counters.inc("confirmed", deleted)
         self.counters.inc("sent", deleted)
         return deleted
+
+    def resend_unconfirmed(self, timeout: float, now: float | None = None) -> int:
+        """Make readings unconfirmed ``timeout * 2**attempts`` (at most an hour) after their PUBACK eligible
+        for sending again, in a new message. Returns rows released."""
+        now = time.time() if now is None else now
+        with self._lock:
+            released = self._db.execute(
+                "update readings set sent = 0, seq = null, acked_at = null, attempts = attempts + 1"
+                " where sent = 2 and acked_at + min(? * (1 << min(attempts, 12)), 3600) <= ?",
+                (timeout, now)).rowcount
+        self.counters.inc("resent_unconfirmed", released)
+        return released
 
     def release(self, ids: list[int]) -> None:
         """The message was not accepted: make its readings eligible for sending again."""
         with self._lock:
-            self._db.execute("update readings set sent = 0 where id in (select value from json_each(?))",
-                             (json.dumps(ids),))
+            self._db.execute("update readings set sent = 0, seq = null where sent = 1 and id in"
+                             " (select value from json_each(?))", (json.dumps(ids),))
 
     # -- housekeeping -----------------------------------------------------------------------------
     def expire(self, now: float | None = None) -> int:
         """Delete unsent readings older than ``max_age`` (the platform would refuse them)."""
         cutoff = (time.time() if now is None else now) - self.max_age
-        dropped = self._delete_where("sent = 0 and clock_ok = 1 and t < ?", (cutoff,))
+        dropped = self._delete_where("sent != 1 and clock_ok = 1 and t < ?", (cutoff,))
         self.counters.inc("dropped_expired", dropped)
         return dropped
 
@@ -251,7 +303,8 @@ class Outbox:
                 "select priority, clock_ok, sent, count(*), min(t), coalesce(sum(size), 0) from readings"
                 " group by priority, clock_ok, sent").fetchall()
         out: dict[str, object] = {"total": 0, "routine": 0, "events": 0, "held_for_clock": 0, "in_flight": 0,
-                                  "oldest": None, "bytes": 0, "max_bytes": self.max_bytes}
+                                  "awaiting_confirmation": 0, "oldest": None, "bytes": 0,
+                                  "max_bytes": self.max_bytes}
         oldest: float | None = None
         for priority, clock_ok, sent, count, min_t, size in rows:
             out["total"] += count  # type: ignore[operator]
@@ -262,7 +315,7 @@ class Outbox:
             elif oldest is None or min_t < oldest:
                 oldest = min_t
             if sent:
-                out["in_flight"] += count  # type: ignore[operator]
+                out["in_flight" if sent == 1 else "awaiting_confirmation"] += count  # type: ignore[operator]
         out["oldest"] = format_time(oldest) if oldest is not None else None
         return out
 

@@ -1,4 +1,12 @@
-"""The sender: takes batches from the outbox and publishes them (MQTT 5, QoS 1); rows leave only after the PUBACK.
+"""The sender: takes batches from the outbox and publishes them (MQTT 5, QoS 1); rows leave once stored.
+
+End-to-end confirmation (``[sender] confirm``, on by default): each message carries a sequence number
+(MQTT 5 user property ``seq``); after the PUBACK its readings stay in the outbox until the platform
+says on ``cityos/confirm/v1/{device_id}`` (which only this device may read) that the message is
+stored; readings unconfirmed ``confirm_timeout_s`` after their PUBACK are sent again. A PUBACK only
+means the broker holds the message: a restarted Mosquitto acknowledges messages that match no
+subscriber until the ingest workers have subscribed again, and drops them. If the broker refuses the
+subscription (a platform without confirmation), readings leave the outbox at the PUBACK as before.
 
 A persistent session (clean start off, session expiry) and paho's reconnect with back-off carry it
 through broker restarts and days without network: readings simply wait in the outbox. At most
@@ -25,8 +33,11 @@ from paho.mqtt.properties import Properties
 from cityos.ingest.gateway.config import GatewayConfig
 from cityos.ingest.gateway.counters import Counters
 from cityos.ingest.gateway.outbox import Outbox
+from cityos.ingest.topics import SEQ_PROPERTY, confirm_topic
 
 log = logging.getLogger(__name__)
+#: Seconds the sender waits after the broker refused a message before it sends again.
+REFUSED_PAUSE_S = 2.0
 
 
 class CredentialsError(RuntimeError):
@@ -70,6 +81,11 @@ class Sender:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_publish = self._on_publish
+        self.client.on_subscribe = self._on_subscribe
+        self.client.on_message = self._on_message
+        self.confirm_topic = confirm_topic(config.device_id)
+        self._confirming = config.sender.confirm  # off if the broker refuses the confirmation topic
+        self._next_resend_check = 0.0
         self._lock = threading.Lock()
         self._inflight: dict[int, list[int]] = {}
         self._connected = threading.Event()
@@ -85,6 +101,8 @@ class Sender:
             log.warning("broker refused the connection: %s", reason_code)
             return
         self.counters.inc("connects")
+        if self.config.sender.confirm:
+            client.subscribe(self.confirm_topic, qos=1)
         if not flags.session_present:
             self._resume_at = time.monotonic() + self.config.sender.resume_delay_s
         self._connected.set()
@@ -109,10 +127,33 @@ class Sender:
         if reason_code.is_failure:  # e.g. not authorised: keep the readings, count, try later
             self.counters.inc("publish_refused")
             self.outbox.release(ids)
+            # Not authorized is also the ingest gate after a broker restart (no worker subscribed yet): pause
+            # rather than spin on refusals.
+            self._resume_at = max(self._resume_at, time.monotonic() + REFUSED_PAUSE_S)
             return
-        self.outbox.acked(ids)
+        self.outbox.acked(ids, confirm=self._confirming)
         self.counters.inc("messages_acked")
         self._wake.set()
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        if reason_codes and reason_codes[0].is_failure:
+            self._confirming = False
+            self.counters.inc("confirm_refused")
+            log.warning("the broker refused %s (%s): readings leave the outbox at the PUBACK, without the "
+                        "platform's confirmation", self.confirm_topic, reason_codes[0])
+        else:
+            self._confirming = self.config.sender.confirm
+
+    def _on_message(self, client, userdata, msg) -> None:
+        if msg.topic != self.confirm_topic:
+            return
+        try:
+            seqs = [int(n) for n in json.loads(msg.payload)["seq"]]
+        except (ValueError, KeyError, TypeError):
+            self.counters.inc("confirm_malformed")
+            return
+        self.outbox.confirmed(seqs)
+        self.counters.inc("confirmations")
 
     # -- pump ------------------------------------------------------------------------------------
     def wake(self) -> None:
@@ -128,6 +169,9 @@ class Sender:
             if (pause := self._resume_at - time.monotonic()) > 0:
                 self._stop.wait(min(pause, 0.5))
                 continue
+            if self._confirming and time.monotonic() >= self._next_resend_check:
+                self._next_resend_check = time.monotonic() + 1.0
+                self.outbox.resend_unconfirmed(settings.confirm_timeout_s)
             with self._lock:
                 room = len(self._inflight) < settings.inflight
             batch = self.outbox.next_batch(settings.batch_size) if room else None
@@ -135,8 +179,10 @@ class Sender:
                 self._wake.wait(settings.linger_s if room else 0.2)
                 self._wake.clear()
                 continue
+            props = Properties(PacketTypes.PUBLISH)
+            props.UserProperty = (SEQ_PROPERTY, str(batch.seq))
             with self._lock:
-                info = self.client.publish(batch.topic, batch.payload, qos=1)
+                info = self.client.publish(batch.topic, batch.payload, qos=1, properties=props)
                 if info.rc == mqtt.MQTT_ERR_SUCCESS:
                     self._inflight[info.mid] = batch.ids
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
@@ -185,4 +231,4 @@ class Sender:
         with self._lock:
             inflight = len(self._inflight)
         return {"connected": self.connected, "broker": f"{self.host}:{self.port}", "tls": self.tls,
-                "messages_in_flight": inflight}
+                "messages_in_flight": inflight, "confirmation": self._confirming}

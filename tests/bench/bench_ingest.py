@@ -7,7 +7,8 @@ database ``cityos_bench`` on the platform's server. Figures:
 - broker alone: QoS 1 messages drained from persistent sessions by 1 and 2 subscriber processes
   that discard them;
 - COPY alone: the workers' own write path (``write_batch``) without MQTT, from 1 and 2 processes;
-- end to end: messages queued in the workers' persistent sessions, then drained by 1 and 2 worker
+- end to end: messages queued in the workers' persistent sessions (published once every worker's
+  subscription is granted, a condition, not a delay), then drained by 1 and 2 worker
   processes until every row is committed (messages/s and readings/s), for single-reading
   messages and for batches of 1,000 readings. Progress is read from the workers' committed-row
   counter (cheap), and the rows are counted in the database at the end.
@@ -22,7 +23,7 @@ import json
 import multiprocessing
 import os
 import shutil
-import socket
+import struct
 import sys
 import threading
 import time
@@ -40,7 +41,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from publisher import Publisher
 from servers import TestBroker, Workers
 
+from cityos.ingest.broker_auth import INGEST_GROUP
 from cityos.ingest.devices import add_device
+from cityos.ingest.sessions import worker_client_id
 from cityos.ingest.writer import Batch, write_batch
 from cityos.platform.db.migrate import migrate
 from cityos.platform.metrics import metrics_dir
@@ -102,10 +105,17 @@ def publish_all(url: str, items: list[tuple[str, bytes]], processes: int = 2) ->
     ctx = multiprocessing.get_context("fork")
     started = time.perf_counter()
     procs = [ctx.Process(target=_publish_part, args=(url, part)) for part in parts]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join()
+    try:
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join()
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.kill()
+    if any(p.exitcode != 0 for p in procs):
+        raise RuntimeError("a publisher process failed (see above): not every message was acknowledged")
     return time.perf_counter() - started
 
 
@@ -146,14 +156,24 @@ def _subscribe_offline(url: str, client_id: str, group: str) -> None:
     """Create a persistent session in the shared group, then leave it offline (messages queue in it)."""
     address = BrokerAddress.parse(url)
     subscribed = threading.Event()
+    codes = []
+
+    def on_subscribe(_c, _u, _mid, reason_codes, _p) -> None:
+        codes.extend(reason_codes)
+        subscribed.set()
 
     def on_connect(client, *_args) -> None:
-        client.on_subscribe = lambda *a: subscribed.set()
+        client.on_subscribe = on_subscribe
         client.subscribe(f"$share/{group}/cityos/v1/#", qos=1)
 
     client = _connect(address, client_id, clean_start=True, expiry_s=3600, on_connect=on_connect)
-    subscribed.wait(5)
-    _close(client)
+    try:
+        if not subscribed.wait(30):
+            raise RuntimeError(f"{client_id}: no SUBACK within 30 s")
+        if codes[0].is_failure:  # e.g. a group the broker's rights do not grant: nothing would ever arrive
+            raise RuntimeError(f"{client_id}: subscription refused: {codes[0]}")
+    finally:
+        _close(client)
 
 
 def forget_sessions(url: str, client_ids: list[str]) -> None:
@@ -167,24 +187,32 @@ def broker_alone(url: str, items: list[tuple[str, bytes]], subscribers: int = 1)
     """Messages/s that QoS 1 subscriber processes which discard (acknowledging at once) drain from their
     persistent sessions: the workers' measurement with everything but MQTT taken away."""
     ids = [f"bench-discard-{subscribers}-{i}" for i in range(subscribers)]
-    for client_id in ids:  # a group of their own: earlier runs' sessions must not take a share
-        _subscribe_offline(url, client_id, f"bench-{subscribers}")
+    # The ingest group (the only one the service account may join); every earlier run ended its sessions,
+    # so none takes a share.
+    for client_id in ids:
+        _subscribe_offline(url, client_id, INGEST_GROUP)
     publish_all(url, items)
     ctx = multiprocessing.get_context("fork")
     counts = ctx.Array("q", subscribers, lock=False)
     stop = ctx.Event()
     started = time.perf_counter()
     procs = [ctx.Process(target=_discard, args=(url, cid, counts, i, stop)) for i, cid in enumerate(ids)]
-    for proc in procs:
-        proc.start()
-    deadline = started + 600
-    while sum(counts) < len(items) and time.perf_counter() < deadline:
-        time.sleep(0.005)
-    elapsed = time.perf_counter() - started
-    stop.set()
-    for proc in procs:
-        proc.join()
-    forget_sessions(url, ids)
+    try:
+        for proc in procs:
+            proc.start()
+        deadline = started + 600
+        while sum(counts) < len(items):
+            if time.perf_counter() > deadline or not any(p.is_alive() for p in procs):
+                raise RuntimeError(f"the discarding subscribers got {sum(counts)} of {len(items)} messages")
+            time.sleep(0.005)
+        elapsed = time.perf_counter() - started
+    finally:
+        stop.set()
+        for proc in procs:
+            proc.join(10)
+            if proc.is_alive():
+                proc.kill()
+        forget_sessions(url, ids)
     return sum(counts) / elapsed
 
 
@@ -228,15 +256,22 @@ def rows_in(conn: psycopg.Connection, times: tuple[datetime, datetime]) -> int:
                         times).fetchone()[0]
 
 
-def rows_committed(folder: Path) -> float:
+def rows_committed(folder: Path, last: float = 0.0) -> float:
     """Energy rows the workers have committed, from their metric files (``rows_written`` is counted after
     each commit). Reading a few small files is cheap; counting a million rows 20 times a second would take
-    a core from the system being measured."""
+    a core from the system being measured.
+
+    A worker that has just started may have created its file without filling it yet (prometheus_client
+    then fails to read it); that reading is skipped and ``last`` returned, the next one sees the file whole.
+    """
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=str(folder))
-    return sum(sample.value for metric in registry.collect() for sample in metric.samples
-               if sample.name == "cityos_ingest_rows_written_total"
-               and sample.labels.get("table") == "telemetry.energy_readings")
+    try:
+        return sum(sample.value for metric in registry.collect() for sample in metric.samples
+                   if sample.name == "cityos_ingest_rows_written_total"
+                   and sample.labels.get("table") == "telemetry.energy_readings")
+    except (struct.error, ValueError, OSError):
+        return last
 
 
 def end_to_end(db_url: str, broker: TestBroker, home: Path, workers: int, items: list[tuple[str, bytes]],
@@ -246,25 +281,34 @@ def end_to_end(db_url: str, broker: TestBroker, home: Path, workers: int, items:
     The rate is taken from the first committed row to the last, so process start-up is not counted.
     """
     running = Workers(db_url, broker.url, home, workers)
-    running.start()
-    running.kill9()  # the sessions (and their shared subscription) persist in the broker
     folder = metrics_dir(home)
-    before = rows_committed(folder)
-    publish_all(broker.url, items)
-    running.start(settle=0)
-    first_seen, first_count = None, 0
-    deadline = time.perf_counter() + 600
-    while (count := rows_committed(folder) - before) < readings and time.perf_counter() < deadline:
-        if first_seen is None and count > 0:
-            first_seen, first_count = time.perf_counter(), count
-        time.sleep(0.01)
-    finished = time.perf_counter()
-    running.stop()
+    try:
+        # Wait until every worker's subscription is granted (the session holds the shared subscription), not
+        # a fixed time: on a loaded machine start-up takes longer, and a message published before that would
+        # match no subscriber and be dropped.
+        running.start()
+        running.kill9()  # the sessions (and their shared subscription) persist in the broker
+        before = rows_committed(folder)
+        publish_all(broker.url, items)
+        running.start(wait=False)
+        first_seen, first_count, count = None, 0, 0.0
+        deadline = time.perf_counter() + 600
+        while (count := rows_committed(folder, count + before) - before) < readings:
+            if time.perf_counter() > deadline:
+                raise RuntimeError(f"{count:.0f} of {readings} rows committed after 600 s")
+            if not running.alive():
+                raise RuntimeError(f"the ingest process exited: {running.log.read_text()[-2000:]}")
+            if first_seen is None and count > 0:
+                first_seen, first_count = time.perf_counter(), count
+            time.sleep(0.01)
+        finished = time.perf_counter()
+    finally:
+        running.stop()  # also on every failure: no ingest process is left running
     with psycopg.connect(db_url) as conn:
         stored = rows_in(conn, times)
     if stored != readings:
         raise RuntimeError(f"{stored} rows stored, {readings} expected")
-    forget_sessions(broker.url, [f"cityos-ingest-{socket.gethostname()}-{i}" for i in range(workers)])
+    forget_sessions(broker.url, [worker_client_id(0, i) for i in range(workers)])
     if first_seen is None:
         raise RuntimeError("the drain finished before it could be observed; use more messages")
     elapsed = finished - first_seen

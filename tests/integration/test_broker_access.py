@@ -157,11 +157,15 @@ def test_a_device_may_publish_only_its_own_stream_topics(accounts):
     assert set(device.denied) == set(refused)
 
 
-def test_a_device_may_not_subscribe_even_to_its_own_topic(accounts):
+def test_a_device_may_subscribe_to_its_own_confirmations_only(accounts):
     session = Session(accounts["device"]).connect(clean_start=True)
     try:
         assert session.subscribe(_topic(VICTIM)).is_failure
         assert session.subscribe(f"cityos/v1/hems/{VICTIM}/#").is_failure
+        for other in (f"cityos/confirm/v1/{INTRUDER}", "cityos/confirm/v1/+", "cityos/confirm/v1/#",
+                      "cityos/confirm/#"):
+            assert session.subscribe(other).is_failure, other
+        assert not session.subscribe(f"cityos/confirm/v1/{VICTIM}").is_failure
     finally:
         session.close()
 

@@ -116,6 +116,7 @@ path = "outbox.db"
 batch_size = 25
 inflight = 1
 linger_s = 0.2
+confirm_timeout_s = 5
 [[adapters]]
 type = "health_http"
 listen = "127.0.0.1:{port}"
@@ -148,6 +149,58 @@ def test_readings_arrive_once_through_a_broker_outage_and_a_kill_9(gateway, data
     wait_for(lambda: _stored(database_url) == (4500, 4500), 120, message=lambda: "every reading after the restart")
     time.sleep(2)
     assert _stored(database_url) == (4500, 4500)
+
+
+def _stored_range(url: str, start: int, count: int) -> int:
+    with psycopg.connect(url) as conn:
+        return conn.execute("select count(distinct time) from telemetry.health_readings where device_id = %s"
+                            " and metric = 'heart_rate_bpm' and time >= %s and time < %s",
+                            (DEVICE, BASE + timedelta(seconds=start), BASE + timedelta(seconds=start + count))
+                            ).fetchone()[0]
+
+
+def _awaiting_confirmation(path: Path) -> int:
+    with sqlite3.connect(path) as db:
+        return db.execute("select count(*) from readings where sent = 2").fetchone()[0]
+
+
+def test_readings_the_broker_acknowledged_before_the_workers_returned_are_resent_until_confirmed(
+        gateway, workers, test_broker, database_url):
+    """The broker-restart race: Mosquitto does not restore the workers' shared subscription, so what it
+    acknowledges before they subscribe again is dropped. Here the workers come back 10 s after the broker.
+
+    The local broker starts with the ingest gate closed (devices are refused until a worker subscribes);
+    a broker restarted without that step (a production container restarted by Docker alone) has it
+    open, as here: confirmation must hold without the gate."""
+    from publisher import publish_once
+
+    from cityos.ingest.dynsec import CONTROL_TOPIC, open_gate_payload
+
+    endpoint, outbox = gateway.endpoint, gateway.config.parent / "outbox.db"
+    _push(endpoint, 30_000, 50)
+    wait_for(lambda: _stored_range(database_url, 30_000, 50) == 50, 60, message=lambda: "first readings")
+    workers.stop()
+    test_broker.stop()
+    test_broker.start()
+    restarted = time.monotonic()
+    assert publish_once(test_broker.url, CONTROL_TOPIC, open_gate_payload())[0]
+    _push(endpoint, 30_050, 300)
+    # The broker acknowledges (and drops: no subscriber) while no worker runs; the gateway keeps the readings.
+    wait_for(lambda: _awaiting_confirmation(outbox) > 0, 30, message=lambda: "no PUBACK while the workers were away")
+    time.sleep(max(0.0, 10 - (time.monotonic() - restarted)))
+    assert _stored_range(database_url, 30_050, 300) == 0
+    workers.start()
+    wait_for(lambda: _stored_range(database_url, 30_050, 300) == 300, 120,
+             message=lambda: f"{_stored_range(database_url, 30_050, 300)} of 300 stored")
+    wait_for(lambda: _outbox_rows(outbox) == 0, 60, message=lambda: f"{_outbox_rows(outbox)} left unconfirmed")
+    wait_for(lambda: _counters(outbox).get("resent_unconfirmed", 0) > 0, 10,
+             message=lambda: f"stored without a resend: the race did not happen ({_counters(outbox)})")
+
+
+def _counters(path: Path) -> dict[str, int]:
+    with sqlite3.connect(path) as db:
+        row = db.execute("select value from state where key = 'status'").fetchone()
+    return json.loads(row[0])["counters"] if row else {}
 
 
 def test_gateway_stays_under_100_mb_resident(gateway):

@@ -153,5 +153,8 @@ def test_a_killed_ingest_worker_brings_the_ingest_service_back_whole(database_ur
                           and s["state"] == "running" and s["pid"] != first and s, timeout=20)
         assert status["last_exit"] == 1
         assert ingest.status().healthy and ingest.status().detail["restarts"] == 1
+        # the restarted instance resumed its own sessions
+        sessions = wait_for(lambda: (s := ingest.status().detail["sessions"])["instances"] and s, timeout=20)
+        assert {"cityos-ingest-0-0", "cityos-ingest-0-1"} <= set(sessions["sessions"]) and not sessions["orphaned"]
     finally:
         assert ingest.down()
