@@ -83,13 +83,20 @@ def logs(component: str = typer.Argument("api", help="postgres, mosquitto, api, 
 @app.command()
 def backup(to: Path = typer.Option(Path("backups"), "--to", help="Folder that receives the backup folder.")) -> None:
     """Back up the platform database, CKAN's database and storage (where known) and the broker's accounts."""
+    import psycopg
+
     from cityos.deploy.backup import BackupError
     from cityos.deploy.backup import backup as run_backup
+    from cityos.platform.audit import record_command
     from cityos.platform.settings import load_settings
 
+    settings = load_settings()
     try:
-        folder = run_backup(load_settings(), to)
-    except (BackupError, OSError) as exc:
+        # A backup reads every resident's data: audited first, so the row is in the backup too.
+        with psycopg.connect(settings.database_url, autocommit=True) as conn:
+            record_command(conn, "backup", detail={"to": str(to)})
+        folder = run_backup(settings, to)
+    except (BackupError, OSError, psycopg.Error) as exc:
         typer.secho(f"backup failed: {exc}", fg="red", err=True)
         raise typer.Exit(1) from exc
     typer.echo(str(folder))

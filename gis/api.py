@@ -76,13 +76,8 @@ def registry_population(request: Request, as_of: date | None = None, format: Lit
                         _: Principal = Depends(require_scope("registry:read"))) -> Response:
     """Unprotected counts for staff with the registry scope (every call is audited); never cached publicly."""
     from cityos.gis.analyses.population import population_table
-    from cityos.gis.statistics import JST, exact_statistics
 
-    with connect(autocommit=True) as conn:
-        stats = exact_statistics(conn, _staff_day(as_of, datetime.now(JST).date()))
-    response = respond(request, _records(population_table(stats)), format, max_age=0)
-    response.headers["Cache-Control"] = "private, no-store"
-    return response
+    return _exact(request, as_of, format, population_table)
 
 
 @router.get("/registry/bus-coverage", summary="Exact bus-stop coverage, any day (staff only, audited)")
@@ -90,11 +85,17 @@ def registry_bus_coverage(request: Request, as_of: date | None = None, format: L
                           _: Principal = Depends(require_scope("registry:read"))) -> Response:
     """Unprotected coverage counts for staff with the registry scope (every call is audited)."""
     from cityos.gis.analyses.bus_coverage import coverage_table
+
+    return _exact(request, as_of, format, coverage_table)
+
+
+def _exact(request: Request, as_of: date | None, format: str, table_of) -> Response:
+    """``table_of`` the exact statistics of ``as_of`` (default today), private and never stored by caches."""
     from cityos.gis.statistics import JST, exact_statistics
 
     with connect(autocommit=True) as conn:
         stats = exact_statistics(conn, _staff_day(as_of, datetime.now(JST).date()))
-    response = respond(request, _records(coverage_table(stats)), format, max_age=0)
+    response = respond(request, _records(table_of(stats)), format, max_age=0)
     response.headers["Cache-Control"] = "private, no-store"
     return response
 

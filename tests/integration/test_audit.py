@@ -74,6 +74,7 @@ CLI_CALLS: dict[str, tuple[list[str], str]] = {
     "cli:gis apply-registry-changes": (["gis", "apply-registry-changes", str(DATA / "registry_changes_20261124.csv")],
                                        "residents changed by registry_changes_20261124.csv"),
     "cli:gis vacant-houses": (["gis", "vacant-houses"], "addresses without residents"),
+    "cli:backup": (["backup", "--to", "{tmp}"], "all residents"),
     "cli:requests list": (["requests", "list"], "status: open"),
     "cli:requests answer": (["requests", "answer", "{request}", "来月公開します"], "{request}"),
     "cli:requests close": (["requests", "close", "{request}"], "{request}"),

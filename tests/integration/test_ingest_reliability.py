@@ -4,7 +4,6 @@ restart, a 30 s database outage and a kill -9 of the workers; hostile input neve
 from __future__ import annotations
 
 import json
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -12,8 +11,7 @@ import psycopg
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from publisher import Publisher
-from publisher import Stream as PacedStream
+from publisher import Publisher, Stream
 
 from helpers import hours_ago, wait_for
 
@@ -43,32 +41,9 @@ def _reset(url: str) -> None:
         conn.execute("delete from telemetry.energy_readings where device_id = %s", (DEVICE,))
 
 
-class Stream:
-    """Publishes sequence-numbered readings at a steady pace in the background."""
-
-    def __init__(self, url: str, count: int, rate: float):
-        self.publisher = Publisher(url, client_id=f"stream-{time.monotonic_ns()}")
-        self.count, self.rate = count, rate
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        for seq in range(self.count):
-            self.publisher.publish(TOPIC, _payload(seq), key=seq)
-            time.sleep(1 / self.rate)
-
-    def __enter__(self) -> Stream:
-        self.publisher.__enter__()
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.thread.join()
-        self.publisher.wait_acked(self.count, timeout=60)
-        self.publisher.__exit__()
-
-    def progress(self, fraction: float) -> None:
-        """Wait until ``fraction`` of the stream has been acknowledged."""
-        wait_for(lambda: len(self.publisher.acked) >= self.count * fraction, timeout=60)
+def _stream(url: str, count: int, rate: float) -> Stream:
+    """Sequence-numbered readings of the test device at a steady pace in the background."""
+    return Stream(url, TOPIC, _payload, count, rate)
 
 
 def _assert_exactly_once(database_url: str, acked: set[int]) -> None:
@@ -85,7 +60,7 @@ def stream_device(register, database_url):
 
 
 def test_broker_restart_mid_stream_loses_no_acknowledged_message(stream_device, workers, test_broker, database_url):
-    with Stream(test_broker.url, 3000, rate=500) as stream:
+    with _stream(test_broker.url, 3000, rate=500) as stream:
         stream.progress(0.3)
         test_broker.stop()
         time.sleep(1)
@@ -97,7 +72,7 @@ def test_database_outage_of_30_s_loses_no_acknowledged_message(stream_device, wo
                                                                stack):
     if stack.postgres.external:
         pytest.skip("the database is external: the test cannot stop it")
-    with Stream(test_broker.url, 2000, rate=50) as stream:
+    with _stream(test_broker.url, 2000, rate=50) as stream:
         stream.progress(0.2)
         stack.postgres.stop()
         try:
@@ -110,7 +85,7 @@ def test_database_outage_of_30_s_loses_no_acknowledged_message(stream_device, wo
 
 def test_kill_9_of_the_workers_mid_batch_loses_no_acknowledged_message(stream_device, workers, test_broker,
                                                                        database_url):
-    with Stream(test_broker.url, 4000, rate=1000) as stream:
+    with _stream(test_broker.url, 4000, rate=1000) as stream:
         stream.progress(0.4)
         workers.kill9()
         time.sleep(0.5)
@@ -229,8 +204,8 @@ def test_the_window_of_bare_paho_publishers_across_a_broker_restart_is_measured(
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("delete from telemetry.energy_readings where device_id = %s", (GATED,))
     url = test_broker.device_url(GATED, password)
-    v5 = PacedStream(url, GATED_TOPIC, _gated_payload, 1500, rate=150)
-    v3 = PacedStream(url, GATED_TOPIC, lambda seq: _gated_payload(20_000 + seq), 1500, rate=150, mqtt311=True)
+    v5 = Stream(url, GATED_TOPIC, _gated_payload, 1500, rate=150)
+    v3 = Stream(url, GATED_TOPIC, lambda seq: _gated_payload(20_000 + seq), 1500, rate=150, mqtt311=True)
     with v5, v3:
         v5.progress(0.3)
         test_broker.stop()
