@@ -91,10 +91,10 @@ def registry_bus_coverage(request: Request, as_of: date | None = None, format: L
 
 def _exact(request: Request, as_of: date | None, format: str, table_of) -> Response:
     """``table_of`` the exact statistics of ``as_of`` (default today), private and never stored by caches."""
-    from cityos.gis.statistics import JST, exact_statistics
+    from cityos.gis.statistics import city_zone, exact_statistics
 
     with connect(autocommit=True) as conn:
-        stats = exact_statistics(conn, _staff_day(as_of, datetime.now(JST).date()))
+        stats = exact_statistics(conn, _staff_day(as_of, datetime.now(city_zone()).date()))
     response = respond(request, _records(table_of(stats)), format, max_age=0)
     response.headers["Cache-Control"] = "private, no-store"
     return response

@@ -3,7 +3,8 @@
 Anonymous and published outputs (the population and bus-coverage routes, their exports, the CLI,
 the CKAN population dataset) all take their figures from :func:`published_statistics`, which runs
 the one disclosure step (:mod:`cityos.gis.analyses.disclosure`) over the linked tables of a
-reference date. Only reference dates are offered to them: the first day of a month (JST), up to
+reference date. Only reference dates are offered to them: the first day of a month (in the city's
+time zone, ``CITYOS_TIMEZONE``), up to
 the current month; the figures of an arbitrary day would differ from the next day's by single
 births and birthdays. Staff with ``registry:read`` get :func:`exact_statistics` for any day.
 """
@@ -19,7 +20,12 @@ import psycopg
 
 from cityos.gis.analyses.disclosure import Statistics, protect
 
-JST = ZoneInfo("Asia/Tokyo")
+
+def city_zone() -> ZoneInfo:
+    """The city's time zone (``CITYOS_TIMEZONE``): its days and month starts are the reference dates."""
+    from cityos.platform.settings import get_settings
+
+    return ZoneInfo(get_settings().timezone)
 
 
 class NotAReferenceDate(ValueError):
@@ -27,8 +33,9 @@ class NotAReferenceDate(ValueError):
 
 
 def latest_reference_date(now: datetime | None = None) -> date:
-    """The first day of the current month in JST."""
-    return (now or datetime.now(JST)).astimezone(JST).date().replace(day=1)
+    """The first day of the current month in the city's time zone."""
+    zone = city_zone()
+    return (now or datetime.now(zone)).astimezone(zone).date().replace(day=1)
 
 
 def check_reference_date(as_of: date | None, now: datetime | None = None) -> date:
