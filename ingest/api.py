@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
 from cityos.ingest import devices as registry
+from cityos.ingest import ledger
 from cityos.ingest.deadletters import list_dead_letters, replay
 from cityos.ingest.dynsec import DynsecError
 from cityos.platform.auth import Principal, require_scope
@@ -104,6 +105,27 @@ def revoke_device(device_id: str, request: Request, _: Principal = Depends(requi
                 raise HTTPException(503, f"revoked in the registry (ingest refuses its messages), but the broker "
                                          f"was not changed: {exc}; run `cityos devices sync`") from exc
     return {"device_id": device_id, "revoked": True}
+
+
+@router.get("/devices/fleet", summary="Silent devices and devices with refusals")
+def devices_fleet(request: Request, days: int = Query(7, ge=1, le=400),
+                  _: Principal = Depends(require_scope("devices:read"))) -> dict:
+    """Active devices silent for longer than their expected interval, and devices whose messages were refused
+    in the last ``days`` days (from the ledger ingest writes with the rows)."""
+    with connect(autocommit=True) as conn:
+        view = ledger.fleet(conn, days=days)
+    return {key: [ledger.as_json(r) for r in rows] for key, rows in view.items()}
+
+
+@router.get("/devices/{device_id}/stats", summary="A device's ledger per day")
+def device_stats(device_id: str, request: Request, days: int = Query(7, ge=1, le=400), utc: bool = False,
+                 _: Principal = Depends(require_scope("devices:read"))) -> dict:
+    """Per day (the city's days, or UTC days with ``utc=true``): messages received, readings stored, duplicates
+    absorbed, late readings, refusals by reason and the newest observation."""
+    tz = "UTC" if utc else request.app.state.settings.timezone
+    with connect(autocommit=True) as conn:
+        rows = ledger.device_stats(conn, device_id, days=days, tz=tz)
+    return {"device_id": device_id, "timezone": tz, "days": [ledger.as_json(r) for r in rows]}
 
 
 @router.post("/devices/{device_id}/enrolment-token", summary="Create a one-time enrolment token")

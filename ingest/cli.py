@@ -39,7 +39,8 @@ def _worker_main(client_id: str, database_url: str, mqtt_url: str, metrics_folde
 
     settings = _settings()
     configure_logging(settings.log_level, settings.log_json)
-    if not run_worker(WorkerConfig(database_url, mqtt_url, client_id, batch_max=batch_max)):
+    if not run_worker(WorkerConfig(database_url, mqtt_url, client_id, batch_max=batch_max,
+                                   accounting=settings.ingest_accounting)):
         raise SystemExit(3)  # asked to leave, but the session could not be ended: the registry keeps it open
 
 
@@ -234,6 +235,63 @@ def devices_list(domain: str = typer.Option(None), all_: bool = typer.Option(Fal
         for d in list_devices(conn, domain=domain, include_revoked=all_):
             state = "revoked" if d["revoked_at"] else "active"
             typer.echo(f"{d['device_id']:<24} {d['domain']:<8} {d['kind']:<12} {state}")
+
+
+@devices_app.command("stats")
+def devices_stats(device_id: str, days: int = typer.Option(7, min=1, max=400, help="Days back, today included."),
+                  utc: bool = typer.Option(False, "--utc", help="UTC days instead of the city's (CITYOS_TIMEZONE)."),
+                  as_json: bool = typer.Option(False, "--json")) -> None:
+    """What a device sent per day and whether all of it arrived: messages, readings stored, duplicates
+    absorbed, late readings, refusals by reason, newest observation (the ledger ingest writes with the rows)."""
+    import json
+
+    from cityos.ingest.ledger import as_json as row_json
+    from cityos.ingest.ledger import device_stats
+    from cityos.platform.audit import record_command
+
+    tz = "UTC" if utc else _settings().timezone
+    with _conn() as conn:
+        record_command(conn, "devices stats", device_id, {"days": days, "utc": utc})
+        rows = device_stats(conn, device_id, days=days, tz=tz)
+    if as_json:
+        typer.echo(json.dumps([row_json(r) for r in rows], ensure_ascii=False))
+        return
+    typer.echo(f"{device_id}: days in {tz}")
+    typer.echo(f"{'day':<11} {'messages':>9} {'stored':>9} {'dupl.':>7} {'late':>7} {'refused':>8}  newest observation")
+    for r in rows:
+        refused = ", ".join(f"{k}={v}" for k, v in sorted(r["refused"].items()))
+        newest = r["newest"].isoformat(timespec="seconds") if r["newest"] else "-"
+        typer.echo(f"{r['day']!s:<11} {r['messages']:>9} {r['stored']:>9} {r['duplicates']:>7} {r['late']:>7} "
+                   f"{r['refused_total']:>8}  {newest}" + (f"  ({refused})" if refused else ""))
+    if not rows:
+        typer.echo("nothing received in these days")
+
+
+@devices_app.command("fleet")
+def devices_fleet(days: int = typer.Option(7, min=1, max=400, help="Days of the ledger to look at."),
+                  as_json: bool = typer.Option(False, "--json")) -> None:
+    """Devices silent for longer than their expected interval, and devices with refused messages."""
+    import json
+
+    from cityos.ingest.ledger import as_json as row_json
+    from cityos.ingest.ledger import fleet
+    from cityos.platform.audit import record_command
+
+    with _conn() as conn:
+        record_command(conn, "devices fleet", detail={"days": days})
+        view = fleet(conn, days=days)
+    if as_json:
+        typer.echo(json.dumps({k: [row_json(r) for r in v] for k, v in view.items()}, ensure_ascii=False))
+        return
+    typer.echo(f"silent longer than expected ({len(view['silent'])}):")
+    for d in view["silent"]:
+        last = d["last_observation"].isoformat(timespec="seconds") if d["last_observation"] else "never"
+        typer.echo(f"  {d['device_id']:<24} {d['domain']:<8} last observation {last}, silent {d['silent_for']}, "
+                   f"expected every {d['expected_interval']}")
+    typer.echo(f"with refused messages in the last {days} days ({len(view['refusals'])}):")
+    for d in view["refusals"]:
+        typer.echo(f"  {d['device_id'] or '(no device in topic)':<24} "
+                   + ", ".join(f"{k}={v}" for k, v in sorted(d["refused"].items())))
 
 
 @devices_app.command("revoke")

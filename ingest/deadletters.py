@@ -8,6 +8,7 @@ Letters whose payload was withheld (``no_consent``) cannot be replayed.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import psycopg
 from psycopg.rows import dict_row
@@ -65,7 +66,9 @@ def replay(conn: psycopg.Connection, *, ids: list[int] | None = None, reason: st
         # Time checks are made against the arrival time: late data stays as acceptable as it was.
         outcome = process_message(topic, bytes(payload), now=received_at, admission=admission, conn=conn,
                                   client_id=client_id)
-        batch = Batch(rows=outcome.rows)
+        batch = Batch(received_at=datetime.now(UTC))
+        if outcome.dead_letter is None:  # its delivery was counted (as refused) when it first came
+            batch.add_outcome(outcome, count_message=False)
         with conn.transaction():
             write_batch(conn, batch)
             verdict = "stored" if outcome.dead_letter is None else f"rejected: {outcome.dead_letter.reason}"

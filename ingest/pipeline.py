@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import psycopg
 
@@ -16,19 +16,25 @@ from cityos.ingest.writer import TABLE_COLUMNS, DeadLetter, metric_tuple, vehicl
 
 log = logging.getLogger(__name__)
 
+#: A reading older than this when it arrives is late (the ledger counts it; its day becomes due again).
+LATE_AFTER = timedelta(hours=1)
+
 VEHICLES = "telemetry.vehicle_positions"
 HEALTH = "telemetry.health_readings"
 
 
 @dataclass
 class MessageOutcome:
-    """Rows to write for one message, or its dead letter."""
+    """Rows to write for one message, or its dead letter; what the ledger needs to account for it."""
 
     domain: str | None = None
     rows: dict[str, list[tuple]] = field(default_factory=dict)
     readings: int = 0
     newest_time: float | None = None
     dead_letter: DeadLetter | None = None
+    device_id: str | None = None
+    #: Per table: (oldest, newest, late) observation times of its rows and how many are late.
+    spans: dict[str, tuple[datetime, datetime, int]] = field(default_factory=dict)
 
 
 def _as_tuples(table: str, rows: list) -> list[tuple]:
@@ -65,13 +71,17 @@ def process_message(topic: str, payload: bytes, *, now: datetime, admission: Adm
             detail = f"{detail}; {note}"
         return MessageOutcome(info.domain, dead_letter=DeadLetter(topic, kept, reason, detail, client_id,
                                                                   info.device_id))
-    outcome = MessageOutcome(info.domain, readings=parsed.reading_count)
+    outcome = MessageOutcome(info.domain, readings=parsed.reading_count, device_id=info.device_id)
     newest = None
+    late_before = now - LATE_AFTER
     for table, rows in parsed.rows_by_table.items():
         if not rows:
             continue
         outcome.rows[table] = _as_tuples(table, rows)
-        latest = max(r.time for r in rows)
+        times = [r.time for r in rows]
+        oldest, latest = min(times), max(times)
+        late = sum(1 for t in times if t < late_before) if oldest < late_before else 0
+        outcome.spans[table] = (oldest, latest, late)
         newest = latest if newest is None or latest > newest else newest
     outcome.newest_time = newest.timestamp() if newest else None
     return outcome

@@ -94,6 +94,9 @@ class WorkerConfig:
     #: "work": subscribe and consume; "drain": resume an existing session without subscribing, store
     #: what it holds and end it (the session of a worker that no longer exists).
     mode: str = "work"
+    #: Write the per-device ledger, touched roll-up buckets and late days with each batch
+    #: (``CITYOS_INGEST_ACCOUNTING``; off only to measure what it costs).
+    accounting: bool = True
 
 
 class IngestWorker:
@@ -220,7 +223,7 @@ class IngestWorker:
 
     def _build(self, received: list[Received]) -> tuple[Batch, list[MessageOutcome]]:
         now = datetime.now(UTC)
-        batch = Batch(received_at=now)
+        batch = Batch(received_at=now, accounting=self.config.accounting)
         outcomes = []
         conn = self._db()
         self.admission.refresh(conn)
@@ -228,10 +231,7 @@ class IngestWorker:
             outcome = process_message(msg.topic, msg.payload, now=now, admission=self.admission, conn=conn,
                                       client_id=msg.client_id)
             outcomes.append(outcome)
-            if outcome.dead_letter:
-                batch.dead_letters.append(outcome.dead_letter)
-            for table, rows in outcome.rows.items():
-                batch.add_rows(table, rows)
+            batch.add_outcome(outcome)
         return batch, outcomes
 
     def _commit(self, received: list[Received]) -> None:
@@ -397,6 +397,9 @@ def drain_session(database_url: str, mqtt_url: str, client_id: str, group: str =
     Returns the messages stored, or None when the session could not be ended (the broker was not
     reached, or a live worker took the id over: then the session is that worker's again).
     """
-    worker = IngestWorker(WorkerConfig(database_url, mqtt_url, client_id, group=group, mode="drain"))
+    from cityos.platform.settings import get_settings
+
+    worker = IngestWorker(WorkerConfig(database_url, mqtt_url, client_id, group=group, mode="drain",
+                                       accounting=get_settings().ingest_accounting))
     worker.run()
     return worker.committed_messages if worker.ended else None

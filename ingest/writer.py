@@ -6,19 +6,30 @@ five times faster here), and the server parses nothing. A unique violation means
 delivered again (after a crash or broker restart); the batch is then rewritten through a
 staging table with ``ON CONFLICT DO NOTHING``, so re-delivery never makes duplicate rows and the
 common case pays nothing for it.
+
+The same transaction accounts for the batch (unless ``Batch.accounting`` is off): one upsert of
+the per-device ledger (``core.device_ledger``: messages, readings stored, duplicates, late readings,
+refusals by reason, newest observation), the roll-up buckets the rows touched
+(``cityos_meta.rollup_dirty``, see :mod:`cityos.platform.db.rollups`) and the days that received late
+readings (``cityos_meta.late_arrivals``). After a crash the counts and the rows agree exactly.
 """
 
 from __future__ import annotations
 
 import struct
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 
 import psycopg
 from psycopg.adapt import Dumper
 from psycopg.pq import Format
 from psycopg.types import TypeInfo
+from psycopg.types.json import Jsonb
+
+from cityos.platform.db.rollups import mark_dirty, rollups_of
 
 #: Columns as written by COPY: name -> PostgreSQL type (binary COPY applies no casts: they must match).
 Columns = dict[str, str]
@@ -107,9 +118,41 @@ class Batch:
     dead_letters: list[DeadLetter] = field(default_factory=list)
     #: When the messages arrived (the ``now`` their times were judged at); None: the time of writing.
     received_at: datetime | None = None
+    #: Write the ledger, the touched roll-up buckets and the late days (``CITYOS_INGEST_ACCOUNTING``).
+    accounting: bool = True
+    #: device -> [messages, readings, late readings, newest observation] of the messages added.
+    tally: dict[str, list] = field(default_factory=dict)
+    #: table -> (oldest, newest, late) of each message's rows (the roll-up buckets and late days they touch).
+    spans: dict[str, list[tuple[datetime, datetime, int]]] = field(default_factory=dict)
 
     def add_rows(self, table: str, rows: Iterable[tuple]) -> None:
         self.rows.setdefault(table, []).extend(rows)
+
+    def add_outcome(self, outcome, *, count_message: bool = True) -> None:
+        """Add one message's rows or dead letter (a :class:`cityos.ingest.pipeline.MessageOutcome`) and its
+        accounting. ``count_message`` False: a replayed dead letter, whose delivery was counted when it came."""
+        if outcome.dead_letter is not None:
+            self.dead_letters.append(outcome.dead_letter)
+            return
+        readings = late = 0
+        newest = None
+        for table, rows in outcome.rows.items():
+            self.rows.setdefault(table, []).extend(rows)
+            span = outcome.spans.get(table)
+            if span is not None:
+                self.spans.setdefault(table, []).append(span)
+                late += span[2]
+                newest = span[1] if newest is None or span[1] > newest else newest
+            readings += len(rows)
+        entry = self.tally.get(outcome.device_id or "")
+        if entry is None:
+            self.tally[outcome.device_id or ""] = [int(count_message), readings, late, newest]
+            return
+        entry[0] += count_message
+        entry[1] += readings
+        entry[2] += late
+        if newest is not None and (entry[3] is None or newest > entry[3]):
+            entry[3] = newest
 
     @property
     def row_count(self) -> int:
@@ -139,13 +182,15 @@ def _copy(cur: psycopg.Cursor, table: str, columns: Columns, rows: list[tuple]) 
             write(row)
 
 
-def _copy_idempotent(cur: psycopg.Cursor, table: str, columns: Columns, rows: list[tuple]) -> int:
+def _copy_idempotent(cur: psycopg.Cursor, table: str, columns: Columns, rows: list[tuple]) -> Counter[str]:
+    """COPY through a staging table, skipping rows already stored; rows written per device."""
     stage = "stage_" + table.split(".")[-1]
     cur.execute(f"create temp table if not exists {stage} (like {table} including defaults) on commit delete rows")
     _copy(cur, stage, columns, rows)
     cols = ", ".join(columns)
-    cur.execute(f"insert into {table} ({cols}) select {cols} from {stage} on conflict do nothing")
-    return cur.rowcount
+    cur.execute(f"with written as (insert into {table} ({cols}) select {cols} from {stage} on conflict do nothing "
+                "returning device_id) select device_id, count(*) from written group by 1")
+    return Counter(dict(cur.fetchall()))
 
 
 def _write_dead_letters(cur: psycopg.Cursor, letters: list[DeadLetter], received_at: datetime | None) -> None:
@@ -204,12 +249,91 @@ def _write_latest(cur: psycopg.Cursor, batch: Batch) -> None:
             cur.execute(upsert)
 
 
+UPSERT_LEDGER = """
+    insert into core.device_ledger as l (device_id, hour, messages, stored, duplicates, late, refused, newest)
+    select * from unnest(%s::text[], %s::timestamptz[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[],
+                         %s::jsonb[], %s::timestamptz[]) order by 1
+    on conflict (device_id, hour) do update set
+        messages = l.messages + excluded.messages, stored = l.stored + excluded.stored,
+        duplicates = l.duplicates + excluded.duplicates, late = l.late + excluded.late,
+        refused = case when excluded.refused = '{}'::jsonb then l.refused
+                       else core.jsonb_add_counts(l.refused, excluded.refused) end,
+        newest = greatest(l.newest, excluded.newest)"""
+
+UPSERT_LATE_DAYS = """
+    insert into cityos_meta.late_arrivals (source, day, arrived_at)
+    select source, day, %s from unnest(%s::text[], %s::date[]) as d(source, day) order by 1, 2
+    on conflict (source, day) do update set arrived_at = greatest(cityos_meta.late_arrivals.arrived_at,
+                                                                  excluded.arrived_at)"""
+
+
+def _ledger_rows(batch: Batch, hour: datetime, written: Counter[str] | None) -> list[list]:
+    """The ledger's columns (as arrays) for the batch; ``written``: rows stored per device when some were
+    duplicates (None: every row was new)."""
+    refused: dict[str, Counter[str]] = {}
+    for letter in batch.dead_letters:
+        refused.setdefault(letter.device_id or "", Counter())[letter.reason] += 1
+    columns: list[list] = [[], [], [], [], [], [], [], []]
+    for device in sorted(batch.tally.keys() | refused.keys()):
+        messages, readings, late, newest = batch.tally.get(device, (0, 0, 0, None))
+        reasons = refused.get(device)
+        if reasons:
+            messages += sum(reasons.values())
+        stored = readings if written is None else min(readings, written.get(device, 0))
+        for column, value in zip(columns, (device, hour, messages, stored, readings - stored, late,
+                                           Jsonb(dict(reasons or {})), newest), strict=True):
+            column.append(value)
+    return columns
+
+
+def _touched(batch: Batch) -> tuple[dict[str, set[datetime]], set[tuple[str, object]]]:
+    """The roll-up buckets the batch's rows fall in, and the (table, UTC day) that received late readings."""
+    buckets: dict[str, set[datetime]] = {}
+    late_days: set[tuple[str, object]] = set()
+    for table, rows in batch.rows.items():
+        spans = batch.spans.get(table)
+        if spans is None:  # rows added without their messages: one span over all of them
+            times = list(map(itemgetter(0), rows))
+            spans = [(min(times), max(times), 0)]
+        for rollup in rollups_of(table):
+            marks = buckets.setdefault(rollup.name, set())
+            width = rollup.width
+            for oldest, newest, _late in spans:
+                bucket = rollup.bucket_of(oldest)
+                while bucket <= newest:
+                    marks.add(bucket)
+                    bucket += width
+        for oldest, newest, late in spans:
+            if late:
+                day = oldest.astimezone(UTC).date()
+                while day <= newest.astimezone(UTC).date():
+                    late_days.add((table, day))
+                    day += timedelta(days=1)
+    return buckets, late_days
+
+
+def _account(cur: psycopg.Cursor, batch: Batch, written: Counter[str] | None) -> None:
+    """The batch's ledger rows, touched roll-up buckets and late days, in the batch's transaction."""
+    if not batch.accounting:
+        return
+    at = batch.received_at or datetime.now(UTC)
+    columns = _ledger_rows(batch, at.replace(minute=0, second=0, microsecond=0), written)
+    if columns[0]:
+        cur.execute(UPSERT_LEDGER, columns)
+    buckets, late_days = _touched(batch)
+    mark_dirty(cur, buckets)
+    if late_days:
+        days = sorted(late_days)
+        cur.execute(UPSERT_LATE_DAYS, (at, [d[0] for d in days], [d[1] for d in days]))
+
+
 def write_batch(conn: psycopg.Connection, batch: Batch) -> int:
     """Commit ``batch`` in one transaction; new rows written (duplicates of stored rows are skipped).
 
-    The latest value of each device and metric is updated in the same transaction.
+    The latest value of each device and metric, and the batch's accounting, are written in the same
+    transaction.
     """
-    if not batch.rows and not batch.dead_letters:
+    if not batch.rows and not batch.dead_letters and not batch.tally:
         return 0
     try:
         with conn.transaction(), conn.cursor() as cur:
@@ -217,13 +341,15 @@ def write_batch(conn: psycopg.Connection, batch: Batch) -> int:
                 _copy(cur, table, TABLE_COLUMNS[table], rows)
             _write_latest(cur, batch)
             _write_dead_letters(cur, batch.dead_letters, batch.received_at)
+            _account(cur, batch, None)
         return batch.row_count
     except psycopg.errors.UniqueViolation:
         pass
-    written = 0
+    written: Counter[str] = Counter()
     with conn.transaction(), conn.cursor() as cur:
         for table, rows in batch.rows.items():
-            written += _copy_idempotent(cur, table, TABLE_COLUMNS[table], rows)
+            written.update(_copy_idempotent(cur, table, TABLE_COLUMNS[table], rows))
         _write_latest(cur, batch)
         _write_dead_letters(cur, batch.dead_letters, batch.received_at)
-    return written
+        _account(cur, batch, written)
+    return sum(written.values())

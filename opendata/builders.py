@@ -72,12 +72,15 @@ class BuildContext:
 
 Builder = Callable[[psycopg.Connection, BuildContext], Table]
 BUILDERS: dict[str, Builder] = {}
+#: builder -> the raw telemetry tables it reads: late readings there make its datasets due again.
+READS: dict[str, tuple[str, ...]] = {}
 
 
-def builder(name: str) -> Callable[[Builder], Builder]:
-    """Register a builder under ``name``."""
+def builder(name: str, reads: tuple[str, ...] = ()) -> Callable[[Builder], Builder]:
+    """Register a builder under ``name``; ``reads``: the raw telemetry tables it reads."""
     def register(function: Builder) -> Builder:
         BUILDERS[name] = function
+        READS[name] = reads
         return function
     return register
 
@@ -146,7 +149,7 @@ def population_frame(stats: Statistics, names: dict[str, str], portal: Portal) -
     return frame
 
 
-@builder("energy_by_district_day")
+@builder("energy_by_district_day", reads=("telemetry.energy_readings",))
 def energy_by_district_day(conn: psycopg.Connection, ctx: BuildContext) -> Table:
     """Electricity bought per home per day (kWh) per district, from opted-in homes only; complete local days
     (the city's time zone) up to the last midnight."""
@@ -169,7 +172,7 @@ def energy_by_district_day(conn: psycopg.Connection, ctx: BuildContext) -> Table
     return Table(frame, table.contributors)
 
 
-@builder("snowplow_tracks")
+@builder("snowplow_tracks", reads=("telemetry.vehicle_positions",))
 def snowplow_tracks(conn: psycopg.Connection, ctx: BuildContext) -> Table:
     """Snowplow positions of the last days, one per vehicle and minute (city vehicles, not personal data)."""
     days = int(ctx.params.get("days", 7))
@@ -187,7 +190,7 @@ def snowplow_tracks(conn: psycopg.Connection, ctx: BuildContext) -> Table:
     return Table(frame)
 
 
-@builder("accident_hotspots")
+@builder("accident_hotspots", reads=("telemetry.vehicle_positions",))
 def accident_hotspots(conn: psycopg.Connection, ctx: BuildContext) -> Table:
     """Accident-risk hotspots: H3 cells with harsh brakes of city vehicles, police accidents and Gi*."""
     from cityos.gis.analyses.hotspots import HARSH_BRAKE_MS2, cell_polygon, hotspots
@@ -209,7 +212,7 @@ def accident_hotspots(conn: psycopg.Connection, ctx: BuildContext) -> Table:
                         "geometry"]].reset_index(drop=True))
 
 
-@builder("health_by_district_month")
+@builder("health_by_district_month", reads=("telemetry.health_readings",))
 def health_by_district_month(conn: psycopg.Connection, ctx: BuildContext) -> Table:
     """Per district and month: opted-in wearers, mean heart rate and mean daily steps; plus a whole-city row.
 

@@ -9,7 +9,7 @@ import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -17,6 +17,7 @@ from psycopg.types.json import Jsonb
 
 from cityos.opendata.anonymise import GateError
 from cityos.opendata.build import BuiltDataset, build, exit_use, gate
+from cityos.opendata.builders import READS
 from cityos.opendata.definitions import DATASETS_DIR, Dataset, load_definitions, load_portal
 from cityos.opendata.publisher import Change, DatasetResult, connect, publish
 from cityos.platform.audit import Who, access_of, record
@@ -45,9 +46,43 @@ def last_published(conn: psycopg.Connection) -> dict[str, datetime]:
                              "where status in ('published', 'unchanged') group by dataset").fetchall())
 
 
-def due(definitions: list[Dataset], last: dict[str, datetime], now: datetime) -> list[Dataset]:
-    """The datasets whose schedule says they should be published again at ``now``."""
-    return [d for d in definitions if d.name not in last or now - last[d.name] >= d.interval]
+#: Late days per raw table: (UTC day, when late readings for it last arrived).
+LateArrivals = dict[str, list[tuple[date, datetime]]]
+
+
+def late_arrivals(conn: psycopg.Connection) -> LateArrivals:
+    """The days of raw telemetry that received late readings (written by ingest with the rows)."""
+    out: LateArrivals = {}
+    for source, day, arrived_at in conn.execute("select source, day, arrived_at from cityos_meta.late_arrivals"):
+        out.setdefault(source, []).append((day, arrived_at))
+    return out
+
+
+def period(definition: Dataset) -> timedelta | None:
+    """How far back a dataset's data reach (its ``days`` or ``months`` parameter); None: unbounded."""
+    params = definition.source.params
+    if "days" in params:
+        return timedelta(days=int(params["days"]))
+    if "months" in params:
+        return timedelta(days=31 * int(params["months"]))
+    return None
+
+
+def received_late_data(definition: Dataset, published: datetime, now: datetime, late: LateArrivals) -> bool:
+    """Whether a table the dataset's builder reads received late readings for a day of its period after
+    ``published`` (the dataset's last publish)."""
+    back = period(definition)
+    first = (now - back - timedelta(days=1)).date() if back else date.min
+    return any(arrived > published and day >= first
+               for source in READS.get(definition.source.builder, ()) for day, arrived in late.get(source, ()))
+
+
+def due(definitions: list[Dataset], last: dict[str, datetime], now: datetime,
+        late: LateArrivals | None = None) -> list[Dataset]:
+    """The datasets whose schedule says they should be published again at ``now``, and those whose period
+    received late data since they were last published."""
+    return [d for d in definitions if d.name not in last or now - last[d.name] >= d.interval
+            or (late and received_late_data(d, last[d.name], now, late))]
 
 
 def city_extent(conn: psycopg.Connection) -> dict | None:
@@ -94,7 +129,7 @@ def run(settings: Settings, *, only: list[str] | None = None, dry_run: bool = Fa
     with psycopg.connect(settings.database_url, autocommit=True) as conn:
         definitions = load_definitions(folder, only)
         if due_only:
-            definitions = due(definitions, last_published(conn), now)
+            definitions = due(definitions, last_published(conn), now, late_arrivals(conn))
         built = build_all(conn, definitions, settings, now, folder)
         try:
             gate(built)

@@ -86,6 +86,7 @@ _API: dict[tuple[str, str], Use] = {
     ("POST", "/api/v1/devices/{device_id}/revoke"): STAFF,
     ("POST", "/api/v1/devices/{device_id}/enrolment-token"): STAFF,
     ("POST", "/api/v1/devices/enroll"): NON_PERSONAL,
+    ("GET", "/api/v1/devices/{device_id}/stats"): STAFF, ("GET", "/api/v1/devices/fleet"): STAFF,
     ("GET", "/api/v1/deadletters"): STAFF, ("POST", "/api/v1/deadletters/replay"): STAFF,
     ("GET", "/ogc"): NON_PERSONAL, ("GET", "/ogc/conformance"): NON_PERSONAL,
     ("GET", "/ogc/collections"): NON_PERSONAL,

@@ -92,6 +92,9 @@ class Settings(BaseSettings):
                                       "rebuilding them from the database.")
     retention_days_raw: int = Field(400, ge=1, description="Days of raw telemetry kept before drop_chunks.")
     maintenance_interval_s: int = Field(300, ge=5, description="Seconds between retention/roll-up runs.")
+    ingest_accounting: bool = Field(True, description="Ingest writes the per-device ledger, the roll-up buckets "
+                                    "and the late days of each batch in its transaction. Off only to measure its "
+                                    "cost: then no ledger, and roll-ups miss what arrives.")
     timezone: str = Field("Asia/Tokyo", description="The city's time zone (IANA name): every daily bucket (series "
                           "with interval=1d, daily datasets, local hours of day) runs from local midnight to midnight.")
     job_name: str = Field("", description="Set by a scheduled job (its systemd unit) to name itself in the audit "

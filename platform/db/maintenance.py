@@ -2,8 +2,10 @@
 
 How long raw telemetry is kept is the setting ``CITYOS_RETENTION_DAYS_RAW`` (``retention_days_raw``),
 passed in by the callers (``cityos db maintain`` and the API service's maintenance loop) and recorded
-in ``cityos_meta.retention`` on each pass. On a community build TimescaleDB's own jobs do roll-ups and
-retention (see migration 0002): a pass only brings the retention policies in line with the setting. On
+in ``cityos_meta.retention`` on each pass. Roll-ups are recomputed for exactly the buckets
+that received rows (late ones too, however old): the platform's own table on the Apache-only build,
+``refresh_continuous_aggregate`` over those windows on a community build, whose own jobs do retention
+(see migration 0002): there a pass also brings the retention policies in line with the setting. On
 the Apache-only build the API service runs :func:`run_maintenance` every
 ``CITYOS_MAINTENANCE_INTERVAL_S`` seconds and retention is the platform's own ``drop_chunks``.
 """
@@ -17,23 +19,9 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from cityos.platform.audit import Who, access_of, record
+from cityos.platform.db.rollups import recompute
 
 log = logging.getLogger(__name__)
-
-ROLLUP_LOOKBACK = timedelta(hours=48)
-
-REFRESH_ENERGY_HOURLY = """
-    insert into telemetry.energy_hourly (bucket, device_id, metric, avg, min, max, sum, count)
-    select time_bucket('1 hour', time), device_id, metric,
-           avg(value), min(value), max(value), sum(value), count(*)
-    from telemetry.energy_readings
-    where time >= time_bucket('1 hour', now() - %(lookback)s)
-    group by 1, 2, 3
-    on conflict (device_id, metric, bucket) do update set
-        avg = excluded.avg, min = excluded.min, max = excluded.max,
-        sum = excluded.sum, count = excluded.count
-"""
-
 
 def rollup_mode(conn: psycopg.Connection) -> str:
     """``continuous_aggregate`` (community build) or ``platform_table`` (Apache-only build)."""
@@ -41,11 +29,10 @@ def rollup_mode(conn: psycopg.Connection) -> str:
     return row[0] if row else "platform_table"
 
 
-def refresh_rollups(conn: psycopg.Connection, lookback: timedelta = ROLLUP_LOOKBACK) -> int:
-    """Recompute the hourly energy roll-up for the last ``lookback``; rows written."""
-    if rollup_mode(conn) != "platform_table":
-        return 0
-    return conn.execute(REFRESH_ENERGY_HOURLY, {"lookback": lookback}).rowcount
+def refresh_rollups(conn: psycopg.Connection, run_id: int) -> dict[str, int]:
+    """Recompute every roll-up bucket that received rows since the last pass, however old (the marks ingest
+    writes with the rows, :mod:`cityos.platform.db.rollups`); per roll-up, rows written or buckets refreshed."""
+    return recompute(conn, run_id, rollup_mode(conn))
 
 
 RETENTION_POLICY = """
@@ -95,7 +82,7 @@ def run_maintenance(url: str, retention_days_raw: int, who: Who | None = None) -
         run_id = conn.execute(
             "insert into cityos_meta.maintenance_runs (job) values ('rollups+retention') returning id"
         ).fetchone()[0]
-        detail: dict[str, object] = {"rollup_rows": refresh_rollups(conn), "retention_days_raw": retention_days_raw,
+        detail: dict[str, object] = {"rollups": refresh_rollups(conn, run_id), "retention_days_raw": retention_days_raw,
                                      "chunks_dropped": apply_retention(conn, retention_days_raw)}
         conn.execute("update cityos_meta.maintenance_runs set finished_at = now(), detail = %s where id = %s",
                      (Jsonb(detail), run_id))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from cityos.platform.db.features import detect
 from cityos.platform.db.migrate import discover, migrate
 
@@ -63,12 +65,14 @@ def test_apache_build_uses_platform_rollups_and_retention(db):
 
 
 def test_maintenance_rolls_up_energy_per_hour(database_url, db):
+    from cityos.ingest.writer import Batch, write_batch
     from cityos.platform.db.maintenance import run_maintenance
 
-    db.execute("""insert into telemetry.energy_readings (time, device_id, metric, value)
-                  select date_trunc('hour', now() - interval '2 hours') + make_interval(mins => m),
-                         'hems-roll', 'power_w', m
-                  from generate_series(0, 59) m""")
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
+    batch = Batch()  # through ingest's writer, which marks the roll-up buckets its rows touch
+    batch.add_rows("telemetry.energy_readings",
+                   [(start + timedelta(minutes=m), "hems-roll", "power_w", float(m)) for m in range(60)])
+    write_batch(db, batch)
     run_maintenance(database_url, 400)
     if not detect(db).community:
         row = db.execute("""select count, avg, min, max from telemetry.energy_hourly

@@ -1,0 +1,108 @@
+"""Reading the per-device ledger: did everything arrive, per device and day, and which devices need a look.
+
+Ingest writes ``core.device_ledger`` in the same transaction as the rows it counts (see
+:mod:`cityos.ingest.writer`), one row per device and arrival hour (UTC). Reports sum the hours into
+days, UTC or the city's local days (``CITYOS_TIMEZONE``; exact for zones whole hours from UTC). For
+each delivery of a message: ``messages`` = accepted + refused; for the readings of accepted messages:
+readings sent = ``stored`` + ``duplicates`` (re-deliveries the tables' keys absorbed).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+from psycopg.rows import dict_row
+
+#: How often a device of each domain is expected to report when ``core.devices.expected_interval`` is unset.
+EXPECTED: dict[str, timedelta] = {
+    "hems": timedelta(minutes=10),   # meters report every 30-60 s
+    "env": timedelta(hours=1),       # soil and weather sensors report every few minutes to an hour
+    "health": timedelta(hours=6),    # wearables sync when near their phone or gateway
+    "vehicle": timedelta(days=1),    # city vehicles are parked overnight and on holidays
+}
+
+STATS = """
+    with hours as (
+        select (hour at time zone %(tz)s)::date as day, messages, stored, duplicates, late, refused, newest
+        from core.device_ledger where device_id = %(device)s and hour >= %(since)s),
+    reasons as (
+        select day, jsonb_object_agg(key, total) as refused from (
+            select day, key, sum(value::bigint) as total from hours, jsonb_each_text(refused) group by 1, 2) k
+        group by day)
+    select h.day, sum(messages)::bigint as messages, sum(stored)::bigint as stored,
+           sum(duplicates)::bigint as duplicates, sum(late)::bigint as late,
+           coalesce(r.refused, '{}'::jsonb) as refused, max(newest) as newest
+    from hours h left join reasons r using (day)
+    group by h.day, r.refused order by 1"""
+
+
+def day_start(now: datetime, days: int, tz: str) -> datetime:
+    """The first instant of the last ``days`` days (today included) in the zone ``tz``."""
+    from zoneinfo import ZoneInfo
+
+    local = now.astimezone(ZoneInfo(tz)).replace(hour=0, minute=0, second=0, microsecond=0)
+    return (local - timedelta(days=days - 1)).astimezone(UTC)
+
+
+def device_stats(conn: psycopg.Connection, device_id: str, *, days: int = 7, tz: str = "UTC",
+                 now: datetime | None = None) -> list[dict]:
+    """The device's ledger per day (in the zone ``tz``) for the last ``days`` days, oldest first."""
+    since = day_start(now or datetime.now(UTC), days, tz)
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(STATS, {"device": device_id, "since": since, "tz": tz}).fetchall()
+    for row in rows:
+        row["refused_total"] = sum(row["refused"].values())
+    return rows
+
+
+FLEET = """
+    with heard as (
+        select device_id, max(newest) as last_observation, max(hour) as last_arrival_hour,
+               sum(messages)::bigint as messages
+        from core.device_ledger where hour >= %(since)s group by 1),
+    refused as (
+        select device_id, key as reason, sum(value::bigint)::bigint as count
+        from core.device_ledger, jsonb_each_text(refused) where hour >= %(since)s group by 1, 2)
+    select d.device_id, d.domain, d.kind, d.created_at,
+           coalesce(d.expected_interval, (%(defaults)s::jsonb ->> d.domain)::interval) as expected_interval,
+           h.last_observation, h.last_arrival_hour, coalesce(h.messages, 0) as messages,
+           coalesce((select jsonb_object_agg(r.reason, r.count) from refused r where r.device_id = d.device_id),
+                    '{}'::jsonb) as refused
+    from core.devices d left join heard h using (device_id)
+    where d.revoked_at is null
+    order by d.device_id"""
+
+
+def fleet(conn: psycopg.Connection, *, days: int = 7, now: datetime | None = None) -> dict[str, list[dict]]:
+    """Active devices silent for longer than their expected interval (``silent``; never heard within ``days``
+    counts from their registration), and devices with refused messages in the last ``days`` days (``refusals``)."""
+    now = now or datetime.now(UTC)
+    since = now - timedelta(days=days)
+    defaults = {domain: f"{int(interval.total_seconds())} seconds" for domain, interval in EXPECTED.items()}
+    from psycopg.types.json import Jsonb
+
+    with conn.cursor(row_factory=dict_row) as cur:
+        devices = cur.execute(FLEET, {"since": since, "defaults": Jsonb(defaults)}).fetchall()
+    silent, refusals = [], []
+    for d in devices:
+        last = d["last_observation"] or max(d["created_at"], since)
+        d["silent_for"] = now - last
+        if d["silent_for"] > d["expected_interval"]:
+            silent.append(d)
+        if d["refused"]:
+            refusals.append(d)
+    return {"silent": silent, "refusals": refusals}
+
+
+def as_json(row: dict) -> dict:
+    """A ledger or fleet row with intervals in seconds and times in ISO 8601."""
+    out = {}
+    for key, value in row.items():
+        if isinstance(value, timedelta):
+            out[key + "_s" if not key.endswith("_s") else key] = value.total_seconds()
+        elif isinstance(value, datetime):
+            out[key] = value.isoformat()
+        else:
+            out[key] = value if not hasattr(value, "isoformat") else value.isoformat()
+    return out
