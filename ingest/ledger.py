@@ -56,42 +56,42 @@ def device_stats(conn: psycopg.Connection, device_id: str, *, days: int = 7, tz:
     return rows
 
 
-FLEET = """
+SILENT = """
     with heard as (
-        select device_id, max(newest) as last_observation, max(hour) as last_arrival_hour,
-               sum(messages)::bigint as messages
-        from core.device_ledger where hour >= %(since)s group by 1),
-    refused as (
-        select device_id, key as reason, sum(value::bigint)::bigint as count
-        from core.device_ledger, jsonb_each_text(refused) where hour >= %(since)s group by 1, 2)
+        select device_id, max(newest) as last_observation, sum(messages)::bigint as messages
+        from core.device_ledger where hour >= %(since)s group by 1)
     select d.device_id, d.domain, d.kind, d.created_at,
            coalesce(d.expected_interval, (%(defaults)s::jsonb ->> d.domain)::interval) as expected_interval,
-           h.last_observation, h.last_arrival_hour, coalesce(h.messages, 0) as messages,
-           coalesce((select jsonb_object_agg(r.reason, r.count) from refused r where r.device_id = d.device_id),
-                    '{}'::jsonb) as refused
+           h.last_observation, coalesce(h.messages, 0) as messages
     from core.devices d left join heard h using (device_id)
     where d.revoked_at is null
     order by d.device_id"""
 
+REFUSALS = """
+    select device_id, jsonb_object_agg(reason, count) as refused, sum(count)::bigint as refused_total,
+           exists (select 1 from core.devices d where d.device_id = r.device_id) as registered
+    from (select device_id, key as reason, sum(value::bigint)::bigint as count
+          from core.device_ledger, jsonb_each_text(refused) where hour >= %(since)s group by 1, 2) r
+    group by device_id order by refused_total desc, device_id"""
+
 
 def fleet(conn: psycopg.Connection, *, days: int = 7, now: datetime | None = None) -> dict[str, list[dict]]:
-    """Active devices silent for longer than their expected interval (``silent``; never heard within ``days``
-    counts from their registration), and devices with refused messages in the last ``days`` days (``refusals``)."""
+    """Active devices silent for longer than their expected interval (``silent``; a device not heard within
+    ``days`` counts from its registration or the start of those days), and every device id, registered or not
+    (``''``: a topic naming no device), with refused messages in the last ``days`` days (``refusals``)."""
+    from psycopg.types.json import Jsonb
+
     now = now or datetime.now(UTC)
     since = now - timedelta(days=days)
     defaults = {domain: f"{int(interval.total_seconds())} seconds" for domain, interval in EXPECTED.items()}
-    from psycopg.types.json import Jsonb
-
     with conn.cursor(row_factory=dict_row) as cur:
-        devices = cur.execute(FLEET, {"since": since, "defaults": Jsonb(defaults)}).fetchall()
-    silent, refusals = [], []
+        devices = cur.execute(SILENT, {"since": since, "defaults": Jsonb(defaults)}).fetchall()
+        refusals = cur.execute(REFUSALS, {"since": since}).fetchall()
+    silent = []
     for d in devices:
-        last = d["last_observation"] or max(d["created_at"], since)
-        d["silent_for"] = now - last
+        d["silent_for"] = now - (d["last_observation"] or max(d["created_at"], since))
         if d["silent_for"] > d["expected_interval"]:
             silent.append(d)
-        if d["refused"]:
-            refusals.append(d)
     return {"silent": silent, "refusals": refusals}
 
 

@@ -20,7 +20,8 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 @publish_app.command("publish")
 def publish(dry_run: bool = typer.Option(False, "--dry-run", help="Show what would change; change nothing."),
             only: list[str] = typer.Option(None, "--only", help="Publish only this dataset (repeatable)."),
-            due: bool = typer.Option(False, "--due", help="Only datasets whose schedule says they are due."),
+            due: bool = typer.Option(False, "--due", help="Only datasets whose schedule says they are due, "
+                                     "or whose period received late readings."),
             folder: Path = typer.Option(None, help="Folder of dataset definitions (default: shipped ones).")) -> None:
     """Build the datasets, check the anonymisation gate, and create or update them in CKAN."""
     from rich.progress import Progress

@@ -275,12 +275,14 @@ def rows_committed(folder: Path, last: float = 0.0) -> float:
 
 
 def end_to_end(db_url: str, broker: TestBroker, home: Path, workers: int, items: list[tuple[str, bytes]],
-               readings: int, times: tuple[datetime, datetime]) -> tuple[float, float]:
+               readings: int, times: tuple[datetime, datetime], accounting: bool = True) -> tuple[float, float]:
     """Queue ``items`` in the workers' persistent sessions, then time the drain to committed rows.
 
     The rate is taken from the first committed row to the last, so process start-up is not counted.
+    ``accounting`` False: the workers run with ``CITYOS_INGEST_ACCOUNTING=false`` (no ledger, no roll-up marks).
     """
     running = Workers(db_url, broker.url, home, workers)
+    running.env["CITYOS_INGEST_ACCOUNTING"] = "true" if accounting else "false"
     folder = metrics_dir(home)
     try:
         # Wait until every worker's subscription is granted (the session holds the shared subscription), not
@@ -316,10 +318,32 @@ def end_to_end(db_url: str, broker: TestBroker, home: Path, workers: int, items:
     return len(items) * share / elapsed, (readings - first_count) / elapsed
 
 
+def accounting_cost(db_url: str, broker: TestBroker, home: Path, args, offset: int = 2 * 10**7) -> None:
+    """End to end with 1 worker, with and without the ledger and roll-up marks (``CITYOS_INGEST_ACCOUNTING``),
+    alternating so that a noisy neighbour hits both alike; prints each pair and the ratio of the medians."""
+    for name, make, readings_per in (("single readings", lambda o: single_payloads(args.messages, o), 1),
+                                     ("batches of 1,000", lambda o: batch_payloads(args.batches, 1000, o), 1000)):
+        count = args.messages if readings_per == 1 else args.batches
+        rates: dict[bool, list[float]] = {True: [], False: []}
+        for round_ in range(args.rounds):
+            for accounting in (False, True):
+                offset += 10**7
+                _, rds = end_to_end(db_url, broker, home / f"acc-{accounting}-{round_}", 1, make(offset),
+                                    count * readings_per, window(offset, count * readings_per), accounting)
+                rates[accounting].append(rds)
+        on, off = sorted(rates[True])[len(rates[True]) // 2], sorted(rates[False])[len(rates[False]) // 2]
+        print(f"ledger and roll-up marks, {name}, 1 worker: with {on:,.0f} readings/s, without {off:,.0f} "
+              f"readings/s (runs with: {', '.join(f'{r:,.0f}' for r in rates[True])}; without: "
+              f"{', '.join(f'{r:,.0f}' for r in rates[False])}); cost {1 - on / off:+.1%}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--messages", type=int, default=100_000, help="single-reading messages per run")
     parser.add_argument("--batches", type=int, default=1000, help="messages of 1,000 readings per run")
+    parser.add_argument("--accounting-only", action="store_true",
+                        help="only the cost of the ledger and roll-up marks: 1 worker, with and without, alternating")
+    parser.add_argument("--rounds", type=int, default=2, help="with/without pairs for --accounting-only")
     args = parser.parse_args()
     settings = load_settings()
     db_url = bench_database(settings)
@@ -328,6 +352,9 @@ def main() -> None:
     broker = TestBroker(home)
     broker.start(db_url)  # the bench devices' accounts, from the registry
     try:
+        if args.accounting_only:
+            accounting_cost(db_url, broker, home, args)
+            return
         print(f"machine: {os.cpu_count()} cores; {args.messages} single messages, "
               f"{args.batches} x 1,000-reading batches")
         offset = 0
@@ -351,6 +378,7 @@ def main() -> None:
                                    window(offset, args.batches * 1000))
             print(f"end to end, batches of 1,000, {workers} worker(s): {msgs:,.0f} msg/s, {rds:,.0f} readings/s "
                   f"({rds / base_copy:.2f} x COPY alone)")
+        accounting_cost(db_url, broker, home, args)
     finally:
         broker.stop()
 

@@ -245,3 +245,33 @@ def test_a_kill_9_mid_batch_leaves_the_ledger_and_the_rows_in_agreement(database
         ledger, rows = _ledger(conn, device), _rows(conn, device)
     assert ledger["stored"] == rows
     assert ledger["messages"] == ledger["stored"] + ledger["duplicates"]  # one reading per message
+
+
+def test_device_stats_sum_per_day_to_the_ledger_in_utc_and_in_the_city_s_days(offline_week, database_url, settings):
+    from cityos.ingest.ledger import device_stats
+
+    with psycopg.connect(database_url) as conn:
+        total = _ledger(conn, _home(0))
+        for tz in ("UTC", settings.timezone):
+            days = device_stats(conn, _home(0), days=3, tz=tz)
+            assert {k: sum(d[k] for d in days) for k in ("messages", "stored", "duplicates", "late")} == \
+                {k: total[k] for k in ("messages", "stored", "duplicates", "late")}
+            assert sum(d["refused_total"] for d in days) == 2
+            assert max(d["newest"] for d in days) > offline_week["now"] - timedelta(hours=1)
+
+
+def test_the_fleet_view_lists_silent_devices_and_devices_with_refusals(offline_week, database_url):
+    from cityos.ingest.ledger import fleet
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("delete from core.devices where device_id in ('led-quiet', 'led-chatty')")
+        add_device(conn, "led-quiet", "env")
+        add_device(conn, "led-chatty", "env")
+        conn.execute("update core.devices set created_at = now() - interval '3 hours', expected_interval = "
+                     "case device_id when 'led-quiet' then interval '1 hour' else interval '1 day' end "
+                     "where device_id in ('led-quiet', 'led-chatty')")
+        view = fleet(conn, days=7)
+    silent = {d["device_id"] for d in view["silent"]}
+    assert "led-quiet" in silent and "led-chatty" not in silent
+    refused = {d["device_id"]: d["refused"] for d in view["refusals"]}
+    assert sum(refused[_home(0)].values()) == 2 and _home(1) not in refused
