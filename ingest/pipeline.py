@@ -80,7 +80,12 @@ def process_message(topic: str, payload: bytes, *, now: datetime, admission: Adm
         outcome.rows[table] = _as_tuples(table, rows)
         times = [r.time for r in rows]
         oldest, latest = min(times), max(times)
-        late = sum(1 for t in times if t < late_before) if oldest < late_before else 0
+        if oldest >= late_before:
+            late = 0
+        elif latest < late_before:  # a backlog: every reading is late
+            late = len(times)
+        else:
+            late = sum(1 for t in times if t < late_before)
         outcome.spans[table] = (oldest, latest, late)
         newest = latest if newest is None or latest > newest else newest
     outcome.newest_time = newest.timestamp() if newest else None

@@ -3,7 +3,8 @@
 Run with the local runtime up (``./cityos up``):  ``.venv/bin/python tests/bench/bench_ingest.py``
 
 It starts its own Mosquitto (same binary and settings as the platform's) and writes to a
-database ``cityos_bench`` on the platform's server. Figures:
+database ``cityos_bench`` on the platform's server (``CITYOS_BENCH_NAME=x``: ``cityos_x``, and its own
+folder, so two benchmarks on a shared server do not collide). Figures:
 - broker alone: QoS 1 messages drained from persistent sessions by 1 and 2 subscriber processes
   that discard them;
 - COPY alone: the workers' own write path (``write_batch``) without MQTT, from 1 and 2 processes;
@@ -51,6 +52,8 @@ from cityos.platform.mqtt import BrokerAddress, new_client
 from cityos.platform.settings import load_settings
 
 DEVICES = 100
+BENCH_NAME = os.environ.get("CITYOS_BENCH_NAME", "bench")
+BENCH_DB = f"cityos_{BENCH_NAME}"
 BASE = datetime.now(UTC) - timedelta(days=2)
 
 
@@ -58,12 +61,12 @@ def bench_database(settings) -> str:
     owner = settings.database_url.split("://", 1)[1].split(":", 1)[0]
     admin = settings.admin_database_url
     with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute("drop database if exists cityos_bench with (force)")
-        conn.execute(sql.SQL("create database cityos_bench owner {}").format(sql.Identifier(owner)))
-    with psycopg.connect(admin.rsplit("/", 1)[0] + "/cityos_bench", autocommit=True) as conn:
+        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(BENCH_DB)))
+        conn.execute(sql.SQL("create database {} owner {}").format(sql.Identifier(BENCH_DB), sql.Identifier(owner)))
+    with psycopg.connect(admin.rsplit("/", 1)[0] + "/" + BENCH_DB, autocommit=True) as conn:
         conn.execute("create extension timescaledb")
         conn.execute("create extension postgis")
-    url = settings.database_url.rsplit("/", 1)[0] + "/cityos_bench"
+    url = settings.database_url.rsplit("/", 1)[0] + "/" + BENCH_DB
     migrate(url)
     with psycopg.connect(url, autocommit=True) as conn:
         for i in range(DEVICES):
@@ -347,7 +350,7 @@ def main() -> None:
     args = parser.parse_args()
     settings = load_settings()
     db_url = bench_database(settings)
-    home = Path(settings.home) / "test-runs" / "bench"
+    home = Path(settings.home) / "test-runs" / BENCH_NAME
     shutil.rmtree(home, ignore_errors=True)
     broker = TestBroker(home)
     broker.start(db_url)  # the bench devices' accounts, from the registry
