@@ -272,6 +272,7 @@ def devices_fleet(days: int = typer.Option(7, min=1, max=400, help="Days of the 
                   as_json: bool = typer.Option(False, "--json")) -> None:
     """Devices silent for longer than their expected interval, and devices with refused messages."""
     import json
+    from datetime import timedelta
 
     from cityos.ingest.ledger import as_json as row_json
     from cityos.ingest.ledger import fleet
@@ -286,7 +287,8 @@ def devices_fleet(days: int = typer.Option(7, min=1, max=400, help="Days of the 
     typer.echo(f"silent longer than expected ({len(view['silent'])}):")
     for d in view["silent"]:
         last = d["last_observation"].isoformat(timespec="seconds") if d["last_observation"] else "never"
-        typer.echo(f"  {d['device_id']:<24} {d['domain']:<8} last observation {last}, silent {d['silent_for']}, "
+        typer.echo(f"  {d['device_id']:<24} {d['domain']:<8} last observation {last}, "
+                   f"silent {timedelta(seconds=int(d['silent_for'].total_seconds()))}, "
                    f"expected every {d['expected_interval']}")
     typer.echo(f"with refused messages in the last {days} days ({len(view['refusals'])}):")
     for d in view["refusals"]:
