@@ -116,7 +116,8 @@ def _refresh_aggregate(conn: psycopg.Connection, rollup: Rollup, buckets: list[d
     conn.autocommit = True
     try:
         for start, end in windows(buckets, rollup.width):
-            conn.execute("call refresh_continuous_aggregate(%s, %s, %s)", (rollup.name, start, end))
+            conn.execute("call refresh_continuous_aggregate(%s::regclass, %s::timestamptz, %s::timestamptz)",
+                         (rollup.name, start, end))
         conn.execute("delete from cityos_meta.rollup_dirty where rollup = %s and claimed <> 0 "
                      "and bucket = any(%s)", (rollup.name, buckets))
     finally:
