@@ -262,7 +262,7 @@ UPSERT_LEDGER = """
 
 UPSERT_LATE_DAYS = """
     insert into cityos_meta.late_arrivals (source, day, arrived_at)
-    select source, day, %s from unnest(%s::text[], %s::date[]) as d(source, day) order by 1, 2
+    select source, day, now() from unnest(%s::text[], %s::date[]) as d(source, day) order by 1, 2
     on conflict (source, day) do update set arrived_at = greatest(cityos_meta.late_arrivals.arrived_at,
                                                                   excluded.arrived_at)"""
 
@@ -324,7 +324,8 @@ def _account(cur: psycopg.Cursor, batch: Batch, written: Counter[str] | None) ->
     mark_dirty(cur, buckets)
     if late_days:
         days = sorted(late_days)
-        cur.execute(UPSERT_LATE_DAYS, (at, [d[0] for d in days], [d[1] for d in days]))
+        # the database's clock, as the publish log's: a dataset is due when late data came after its last publish
+        cur.execute(UPSERT_LATE_DAYS, ([d[0] for d in days], [d[1] for d in days]))
 
 
 def write_batch(conn: psycopg.Connection, batch: Batch) -> int:
