@@ -77,8 +77,9 @@ def claim(conn: psycopg.Connection, run_id: int) -> dict[str, list[datetime]]:
         conn.execute("lock table cityos_meta.rollup_dirty in share mode")
         conn.execute("update cityos_meta.rollup_dirty set claimed = %s where claimed = 0", (run_id,))
     out: dict[str, list[datetime]] = {}
-    for name, bucket in conn.execute("select rollup, bucket from cityos_meta.rollup_dirty where claimed <> 0 "
-                                     "order by 1, 2").fetchall():
+    # distinct: a bucket a crashed pass claimed may be claimed again (joined twice, its rows would count twice)
+    for name, bucket in conn.execute("select distinct rollup, bucket from cityos_meta.rollup_dirty "
+                                     "where claimed <> 0 order by 1, 2").fetchall():
         out.setdefault(name, []).append(bucket)
     return out
 

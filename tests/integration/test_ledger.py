@@ -275,3 +275,64 @@ def test_the_fleet_view_lists_silent_devices_and_devices_with_refusals(offline_w
     assert "led-quiet" in silent and "led-chatty" not in silent
     refused = {d["device_id"]: d["refused"] for d in view["refusals"]}
     assert sum(refused[_home(0)].values()) == 2 and _home(1) not in refused
+
+
+def _energy_batch(device: str, start: datetime, values: list[float]):
+    from cityos.ingest.writer import Batch
+
+    batch = Batch()
+    batch.add_rows("telemetry.energy_readings",
+                   [(start + timedelta(minutes=i), device, "power_w", v) for i, v in enumerate(values)])
+    return batch
+
+
+def test_a_batch_still_uncommitted_when_maintenance_claims_its_bucket_is_in_the_recomputation(database_url):
+    import threading
+
+    from cityos.ingest.writer import write_batch
+    from cityos.platform.db.maintenance import refresh_rollups, rollup_mode
+
+    device, hour = "led-race", hours_ago(30).replace(minute=0, second=0)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("delete from telemetry.energy_readings where device_id = %s", (device,))
+        if rollup_mode(conn) != "platform_table":
+            pytest.skip("the community build refreshes its continuous aggregate (its own invalidation log)")
+        refresh_rollups(conn, 10**9)  # nothing else pending
+    writer = psycopg.connect(database_url)
+    writer.execute("select 1")  # an open transaction: the batch below is written in it, not yet committed
+    write_batch(writer, _energy_batch(device, hour, [1.0, 2.0]))
+    done: list[dict] = []
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        run_id = conn.execute("select coalesce(max(id), 0) + 1 from cityos_meta.maintenance_runs").fetchone()[0]
+        thread = threading.Thread(target=lambda: done.append(refresh_rollups(conn, 10**9 + run_id)))
+        thread.start()
+        time.sleep(1.0)
+        assert not done, "the pass must wait for the batch that marked the bucket"
+        writer.commit()
+        thread.join(30)
+        row = conn.execute("select count, sum from telemetry.energy_hourly where device_id = %s and bucket = %s",
+                           (device, hour)).fetchone()
+    writer.close()
+    assert row == (2, 3.0)
+
+
+def test_a_bucket_marked_again_during_a_recomputation_is_recomputed_by_the_next_pass(database_url):
+    from cityos.ingest.writer import write_batch
+    from cityos.platform.db import rollups
+    from cityos.platform.db.maintenance import refresh_rollups, rollup_mode
+
+    device, hour = "led-again", hours_ago(50).replace(minute=0, second=0)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("delete from telemetry.energy_readings where device_id = %s", (device,))
+        if rollup_mode(conn) != "platform_table":
+            pytest.skip("the community build refreshes its continuous aggregate (its own invalidation log)")
+        write_batch(conn, _energy_batch(device, hour, [1.0]))
+        claimed = rollups.claim(conn, 10**9 + 1)  # a pass has claimed the bucket...
+        assert hour in claimed[rollups.ENERGY_HOURLY.name]
+        write_batch(conn, _energy_batch(device, hour + timedelta(minutes=30), [5.0]))  # ...a late reading comes...
+        refresh_rollups(conn, 10**9 + 2)  # (this pass recomputes what both claims hold)
+        refresh_rollups(conn, 10**9 + 3)
+        row = conn.execute("select count, sum from telemetry.energy_hourly where device_id = %s and bucket = %s",
+                           (device, hour)).fetchone()
+        left = conn.execute("select count(*) from cityos_meta.rollup_dirty where bucket = %s", (hour,)).fetchone()[0]
+    assert row == (2, 6.0) and left == 0
