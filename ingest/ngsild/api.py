@@ -203,7 +203,7 @@ def retrieve_entity(entityId: str, request: Request, principal: Caller, attrs: s
     with connect(autocommit=True) as conn:
         rows, _ = ent.query(conn, sel, staff=sees_everything(principal), limit=1, offset=0, count=False)
     if not rows:
-        raise NgsiError("ResourceNotFound", f"no entity {entityId[:200]}")
+        raise NgsiError("ResourceNotFound", "no such entity, or none this caller may see")
     key_values = bool(opts & {"keyValues", "simplified"}) or format in ("keyValues", "simplified")
     entity = ent.render(rows[0], ctx, attrs=sel.attrs, key_values=key_values, concise="concise" in opts,
                         sys_attrs="sysAttrs" in opts)
@@ -399,7 +399,7 @@ def temporal_entity(entityId: str, request: Request, principal: Caller, attrs: s
     body, _, _ = _temporal(request, principal, sel, timerel, timeAt, endTimeAt, lastN, aggrMethods,
                            aggrPeriodDuration, options, 1, 0, False)
     if not body:
-        raise NgsiError("ResourceNotFound", f"no entity {entityId[:200]}")
+        raise NgsiError("ResourceNotFound", "no such entity, or none this caller may see")
     return _answer(request, body[0], media)
 
 

@@ -387,3 +387,49 @@ def test_a_subscription_to_an_address_inside_the_platform_is_refused(api, city, 
                                                  "notification": {"endpoint": {"uri": uri}}})
     assert response.status_code == 400
     assert response.json()["title"] == "BadRequestData"
+
+
+# -- a real NGSI-LD client ------------------------------------------------------------------------------------
+NGSILDCLIENT = "ngsildclient==0.5.2"
+
+
+@pytest.fixture(scope="module")
+def ngsildclient_python(settings) -> str:
+    """Python of a virtual environment with Orange's ngsildclient from PyPI (its pins, such as httpx<0.24,
+    clash with the platform's, so it lives apart; built once under the state folder)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    venv = Path(settings.home) / "clients" / NGSILDCLIENT.replace("==", "-")
+    python = venv / "bin" / "python"
+    if not (venv / ".complete").exists():
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", NGSILDCLIENT],
+                       check=True)
+        (venv / ".complete").touch()
+    return str(python)
+
+
+def test_orange_ngsildclient_queries_reads_history_and_upserts(api, city, database_url, ngsildclient_python):
+    import subprocess
+    from pathlib import Path
+    from urllib.parse import urlsplit
+
+    _, tokens = city
+    address = urlsplit(api)
+    script = Path(__file__).with_name("clients") / "ngsildclient_session.py"
+    run = subprocess.run([ngsildclient_python, str(script), address.hostname, str(address.port), tokens["producer"]],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-3000:]
+    seen = json.loads(run.stdout.strip().splitlines()[-1])
+    assert seen["vehicles"] == [f"urn:ngsi-ld:Vehicle:{CAR}", f"urn:ngsi-ld:Vehicle:{PLOW}"]
+    assert seen["devices_count"] == 1  # the soil sensor; the household meter is not public
+    assert seen["moist"] == [f"urn:ngsi-ld:Device:{SOIL}"]
+    assert (seen["plow_speed"], seen["plow_location"]) == (18.5, [139.9305, 37.4952])
+    assert seen["temperature_values"] >= 288
+    assert seen["avg_periods"] >= 4
+    assert seen["upsert_ok"] is True
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("select value from telemetry.latest_values where device_id = %s and metric = %s",
+                            (WX, "temperature")).fetchone() == (-7.25,)
