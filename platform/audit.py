@@ -128,6 +128,8 @@ PERSONAL: dict[str, Access] = {
                              ("/attributes", "attribute names"), ("/attributes/{attr}", "path:attr"),
                              ("/subscriptions", "the token's subscriptions"),
                              ("/subscriptions/{subscriptionId}", "path:subscriptionId"))},
+    "api:POST /ngsi-ld/v1/entityOperations/query": Access("telemetry of every device", "entities of the query",
+                                                          "standard-API access by staff"),
     "api:POST /ngsi-ld/v1/subscriptions": Access("telemetry of every device", "the token's subscription",
                                                  "notifications to staff systems"),
     "api:PATCH /ngsi-ld/v1/subscriptions/{subscriptionId}": Access("telemetry of every device",

@@ -125,7 +125,7 @@ _API: dict[tuple[str, str], Use] = {
         "/entities", "/entities/{entityId}", "/types", "/types/{type_name}", "/attributes", "/attributes/{attr}",
         "/temporal/entities", "/temporal/entities/{entityId}", "/subscriptions", "/subscriptions/{subscriptionId}")},
     ("GET", "/ngsi-ld/v1/jsonldContexts/{name}"): NON_PERSONAL,
-    ("POST", "/ngsi-ld/v1/subscriptions"): NGSILD_READ,
+    ("POST", "/ngsi-ld/v1/subscriptions"): NGSILD_READ, ("POST", "/ngsi-ld/v1/entityOperations/query"): NGSILD_READ,
     ("PATCH", "/ngsi-ld/v1/subscriptions/{subscriptionId}"): NGSILD_READ,
     ("DELETE", "/ngsi-ld/v1/subscriptions/{subscriptionId}"): NGSILD_READ,
     # producers write readings; nothing leaves the platform through them

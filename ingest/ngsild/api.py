@@ -193,6 +193,48 @@ def query_entities(request: Request, principal: Caller, type: str | None = None,
     return _answer(request, entities, media, headers=headers)
 
 
+@router.post("/entityOperations/query", summary="Query entities (a Query in the body)")
+async def query_entities_post(request: Request, principal: Caller, limit: int = Query(DEFAULT_LIMIT, ge=0,
+                                                                                       le=ent.MAX_LIMIT),
+                              offset: int = Query(0, ge=0), count: bool = False, options: str | None = None
+                              ) -> Response:
+    """The same query as ``GET /entities``, sent as the standard's Query object (``entities``, ``attrs``, ``q``,
+    ``geoQ``) for queries too long for a URL."""
+    body = await _body(request)
+    if not isinstance(body, dict) or body.get("type") != "Query":
+        raise NgsiError("BadRequestData", 'the body is a Query object: {"type": "Query", ...}')
+    ctx, media, opts = _body_context(request, body), _accept(request, geo=True), _options(options)
+    items = body.get("entities") or []
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items) or len(items) > 100:
+        raise NgsiError("BadRequestData", "entities is a list of {type, id, idPattern}")
+    patterns = [i["idPattern"] for i in items if "idPattern" in i]
+    if len(patterns) > 1:
+        raise NgsiError("BadRequestData", "at most one idPattern per query")
+    geo = body.get("geoQ") or {}
+    if not isinstance(geo, dict):
+        raise NgsiError("BadRequestData", "geoQ is an object {georel, geometry, coordinates}")
+    attrs = body.get("attrs")
+    if attrs is not None and (not isinstance(attrs, list) or not all(isinstance(a, str) for a in attrs)):
+        raise NgsiError("BadRequestData", "attrs is a list of attribute names")
+    types = ",".join(str(i["type"]) for i in items if "type" in i) or None
+    ids = ",".join(str(i["id"]) for i in items if "id" in i) or None
+    q = body.get("q")
+    if not any((types, ids, patterns, attrs, q, geo)):
+        raise NgsiError("BadRequestData", "name at least one of entities, attrs, q or geoQ")
+    coordinates = geo.get("coordinates")
+    sel = ent.selection(ctx, type=types, id=ids, idPattern=patterns[0] if patterns else None,
+                        attrs=",".join(attrs) if attrs else None, q=q if isinstance(q, str) else None,
+                        georel=geo.get("georel"), geometry=geo.get("geometry"),
+                        coordinates=json.dumps(coordinates) if coordinates is not None else None,
+                        geoproperty=geo.get("geoproperty"))
+    with connect(autocommit=True) as conn:
+        rows, total = ent.query(conn, sel, staff=sees_everything(principal), limit=limit, offset=offset,
+                                count=count)
+    entities = [ent.render(r, ctx, attrs=sel.attrs, key_values=bool(opts & {"keyValues", "simplified"}),
+                           concise="concise" in opts, sys_attrs="sysAttrs" in opts) for r in rows]
+    return _answer(request, entities, media, headers=_page_links(request, limit, offset, len(rows), total))
+
+
 @router.get("/entities/{entityId}", summary="Retrieve an entity")
 def retrieve_entity(entityId: str, request: Request, principal: Caller, attrs: str | None = None,
                     options: str | None = None, format: str | None = None) -> Response:

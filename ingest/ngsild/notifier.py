@@ -6,16 +6,19 @@ process that holds a PostgreSQL advisory lock; another takes over when it stops)
 unexpired subscription whose owner (token or API key) is still valid, the changed entities that match
 its entities, ``watchedAttributes``, ``q`` and ``geoQ`` and that the owner may see are sent to its
 endpoint over HTTP (POST) or MQTT (publish), at most once per ``throttling`` seconds (changes in between
-are sent when the period ends). Each send is counted on the subscription (timesSent, lastSuccess ...).
+are sent when the period ends). Sends run in a small pool of threads, so one slow endpoint delays no other
+subscription; each is counted on its subscription when it ends (timesSent, lastSuccess, lastFailure ...).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import queue
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from urllib.parse import unquote, urlsplit
 
@@ -35,6 +38,7 @@ CHANNEL = "cityos_ngsild_changes"
 LOCK_KEY = 0x4E47_5349  # "NGSI": one notifier per database
 ALL = "*"
 SEND_TIMEOUT_S = 5.0
+SENDERS = 8  # notifications in flight at once
 
 
 class Changes:
@@ -129,6 +133,8 @@ class Notifier:
         self.leading = threading.Event()
         self._stop = threading.Event()
         self._pending: dict[str, Changes] = {}
+        self._senders = ThreadPoolExecutor(max_workers=SENDERS, thread_name_prefix="ngsild-send")
+        self._outcomes: queue.SimpleQueue = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="ngsild-notifier", daemon=True)
 
     def start(self) -> Notifier:
@@ -138,6 +144,7 @@ class Notifier:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(5)
+        self._senders.shutdown(wait=False, cancel_futures=True)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -166,6 +173,7 @@ class Notifier:
                     for note in conn.notifies(timeout=max(0.0, deadline - time.monotonic())):
                         changes.add(note.payload)
                 self.dispatch(conn, changes)
+                self._record_outcomes(conn)
 
     def dispatch(self, conn: psycopg.Connection, changes: Changes) -> None:
         """Notify every subscription that ``changes`` (or a throttled earlier change now due) concerns."""
@@ -222,25 +230,40 @@ class Notifier:
                    "subscriptionId": sub["id"], "notifiedAt": iso(now),
                    "data": [entity for entity, _ in entities.values()]}
         personal = [row["device_id"] for _, row in entities.values() if row["domain"] in ("hems", "health")]
-        ok = True
-        try:
-            check_endpoint(sub["endpoint"], self.private_hosts)
-            _send(sub["endpoint"], notification["endpoint"].get("accept", "application/json"), message)
-        except (NgsiError, httpx.HTTPError, OSError, TimeoutError, ValueError) as exc:
-            ok = False
-            log.warning("ngsi-ld notification not delivered", extra={"subscription": sub["id"],
-                                                                      "error": str(exc)[:200]})
-        conn.execute("update core.ngsild_subscriptions set last_notification = %s, times_sent = times_sent + 1, "
-                     "last_success = case when %s then %s else last_success end, "
-                     "last_failure = case when %s then last_failure else %s end, "
-                     "times_failed = times_failed + case when %s then 0 else 1 end where id = %s",
-                     (now, ok, now, ok, now, ok, sub["id"]))
+        conn.execute("update core.ngsild_subscriptions set last_notification = %s where id = %s", (now, sub["id"]))
+        self._senders.submit(self._deliver, sub["id"], sub["endpoint"],
+                             notification["endpoint"].get("accept", "application/json"), message, now)
         if personal:
             from cityos.platform.audit import Who, record
 
             record(conn, Who(self.audit_name, "job"), "ngsild notification", sub["endpoint"][:200],
                    subject=",".join(personal[:50]), reason="a staff subscription's notification",
                    detail={"subscription": sub["id"], "entities": len(personal)})
+
+
+    def _deliver(self, sub_id: str, endpoint: str, accept: str, message: dict, now: datetime) -> None:
+        """Send one notification (in a sender thread: a slow endpoint delays nobody else)."""
+        ok = True
+        try:
+            check_endpoint(endpoint, self.private_hosts)
+            _send(endpoint, accept, message)
+        except (NgsiError, httpx.HTTPError, OSError, TimeoutError, ValueError) as exc:
+            ok = False
+            log.warning("ngsi-ld notification not delivered", extra={"subscription": sub_id, "error": str(exc)[:200]})
+        self._outcomes.put((sub_id, ok, now))
+
+    def _record_outcomes(self, conn: psycopg.Connection) -> None:
+        """Count the sends that finished on their subscriptions (timesSent, lastSuccess, lastFailure ...)."""
+        while True:
+            try:
+                sub_id, ok, now = self._outcomes.get_nowait()
+            except queue.Empty:
+                return
+            conn.execute("update core.ngsild_subscriptions set times_sent = times_sent + 1, "
+                         "last_success = case when %s then %s else last_success end, "
+                         "last_failure = case when %s then last_failure else %s end, "
+                         "times_failed = times_failed + case when %s then 0 else 1 end where id = %s",
+                         (ok, now, ok, now, ok, sub_id))
 
 
 def _geo(geo: dict | None) -> dict:

@@ -189,6 +189,9 @@ API_CALLS: dict[str, tuple[str, str, dict | list | None, str]] = {
     "api:GET /ngsi-ld/v1/entities": ("GET", "/ngsi-ld/v1/entities?type=Device", None, "Device"),
     "api:GET /ngsi-ld/v1/entities/{entityId}": ("GET", "/ngsi-ld/v1/entities/urn:ngsi-ld:Device:aud-home", None,
                                                 "urn:ngsi-ld:Device:aud-home"),
+    "api:POST /ngsi-ld/v1/entityOperations/query": (
+        "POST", "/ngsi-ld/v1/entityOperations/query", {"type": "Query", "entities": [{"type": "Device"}]},
+        "entities of the query"),
     "api:GET /ngsi-ld/v1/temporal/entities": ("GET", "/ngsi-ld/v1/temporal/entities?type=Device", None, "Device"),
     "api:GET /ngsi-ld/v1/temporal/entities/{entityId}": (
         "GET", "/ngsi-ld/v1/temporal/entities/urn:ngsi-ld:Device:aud-home", None, "urn:ngsi-ld:Device:aud-home"),

@@ -315,14 +315,14 @@ def test_a_subscription_is_notified_within_a_second_of_a_validated_reading(api, 
         "notification": {"endpoint": {"uri": f"http://127.0.0.1:{receiver.port}/notify"}, "format": "keyValues"}})
     assert created.status_code == 201, created.text
     time.sleep(0.5)  # the notifier holds the lock and listens (it started with the API)
-    sent = time.monotonic()
     t = datetime.now(UTC).replace(microsecond=0).isoformat()
     assert _upsert(api, tokens["producer"], [{"id": f"urn:ngsi-ld:Device:{SOIL}", "type": "Device",
                                                "soil_moisture_pct": {"type": "Property", "value": 12.5,
                                                                      "observedAt": t}}]).status_code == 204
+    stored = time.monotonic()  # the upsert answers once its transaction committed
     wait_for(lambda: receiver.received, 5)
     at, notification = receiver.received[0]
-    assert at - sent < 1.0
+    assert at - stored < 1.0
     assert notification["subscriptionId"] == created.headers["Location"].rsplit("/", 1)[-1]
     assert notification["data"] == [{"id": f"urn:ngsi-ld:Device:{SOIL}", "type": "Device",
                                      "name": "soil 01", "category": "soil",
@@ -411,7 +411,8 @@ def ngsildclient_python(settings) -> str:
     return str(python)
 
 
-def test_orange_ngsildclient_queries_reads_history_and_upserts(api, city, database_url, ngsildclient_python):
+def test_orange_ngsildclient_queries_with_q_and_geo_reads_history_and_upserts(api, city, database_url,
+                                                                             ngsildclient_python):
     import subprocess
     from pathlib import Path
     from urllib.parse import urlsplit
@@ -426,6 +427,8 @@ def test_orange_ngsildclient_queries_reads_history_and_upserts(api, city, databa
     assert seen["vehicles"] == [f"urn:ngsi-ld:Vehicle:{CAR}", f"urn:ngsi-ld:Vehicle:{PLOW}"]
     assert seen["devices_count"] == 1  # the soil sensor; the household meter is not public
     assert seen["moist"] == [f"urn:ngsi-ld:Device:{SOIL}"]
+    assert seen["near"] == [f"urn:ngsi-ld:Vehicle:{PLOW}", f"urn:ngsi-ld:WeatherObserved:{WX}"]
+    assert seen["moving_plows"] == [f"urn:ngsi-ld:Vehicle:{PLOW}"]
     assert (seen["plow_speed"], seen["plow_location"]) == (18.5, [139.9305, 37.4952])
     assert seen["temperature_values"] >= 288
     assert seen["avg_periods"] >= 4

@@ -59,6 +59,7 @@ MATRIX: dict[tuple[str, str], str] = {
     **{("GET", f"/ngsi-ld/v1{path}"): PUBLIC for path in (
         "/entities", "/entities/{entityId}", "/types", "/types/{type_name}", "/attributes", "/attributes/{attr}",
         "/temporal/entities", "/temporal/entities/{entityId}", "/jsonldContexts/{name}")},
+    ("POST", "/ngsi-ld/v1/entityOperations/query"): PUBLIC,
     ("GET", "/ngsi-ld/v1/subscriptions"): OWNER, ("POST", "/ngsi-ld/v1/subscriptions"): OWNER,
     ("GET", "/ngsi-ld/v1/subscriptions/{subscriptionId}"): OWNER,
     ("PATCH", "/ngsi-ld/v1/subscriptions/{subscriptionId}"): OWNER,

@@ -29,7 +29,15 @@ def main(host: str, port: int, producer_token: str) -> dict:
     with Client(hostname=host, port=port, verbose=False) as client:
         seen["vehicles"] = sorted(e.id for e in client.query(type="Vehicle"))
         seen["devices_count"] = client.count(type="Device")
-        seen["moist"] = [e.id for e in client.query(type="Device", q="soil_moisture_pct>30")]
+        seen["moist"] = [e.id for e in client.query(type="Device", q="soil_moisture_pct<100;category==\"soil\"")]
+        near = {"type": "Query", "entities": [{"type": "Vehicle"}, {"type": "WeatherObserved"}],
+                 "geoQ": {"georel": "near;maxDistance==100", "geometry": "Point", "coordinates": [139.93, 37.495]}}
+        seen["near"] = sorted(e.id for e in client.alt.query(near))
+        seen["moving_plows"] = [e.id for e in client.alt.query(
+            {"type": "Query", "entities": [{"type": "Vehicle"}], "q": 'category=="snowplow";speed>10',
+             "geoQ": {"georel": "within", "geometry": "Polygon",
+                      "coordinates": [[[139.9, 37.48], [139.96, 37.48], [139.96, 37.51], [139.9, 37.51],
+                                       [139.9, 37.48]]]}})]
         plow = client.get("urn:ngsi-ld:Vehicle:ngsi-plow-01")
         seen["plow_speed"] = plow["speed"]["value"]
         seen["plow_location"] = plow["location"]["value"]["coordinates"]
