@@ -436,3 +436,36 @@ def test_orange_ngsildclient_queries_with_q_and_geo_reads_history_and_upserts(ap
     with psycopg.connect(database_url) as conn:
         assert conn.execute("select value from telemetry.latest_values where device_id = %s and metric = %s",
                             (WX, "temperature")).fetchone() == (-7.25,)
+
+
+def test_a_developers_api_key_owns_its_subscriptions(api):
+    keys = [httpx.post(api + "/api/v1/keys", json={"name": f"ngsi dev {n}", "contact": f"dev{n}@example.org"}
+                       ).json()["api_key"] for n in (1, 2)]
+    created = httpx.post(api + NGSI + "/subscriptions", headers={"X-API-Key": keys[0]},
+                         json={"type": "Subscription", "entities": [{"type": "Vehicle"}],
+                               "notification": {"endpoint": {"uri": "http://127.0.0.1:9/"}}})
+    assert created.status_code == 201, created.text
+    mine = httpx.get(api + NGSI + "/subscriptions", headers={"X-API-Key": keys[0]}).json()
+    theirs = httpx.get(api + NGSI + "/subscriptions", headers={"X-API-Key": keys[1]}).json()
+    assert [s["id"] for s in mine] == [created.headers["Location"].rsplit("/", 1)[-1]] and theirs == []
+    assert httpx.post(api + NGSI + "/subscriptions", json={}).status_code == 401
+
+
+def test_throttling_holds_later_changes_until_the_period_ends(api, city, receiver):
+    _, tokens = city
+    assert _subscribe(api, tokens["other"], {
+        "type": "Subscription", "entities": [{"type": "Device", "id": f"urn:ngsi-ld:Device:{SOIL}"}],
+        "throttling": 2, "notification": {"endpoint": {"uri": f"http://127.0.0.1:{receiver.port}/"},
+                                          "format": "keyValues"}}).status_code == 201
+    time.sleep(0.5)
+    for value in (21.0, 22.0):
+        t = datetime.now(UTC).isoformat()
+        assert _upsert(api, tokens["producer"], [{"id": f"urn:ngsi-ld:Device:{SOIL}", "type": "Device",
+                                                   "soil_moisture_pct": {"type": "Property", "value": value,
+                                                                         "observedAt": t}}]).status_code == 204
+        time.sleep(0.3)
+    wait_for(lambda: len(receiver.received) >= 2, 10)
+    (first_at, first), (second_at, second) = receiver.received[:2]
+    assert first["data"][0]["soil_moisture_pct"] == 21.0
+    assert second_at - first_at >= 1.5
+    assert second["data"][0]["soil_moisture_pct"] == 22.0
