@@ -21,7 +21,7 @@ COMPONENTS = ["platform", "ingest", "gis", "opendata", "apps", "deploy"]
 EXCLUDED = ["node_modules", "node_modules.*", "*.node_modules", "*.node_modules.*"]
 #: files the platform reads at run time, beside its modules
 DATA = ["*.sql", "*.conf", "*.yaml", "*.json", "*.html", "*.js", "*.mjs", "*.css", "*.svg", "*.png", "*.ini",
-        "*.csv", "*.geojson", "*.md", "*.toml", "*.txt", "LICENSE", "Dockerfile"]
+        "*.csv", "*.geojson", "*.jsonld", "*.md", "*.toml", "*.txt", "LICENSE", "Dockerfile"]
 
 packages: list[str] = []
 package_dir: dict[str, str] = {}

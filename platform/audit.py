@@ -125,6 +125,31 @@ PERSONAL: dict[str, Access] = {
                           "publish open data"),
     "cli:datasets build": Access("consenting residents' data, aggregated", "contributors of each dataset",
                                  "review open data before publishing"),
+    # NGSI-LD: a token with telemetry:read sees household meters and wearables (anonymous calls see public
+    # devices only and are not audited); producers write residents' readings
+    **{f"api:GET /ngsi-ld/v1{path}": Access("telemetry of every device", subject, "standard-API access by staff")
+       for path, subject in (("/entities", "query:type"), ("/entities/{entityId}", "path:entityId"),
+                             ("/temporal/entities", "query:type"), ("/temporal/entities/{entityId}", "path:entityId"),
+                             ("/types", "entity types"), ("/types/{type_name}", "path:type_name"),
+                             ("/attributes", "attribute names"), ("/attributes/{attr}", "path:attr"),
+                             ("/subscriptions", "the token's subscriptions"),
+                             ("/subscriptions/{subscriptionId}", "path:subscriptionId"))},
+    "api:POST /ngsi-ld/v1/entityOperations/query": Access("telemetry of every device", "entities of the query",
+                                                          "standard-API access by staff"),
+    "api:POST /ngsi-ld/v1/subscriptions": Access("telemetry of every device", "the token's subscription",
+                                                 "notifications to staff systems"),
+    "api:PATCH /ngsi-ld/v1/subscriptions/{subscriptionId}": Access("telemetry of every device",
+                                                                  "path:subscriptionId",
+                                                                  "notifications to staff systems"),
+    "api:DELETE /ngsi-ld/v1/subscriptions/{subscriptionId}": Access("telemetry of every device",
+                                                                   "path:subscriptionId",
+                                                                   "notifications to staff systems"),
+    "api:POST /ngsi-ld/v1/entityOperations/upsert": Access("readings of devices", "devices of the body",
+                                                           "a producer service storing readings"),
+    "api:PATCH /ngsi-ld/v1/entities/{entityId}/attrs": Access("readings of a device", "path:entityId",
+                                                              "a producer service storing readings"),
+    "api:POST /ngsi-ld/v1/entities/{entityId}/attrs": Access("readings of a device", "path:entityId",
+                                                             "a producer service storing readings"),
     # retention deletes raw telemetry
     "cli:db maintain": Access("raw telemetry", "readings older than the retention", "retention"),
 }

@@ -26,6 +26,8 @@ SCOPES = {
     "publish",                                # run open-data publishing
     "hydrants:moderate",                      # approve residents' hydrant reports (staff, fire crews)
     "requests:manage",                        # answer and close citizens' dataset requests
+    "telemetry:read",                         # every device's readings through the standard APIs (audited)
+    "telemetry:write",                        # producers writing readings over HTTP (NGSI-LD upserts)
     "admin",                                  # everything
 }
 
@@ -92,7 +94,7 @@ async def audit(database_url: str, principal: Principal | None, action: str, res
             "api", action, resource, subject, reason, Jsonb(detail or {}), client_addr))
 
 
-async def _subject(request: Request, where: str, principal: Principal) -> str:
+async def audit_subject(request: Request, where: str, principal: Principal) -> str:
     """The subject of a request as :class:`cityos.platform.audit.Access` says where to find it."""
     kind, _, name = where.partition(":")
     if kind == "path":
@@ -156,7 +158,7 @@ def require_scope(scope: str):
         route = request.scope.get("route")
         entry = f"{request.method} {getattr(route, 'path', request.url.path)}"
         access = PERSONAL.get(f"api:{entry}")
-        subject = await _subject(request, access.subject, principal) if access else ""
+        subject = await audit_subject(request, access.subject, principal) if access else ""
         await audit(settings.database_url, principal, entry, request.url.path, detail, caller_address(request),
                     subject=subject, reason=access.why if access else "")
         return principal

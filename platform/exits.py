@@ -62,6 +62,9 @@ STATUTORY = Use("statutory", note="resident-registry aggregates, cells below k s
 STAFF = Use("staff", note="scoped token; every access audited")
 OPEN_ENERGY = Use("consent", "energy", "open_data", note="opted-in homes, blank below k homes")
 OPEN_HEALTH = Use("consent", "health", "open_data", note="opted-in wearers, blank below k wearers")
+NGSILD_READ = Use("staff", note="anonymous callers and API keys: public devices only (city vehicles, patrol cars "
+                  "15 min late; environment sensors); household and health devices only with telemetry:read, "
+                  "audited")
 SERVICE_ENERGY = Use("consent", "energy", "services",
                      note="the household's own meter, and its district's homes that consented to services")
 
@@ -118,6 +121,17 @@ _API: dict[tuple[str, str], Use] = {
     ("POST", "/api/v1/dataset-requests/{request_id}/answer"): STAFF,
     ("GET", "/api/v1/live/snowplows"): NON_PERSONAL, ("WEBSOCKET", "/api/v1/live/snowplows/ws"): NON_PERSONAL,
     ("GET", "/api/v1/live/energy"): OPEN_ENERGY, ("WEBSOCKET", "/api/v1/live/energy/ws"): OPEN_ENERGY,
+    # NGSI-LD (cityos.ingest.ngsild): public devices for anyone, every device for telemetry:read (audited)
+    **{("GET", f"/ngsi-ld/v1{path}"): NGSILD_READ for path in (
+        "/entities", "/entities/{entityId}", "/types", "/types/{type_name}", "/attributes", "/attributes/{attr}",
+        "/temporal/entities", "/temporal/entities/{entityId}", "/subscriptions", "/subscriptions/{subscriptionId}")},
+    ("GET", "/ngsi-ld/v1/jsonldContexts/{name}"): NON_PERSONAL,
+    ("POST", "/ngsi-ld/v1/subscriptions"): NGSILD_READ, ("POST", "/ngsi-ld/v1/entityOperations/query"): NGSILD_READ,
+    ("PATCH", "/ngsi-ld/v1/subscriptions/{subscriptionId}"): NGSILD_READ,
+    ("DELETE", "/ngsi-ld/v1/subscriptions/{subscriptionId}"): NGSILD_READ,
+    # producers write readings; nothing leaves the platform through them
+    ("POST", "/ngsi-ld/v1/entityOperations/upsert"): STAFF, ("PATCH", "/ngsi-ld/v1/entities/{entityId}/attrs"): STAFF,
+    ("POST", "/ngsi-ld/v1/entities/{entityId}/attrs"): STAFF,
 }
 
 #: Every exit: ``api:METHOD path``, ``mqtt:topic``, ``export:layer``, ``ogc:collection``, ``cli:command``

@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     anonymous_daily_quota: int = Field(10_000, ge=1, description="Open-API requests per day without a key.")
     trusted_proxies: str = Field("", description="Addresses or CIDRs (comma-separated) of reverse proxies whose "
                                  "X-Forwarded-For is believed; from anyone else the header is ignored.")
+    ngsild_notify_private_hosts: str = Field("", description="Hosts (comma-separated) inside the platform's "
+                                             "networks that NGSI-LD notifications may go to; any other "
+                                             "private, loopback or link-local address is refused.")
     keys_per_address_per_day: int = Field(10, ge=1, description="API keys one address may mint a day.")
     live_max_per_address: int = Field(4, ge=1, description="Open live-feed connections (SSE and WebSocket) per "
                                       "address, per API process.")

@@ -42,6 +42,13 @@ ROUTERS: list[str] = [
     "cityos.platform.api.live:router",
     "cityos.gis.app_data:router",
     "cityos.platform.api.apps:router",
+    "cityos.ingest.ngsild.api:router",
+]
+
+#: "module:function" of each component's background service, started with the app as
+#: ``function(settings, loop)`` (returns an object with ``stop()``, or None).
+SERVICES: list[str] = [
+    "cityos.ingest.ngsild.notifier:start",
 ]
 
 
@@ -72,8 +79,12 @@ def create_app(settings: Settings | None = None, *, maintenance: bool = True) ->
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         task = asyncio.create_task(_maintenance_loop(settings)) if maintenance else None
         live = start_live_feed(settings, asyncio.get_running_loop())
+        services = [_load(spec)(settings, asyncio.get_running_loop()) for spec in SERVICES]
         log.info("api started", extra={"url": settings.api_url})
         yield
+        for service in services:
+            if service:
+                service.stop()
         if live:
             live.stop()
         if task:

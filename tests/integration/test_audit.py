@@ -160,7 +160,7 @@ def test_a_scheduled_job_is_named_in_the_row_instead_of_the_os_user(audited, mon
 
 # -- the API ---------------------------------------------------------------------------------------------
 #: route -> (method, URL path, JSON body, the subject its row must name).
-API_CALLS: dict[str, tuple[str, str, dict | None, str]] = {
+API_CALLS: dict[str, tuple[str, str, dict | list | None, str]] = {
     "api:POST /api/v1/consents": ("POST", "/api/v1/consents", {"subject_id": "aud-r-api", "category": "energy",
                                                                "purpose": "research", "action": "grant"}, "aud-r-api"),
     "api:GET /api/v1/consents/{subject_id}": ("GET", "/api/v1/consents/aud-r-api", None, "aud-r-api"),
@@ -190,6 +190,42 @@ API_CALLS: dict[str, tuple[str, str, dict | None, str]] = {
     "api:GET /api/v1/dataset-requests/inbox": ("GET", "/api/v1/dataset-requests/inbox", None, "status: (default)"),
     "api:POST /api/v1/dataset-requests/{request_id}/answer": (
         "POST", "/api/v1/dataset-requests/{request}/answer", {"answer": "来月公開します"}, "{request}"),
+    # NGSI-LD with a token that sees every device
+    "api:GET /ngsi-ld/v1/entities": ("GET", "/ngsi-ld/v1/entities?type=Device", None, "Device"),
+    "api:GET /ngsi-ld/v1/entities/{entityId}": ("GET", "/ngsi-ld/v1/entities/urn:ngsi-ld:Device:aud-home", None,
+                                                "urn:ngsi-ld:Device:aud-home"),
+    "api:POST /ngsi-ld/v1/entityOperations/query": (
+        "POST", "/ngsi-ld/v1/entityOperations/query", {"type": "Query", "entities": [{"type": "Device"}]},
+        "entities of the query"),
+    "api:GET /ngsi-ld/v1/temporal/entities": ("GET", "/ngsi-ld/v1/temporal/entities?type=Device", None, "Device"),
+    "api:GET /ngsi-ld/v1/temporal/entities/{entityId}": (
+        "GET", "/ngsi-ld/v1/temporal/entities/urn:ngsi-ld:Device:aud-home", None, "urn:ngsi-ld:Device:aud-home"),
+    "api:GET /ngsi-ld/v1/types": ("GET", "/ngsi-ld/v1/types", None, "entity types"),
+    "api:GET /ngsi-ld/v1/types/{type_name}": ("GET", "/ngsi-ld/v1/types/Device", None, "Device"),
+    "api:GET /ngsi-ld/v1/attributes": ("GET", "/ngsi-ld/v1/attributes", None, "attribute names"),
+    "api:GET /ngsi-ld/v1/attributes/{attr}": ("GET", "/ngsi-ld/v1/attributes/power_w", None, "power_w"),
+    "api:GET /ngsi-ld/v1/subscriptions": ("GET", "/ngsi-ld/v1/subscriptions", None, "the token's subscriptions"),
+    "api:GET /ngsi-ld/v1/subscriptions/{subscriptionId}": (
+        "GET", "/ngsi-ld/v1/subscriptions/urn:ngsi-ld:Subscription:none", None, "urn:ngsi-ld:Subscription:none"),
+    "api:POST /ngsi-ld/v1/subscriptions": (
+        "POST", "/ngsi-ld/v1/subscriptions",
+        {"type": "Subscription", "entities": [{"type": "Device"}],
+         "notification": {"endpoint": {"uri": "http://192.0.2.1/notify"}}}, "the token's subscription"),
+    "api:PATCH /ngsi-ld/v1/subscriptions/{subscriptionId}": (
+        "PATCH", "/ngsi-ld/v1/subscriptions/urn:ngsi-ld:Subscription:none", {"throttling": 5},
+        "urn:ngsi-ld:Subscription:none"),
+    "api:DELETE /ngsi-ld/v1/subscriptions/{subscriptionId}": (
+        "DELETE", "/ngsi-ld/v1/subscriptions/urn:ngsi-ld:Subscription:none", None, "urn:ngsi-ld:Subscription:none"),
+    "api:POST /ngsi-ld/v1/entityOperations/upsert": (
+        "POST", "/ngsi-ld/v1/entityOperations/upsert",
+        [{"id": "urn:ngsi-ld:Device:aud-home", "type": "Device", "power_w": {"type": "Property", "value": 120}}],
+        "devices of the body"),
+    "api:PATCH /ngsi-ld/v1/entities/{entityId}/attrs": (
+        "PATCH", "/ngsi-ld/v1/entities/urn:ngsi-ld:Device:aud-home/attrs",
+        {"power_w": {"type": "Property", "value": 130}}, "urn:ngsi-ld:Device:aud-home"),
+    "api:POST /ngsi-ld/v1/entities/{entityId}/attrs": (
+        "POST", "/ngsi-ld/v1/entities/urn:ngsi-ld:Device:aud-home/attrs",
+        {"power_w": {"type": "Property", "value": 140}}, "urn:ngsi-ld:Device:aud-home"),
 }
 
 

@@ -19,6 +19,8 @@ from cityos.platform.auth import create_token
 from helpers import api_server, wait_for
 
 PUBLIC = "public"
+#: Any token or API key: the caller's own resources (NGSI-LD subscriptions belong to who made them).
+OWNER = "owner"
 #: (method, path) -> PUBLIC or the scope a bearer token needs ("household:" = any household token).
 MATRIX: dict[tuple[str, str], str] = {
     ("GET", "/healthz"): PUBLIC, ("GET", "/readyz"): PUBLIC, ("GET", "/metrics"): PUBLIC,
@@ -53,12 +55,26 @@ MATRIX: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/dataset-requests/{request_id}"): PUBLIC,
     ("POST", "/api/v1/dataset-requests/{request_id}/answer"): "requests:manage",
     ("GET", "/api/v1/live/snowplows"): PUBLIC, ("GET", "/api/v1/live/energy"): PUBLIC,
+    # NGSI-LD: public devices for anyone (telemetry:read sees every device), subscriptions per token or key
+    **{("GET", f"/ngsi-ld/v1{path}"): PUBLIC for path in (
+        "/entities", "/entities/{entityId}", "/types", "/types/{type_name}", "/attributes", "/attributes/{attr}",
+        "/temporal/entities", "/temporal/entities/{entityId}", "/jsonldContexts/{name}")},
+    ("POST", "/ngsi-ld/v1/entityOperations/query"): PUBLIC,
+    ("GET", "/ngsi-ld/v1/subscriptions"): OWNER, ("POST", "/ngsi-ld/v1/subscriptions"): OWNER,
+    ("GET", "/ngsi-ld/v1/subscriptions/{subscriptionId}"): OWNER,
+    ("PATCH", "/ngsi-ld/v1/subscriptions/{subscriptionId}"): OWNER,
+    ("DELETE", "/ngsi-ld/v1/subscriptions/{subscriptionId}"): OWNER,
+    ("POST", "/ngsi-ld/v1/entityOperations/upsert"): "telemetry:write",
+    ("PATCH", "/ngsi-ld/v1/entities/{entityId}/attrs"): "telemetry:write",
+    ("POST", "/ngsi-ld/v1/entities/{entityId}/attrs"): "telemetry:write",
 }
 #: Streams: checked by their own tests (they never end); here only their place in the matrix.
 STREAMS = {"/api/v1/live/snowplows", "/api/v1/live/energy"}
 SAMPLES = {"subject_id": "perm-subject", "device_id": "perm-wear-01", "collection_id": "fire_water",
            "feature_id": "X1", "z": "14", "x": "14550", "y": "6380", "layer": "districts", "hydrant_id": "X1",
-           "report_id": "1", "request_id": "1"}
+           "report_id": "1", "request_id": "1", "entityId": "urn:ngsi-ld:Device:perm-home-01", "type_name": "Device",
+           "attr": "power_w", "name": "ngsi-ld-core-context-v1.8.jsonld",
+           "subscriptionId": "urn:ngsi-ld:Subscription:perm"}
 SECRETS = ("PERMSECRET-PERSON", "perm-secret-subject", "424242.4242", "perm-wear-01", "perm-home-01")
 
 
@@ -97,7 +113,7 @@ def api(database_url, test_broker, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tokens(database_url) -> dict[str, str]:
-    scopes = {scope for scope in MATRIX.values() if scope != PUBLIC} | {"unrelated"}
+    scopes = {scope for scope in MATRIX.values() if scope not in (PUBLIC, OWNER)} | {"unrelated"}
     with psycopg.connect(database_url, autocommit=True) as conn:
         made = {}
         for scope in scopes:
@@ -117,7 +133,14 @@ def test_every_route_is_in_the_matrix():
     assert set(MATRIX) - routes == set(), "MATRIX names routes that no longer exist"
 
 
-@pytest.mark.parametrize(("method", "path"), sorted(k for k, v in MATRIX.items() if v != PUBLIC))
+@pytest.mark.parametrize(("method", "path"), sorted(k for k, v in MATRIX.items() if v == OWNER))
+def test_an_owners_route_refuses_anonymous_callers_and_admits_any_token(api, tokens, method, path):
+    url = _url(api, path)
+    assert _call(method, url).status_code == 401
+    assert _call(method, url, tokens["unrelated"]).status_code not in (401, 403)
+
+
+@pytest.mark.parametrize(("method", "path"), sorted(k for k, v in MATRIX.items() if v not in (PUBLIC, OWNER)))
 def test_a_protected_route_refuses_anonymous_and_wrong_scopes_and_admits_its_scope(api, tokens, method, path):
     scope = MATRIX[(method, path)]
     url = _url(api, path)
