@@ -3,7 +3,8 @@
 An entity (``urn:ngsi-ld:<Type>:<device id>`` of a registered device) is turned into one message of
 the payload contract (``{"batch": [{"t": observedAt, metric: value, ...}, ...]}`` on the device's
 ``readings`` topic) and handed to :func:`cityos.ingest.pipeline.process_message`, the worker's own
-path: the same parser, validation, consent admission, dead letters (with the reason) and writer.
+path: the same parser, validation, consent admission, dead letters (with the reason), writer and
+per-device ledger.
 A vehicle's ``location`` (a GeoJSON Point) becomes ``lat``/``lon``, ``speed`` and ``heading`` its
 ``speed_kmh`` and ``heading_deg``; every other attribute is a metric of the device's domain. ``name``
 and ``category`` belong to the device registry and are refused here.
@@ -107,11 +108,11 @@ def store_entity(conn: psycopg.Connection, entity_id: str, type_name: str | None
     payload = json.dumps(readings[0] if len(readings) == 1 else {"batch": readings}).encode()
     topic = f"cityos/v1/{domain}/{device}/readings"
     outcome = process_message(topic, payload, now=now, admission=admission, conn=conn, client_id=client)
-    if outcome.dead_letter is not None:
-        write_batch(conn, Batch(dead_letters=[outcome.dead_letter], received_at=now))
-        letter = outcome.dead_letter
+    batch = Batch(received_at=now)
+    batch.add_outcome(outcome)  # rows or dead letter, and the device's ledger, in one transaction
+    write_batch(conn, batch)
+    if (letter := outcome.dead_letter) is not None:
         raise NgsiError("BadRequestData", f"refused ({letter.reason}): {letter.detail}; kept as a dead letter")
-    write_batch(conn, Batch(rows=outcome.rows, received_at=now))
 
 
 def upsert(conn: psycopg.Connection, entities: list, ctx_of, *, key_values: bool, client: str) -> Outcome:

@@ -246,6 +246,10 @@ def test_an_upsert_lands_in_the_hypertable_and_the_latest_values(api, city, data
         stored = conn.execute("select metric, value from telemetry.measurements where device_id = %s and time = %s "
                               "order by metric", (WX, t)).fetchall()
     assert stored == [("relative_humidity", 81.0), ("temperature", -3.5)]
+    with psycopg.connect(database_url) as conn:  # counted in the device's ledger like an MQTT message
+        ledger = conn.execute("select sum(messages), sum(stored) from core.device_ledger where device_id = %s",
+                              (WX,)).fetchone()
+    assert ledger[0] >= 1 and ledger[1] >= 2
     assert _get(api, f"/entities/urn:ngsi-ld:WeatherObserved:{WX}").json()["temperature"]["value"] == -3.5
 
 
@@ -260,6 +264,10 @@ def test_an_invalid_upsert_is_refused_with_its_reason_and_kept_as_a_dead_letter(
         reason = conn.execute("select reason from core.dead_letters where device_id = %s order by id desc limit 1",
                               (PLOW,)).fetchone()
     assert reason == ("out_of_range",)
+    with psycopg.connect(database_url) as conn:
+        refused = conn.execute("select refused from core.device_ledger where device_id = %s and refused <> '{}'",
+                               (PLOW,)).fetchall()
+    assert any(r[0].get("out_of_range") for r in refused)
 
 
 def test_producing_needs_the_write_scope(api, city):
