@@ -17,6 +17,7 @@ import json
 from datetime import datetime, timedelta
 
 from cityos.ingest.catalog import BOOL, CHOICE, DOMAINS, NUMBER, VEHICLE, Field, field_for
+from cityos.ingest.contract import MAX_PAYLOAD_BYTES
 from cityos.ingest.formats import format_for
 from cityos.ingest.rows import MetricRow, Parsed, Rejected, Row, VehicleRow
 from cityos.ingest.topics import TopicInfo, check_publisher, parse_topic
@@ -30,7 +31,7 @@ from cityos.ingest.validation import (
     parse_time,
 )
 
-MAX_PAYLOAD = 256 * 1024
+MAX_PAYLOAD = MAX_PAYLOAD_BYTES
 
 try:
     import orjson

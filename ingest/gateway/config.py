@@ -27,9 +27,9 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from cityos.ingest.contract import DEVICE_ID
 from cityos.ingest.gateway.adapters import settings_models
 from cityos.ingest.gateway.adapters.base import AdapterSettings, resolve
-from cityos.ingest.gateway.payload import DEVICE_ID
 
 
 class ConfigError(ValueError):
