@@ -11,13 +11,11 @@ import psycopg
 
 from cityos.ingest.admission import Admission
 from cityos.ingest.normalise import parse_message
-from cityos.ingest.rows import Rejected
+from cityos.ingest.rows import VEHICLES, Rejected
 from cityos.ingest.writer import TABLE_COLUMNS, DeadLetter, metric_tuple, vehicle_tuple
 
 log = logging.getLogger(__name__)
 
-VEHICLES = "telemetry.vehicle_positions"
-HEALTH = "telemetry.health_readings"
 
 
 @dataclass

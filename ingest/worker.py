@@ -15,7 +15,6 @@ expiry 0, which ends the session: nothing acknowledged to a publisher is left in
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import signal
@@ -371,11 +370,6 @@ class IngestWorker:
         self.ended = True
         log.info("ingest session ended", extra={"client_id": self.config.client_id,
                                                 "messages": self.committed_messages})
-
-
-def payload_digest(payload: bytes) -> str:
-    """SHA-256 of a payload (kept instead of withheld personal data)."""
-    return hashlib.sha256(payload).hexdigest()
 
 
 def run_worker(config: WorkerConfig) -> bool:
