@@ -93,6 +93,8 @@ class WorkerConfig:
     #: "work": subscribe and consume; "drain": resume an existing session without subscribing, store
     #: what it holds and end it (the session of a worker that no longer exists).
     mode: str = "work"
+    #: Seconds the device registry and consents are kept in memory (CITYOS_INGEST_ADMISSION_REFRESH_S).
+    admission_refresh_s: float = 5.0
 
 
 class IngestWorker:
@@ -100,7 +102,7 @@ class IngestWorker:
 
     def __init__(self, config: WorkerConfig):
         self.config = config
-        self.admission = Admission()
+        self.admission = Admission(config.admission_refresh_s)
         self._queue: deque[Received] = deque()
         self._generation = 0
         self._stop = threading.Event()

@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     ingest_instance: str = Field("auto", description="Ordinal of this `cityos ingest` process (its workers are "
                                  "the MQTT clients cityos-ingest-{instance}-{index}); `auto` takes the lowest one no "
                                  "running instance holds.")
+    ingest_admission_refresh_s: float = Field(5, gt=0, le=3600, description="Seconds an ingest worker keeps the "
+                                              "device registry and consents in memory: a revocation or a withdrawn "
+                                              "consent takes effect within this.")
     app_data_refresh_s: float = Field(60, ge=0, le=86_400, description="Seconds each API process keeps the apps' "
                                       "base layers (/apps/data: hydrants, roads, districts, facilities) before "
                                       "rebuilding them from the database.")
