@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 # -- verdicts -------------------------------------------------------------------------------------
 
@@ -435,7 +435,7 @@ class BatchBuilder:
     __slots__ = ("_fields", "_items", "max_bytes", "max_count", "size")
 
     def __init__(self, *, max_bytes: int = MAX_PAYLOAD_BYTES, max_count: int = MAX_READINGS,
-                 **fields: object) -> None:
+                 **fields: Any) -> None:
         unknown = set(fields) - set(BATCH_FIELDS)
         if unknown:
             raise ValueError(f"batch messages have no field {', '.join(sorted(unknown))}")
@@ -475,9 +475,9 @@ class BatchBuilder:
         return self._envelope(b",".join(self._items))
 
 
-def encode_batch(readings: Iterable[Mapping[str, object]], **fields: object) -> bytes:
+def encode_batch(readings: Iterable[Mapping[str, object]], **fields: Any) -> bytes:
     """The ``readings`` message ``{"batch": [...]}``; ValueError if it breaks the size or count limit."""
-    builder = BatchBuilder(**fields)
+    builder = BatchBuilder(max_bytes=MAX_PAYLOAD_BYTES, max_count=MAX_READINGS, **fields)
     for item in readings:
         if not builder.add(item):
             raise ValueError(f"a batch holds at most {MAX_READINGS} readings in {MAX_PAYLOAD_BYTES} bytes")

@@ -96,7 +96,7 @@ def _vehicle_rows(device_id: str, readings: list, window: TimeWindow) -> list[Ro
             if t in seen:
                 raise Rejected("duplicate_time", f"two readings at {t.isoformat()}")
             seen.add(t)
-        values = list(_VEHICLE_EMPTY)
+        values: list[object] = list(_VEHICLE_EMPTY)
         for name, value in reading.items():
             i = index.get(name)
             if i is None:

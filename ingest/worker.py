@@ -122,7 +122,7 @@ class IngestWorker:
         # Back within a second of a broker restart: Mosquitto does not restore shared subscriptions from its
         # persistence, so messages published before the workers re-subscribe have nowhere to go. Gateways wait
         # a few seconds after such a reconnect before sending (see ingest/CONTRACT.md, "Broker restarts").
-        self.client.reconnect_delay_set(0.5, 1)
+        self.client.reconnect_delay_set(0.5, 1)  # type: ignore[arg-type]  # paho's stub says int; it takes seconds
         self.committed_messages = 0
         self.ended = False  # the broker's session was ended on the way out
 
@@ -175,7 +175,7 @@ class IngestWorker:
                 elif key == SEQ_PROPERTY:
                     seq = value
         self._last_message = time.monotonic()
-        self._queue.append(Received(msg.mid, msg.topic, msg.payload, client_id, seq, self._generation,
+        self._queue.append(Received(msg.mid, msg.topic, bytes(msg.payload), client_id, seq, self._generation,
                                     time.monotonic()))
 
     # -- main loop ---------------------------------------------------------------------------------------------
@@ -295,7 +295,7 @@ class IngestWorker:
         for outcome in outcomes:
             messages[outcome.domain or "unknown"] += 1
             if outcome.readings:
-                readings[outcome.domain] += outcome.readings
+                readings[outcome.domain or "unknown"] += outcome.readings
             if outcome.newest_time is not None and (newest is None or outcome.newest_time > newest):
                 newest = outcome.newest_time
         for domain, count in messages.items():

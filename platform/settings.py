@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -132,7 +133,7 @@ class Settings(BaseSettings):
         return self.public_base_url or f"http://{self.api_host}:{self.api_port}"
 
 
-def load_settings(**overrides: object) -> Settings:
+def load_settings(**overrides: Any) -> Settings:
     """Read settings from the environment, then ``<home>/local.env``, then defaults."""
     home = Path(str(overrides.get("home") or default_home()))
     env_file = home / "local.env"

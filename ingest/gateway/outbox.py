@@ -220,7 +220,7 @@ class Outbox:
                         break
                     seen.add(stamp)
                     ids.append(row_id)
-                seq = int(self.get_state("next_seq") or 1)
+                seq = int(self.get_state("next_seq") or 1)  # type: ignore[call-overload]  # stored as an int
                 self.set_state("next_seq", seq + 1)
                 self._db.execute("update readings set sent = 1, seq = ? where id in (select value from json_each(?))",
                                  (seq, json.dumps(ids)))

@@ -84,11 +84,11 @@ def ensure_devices(conn: psycopg.Connection, config: SimulationConfig) -> dict[s
             passwords[device_id] = add_device(conn, device_id, domain, kind=kind, owner_subject=subject,
                                               district_code=address[1], public=domain == "vehicle",
                                               metadata=metadata)
-            if domain == "health":
+            if domain == "health" and subject:
                 consent.grant(conn, subject, "health", "services", "simulator", "simulated resident")
                 if rng.random() < 0.7:  # most wearers also agreed to anonymised open data
                     consent.grant(conn, subject, "health", "open_data", "simulator", "simulated resident")
-            elif domain == "hems" and rng.random() < 0.85:  # most demo households opted in
+            elif domain == "hems" and subject and rng.random() < 0.85:  # most demo households opted in
                 for purpose in ("services", "research", "open_data"):
                     consent.grant(conn, subject, "energy", purpose, "simulator", "simulated household")
     return passwords
@@ -228,6 +228,7 @@ class Simulation:
             elif isinstance(device, vehicles.Vehicle):
                 payload = device.step(t, self.rng)
             else:
+                assert isinstance(device, health.Wearer)
                 payload = health.reading(device, t, self.config.health_interval_s, self.rng)
             self.clients[device_id].publish(self._topic(device_id), json.dumps(payload), qos=1)
             self.published += 1
