@@ -70,8 +70,8 @@ def demo(private_database_url):
     with psycopg.connect(private_database_url) as conn:
         load_city(conn, generate_city(seed=5, residents=3000))
         conn.commit()
-        readings = _readings(now, road_segments(conn))  # the simulator's routes on the loaded roads
         conn.autocommit = True
+        readings = _readings(now, road_segments(conn))  # the simulator's routes on the loaded roads
         ensure_devices(conn, CONFIG)
         admission = Admission()
         admission.refresh(conn, force=True)
