@@ -1,9 +1,11 @@
-"""``cityos up / down / status / logs``: the local runtime's command line."""
+"""``cityos up / down / status / logs / test``: the local runtime's command line (``test`` runs the suite
+against the servers it brings up)."""
 
 from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -126,3 +128,23 @@ def restore(folder: Path = typer.Argument(..., help="A folder written by `cityos
     typer.echo("restored; every table has the backup's row count")
     if broker and (path := restore_broker_file(settings, folder)):
         typer.echo(f"broker accounts: {path}")
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def test(ctx: typer.Context) -> None:
+    """Start the local runtime (no demo data) and run pytest; extra arguments go to pytest."""
+    from cityos.deploy.runtime.system import TEST_PACKAGES, ensure_packages
+    from cityos.platform.settings import REPO_ROOT
+
+    ensure_packages(*TEST_PACKAGES)
+    stack = _stack()
+    was_running = stack.postgres.running_pid() is not None
+    stack.up(report=typer.echo)
+    # The tests read the connection settings from the state folder's local.env, like every
+    # other client; CITYOS_* variables set by the caller (external servers) pass through.
+    try:
+        result = subprocess.run([sys.executable, "-m", "pytest", *ctx.args], cwd=REPO_ROOT, check=False)
+    finally:
+        if not was_running:  # leave the machine as the run found it
+            typer.echo("stopped: " + ", ".join(stack.down()))
+    raise typer.Exit(result.returncode)

@@ -40,7 +40,8 @@ def _worker_main(client_id: str, database_url: str, mqtt_url: str, metrics_folde
     settings = _settings()
     configure_logging(settings.log_level, settings.log_json)
     if not run_worker(WorkerConfig(database_url, mqtt_url, client_id, batch_max=batch_max,
-                                   accounting=settings.ingest_accounting)):
+                                   accounting=settings.ingest_accounting,
+                                   admission_refresh_s=settings.ingest_admission_refresh_s)):
         raise SystemExit(3)  # asked to leave, but the session could not be ended: the registry keeps it open
 
 

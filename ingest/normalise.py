@@ -17,6 +17,7 @@ import json
 from datetime import datetime, timedelta
 
 from cityos.ingest.catalog import BOOL, CHOICE, DOMAINS, NUMBER, VEHICLE, Field, field_for
+from cityos.ingest.contract import MAX_PAYLOAD_BYTES
 from cityos.ingest.formats import format_for
 from cityos.ingest.rows import MetricRow, Parsed, Rejected, Row, VehicleRow
 from cityos.ingest.topics import TopicInfo, check_publisher, parse_topic
@@ -30,7 +31,7 @@ from cityos.ingest.validation import (
     parse_time,
 )
 
-MAX_PAYLOAD = 256 * 1024
+MAX_PAYLOAD = MAX_PAYLOAD_BYTES
 
 try:
     import orjson
@@ -95,7 +96,7 @@ def _vehicle_rows(device_id: str, readings: list, window: TimeWindow) -> list[Ro
             if t in seen:
                 raise Rejected("duplicate_time", f"two readings at {t.isoformat()}")
             seen.add(t)
-        values = list(_VEHICLE_EMPTY)
+        values: list[object] = list(_VEHICLE_EMPTY)
         for name, value in reading.items():
             i = index.get(name)
             if i is None:

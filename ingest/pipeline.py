@@ -11,7 +11,7 @@ import psycopg
 
 from cityos.ingest.admission import Admission
 from cityos.ingest.normalise import parse_message
-from cityos.ingest.rows import Rejected
+from cityos.ingest.rows import VEHICLES, Rejected
 from cityos.ingest.writer import TABLE_COLUMNS, DeadLetter, metric_tuple, vehicle_tuple
 
 log = logging.getLogger(__name__)
@@ -19,8 +19,6 @@ log = logging.getLogger(__name__)
 #: A reading older than this when it arrives is late (the ledger counts it; its day becomes due again).
 LATE_AFTER = timedelta(hours=1)
 
-VEHICLES = "telemetry.vehicle_positions"
-HEALTH = "telemetry.health_readings"
 
 
 @dataclass

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 
 import psycopg
 
+from cityos.platform.db.scalar import scalar
+
 log = logging.getLogger(__name__)
 
 #: First key of the advisory locks of ingest instances ("city"); the second key is the ordinal.
@@ -67,7 +69,7 @@ def parse_instance(value: str) -> int | None:
 
 
 def _try_lock(conn: psycopg.Connection, key: int) -> bool:
-    return bool(conn.execute("select pg_try_advisory_lock(%s, %s)", (LOCK_CLASS, key)).fetchone()[0])
+    return bool(scalar(conn.execute("select pg_try_advisory_lock(%s, %s)", (LOCK_CLASS, key))))
 
 
 def _unlock(conn: psycopg.Connection, key: int) -> None:
@@ -167,10 +169,10 @@ def adopt_legacy(conn: psycopg.Connection, instance: int, host: str, workers: in
     """On the first start after the upgrade to ordinals (the registry has no other session of this
     instance), register this host's pre-ordinal session ids as scaled-away workers of this instance, so
     the first sweep drains and ends them (Mosquitto cannot list sessions; the registry must know them)."""
-    earlier = conn.execute("select count(*) from core.ingest_sessions where instance = %s and worker_index >= %s",
-                           (instance, workers)).fetchone()[0]
-    if earlier or conn.execute("select count(*) from core.ingest_sessions where instance = %s"
-                               " and registered_at < now() - interval '1 minute'", (instance,)).fetchone()[0]:
+    earlier = scalar(conn.execute("select count(*) from core.ingest_sessions where instance = %s"
+                                  " and worker_index >= %s", (instance, workers)))
+    if earlier or scalar(conn.execute("select count(*) from core.ingest_sessions where instance = %s"
+                                      " and registered_at < now() - interval '1 minute'", (instance,))):
         return
     for i, client_id in enumerate(legacy_client_ids(host, workers)):
         conn.execute("insert into core.ingest_sessions (client_id, instance, worker_index, host)"
@@ -310,7 +312,7 @@ def _sleep(stop: threading.Event, seconds: float) -> None:
 def overview(database_url: str) -> dict[str, object]:
     """What ``cityos status`` shows of the ingest sessions: running instances, open sessions, orphans."""
     with psycopg.connect(database_url, autocommit=True, connect_timeout=3) as conn:
-        if not conn.execute("select to_regclass('core.ingest_sessions')").fetchone()[0]:
+        if not scalar(conn.execute("select to_regclass('core.ingest_sessions')")):
             return {"error": "no session registry (run `cityos db migrate`)"}
         live = sorted(live_instances(conn))
         open_ids = [r[0] for r in conn.execute(
@@ -322,4 +324,4 @@ def overview(database_url: str) -> dict[str, object]:
     # with one running, sessions of absent instances are orphans it drains and ends within a minute or so.
     return {"instances": live, "sessions": open_ids, "orphaned": offline if live else [],
             "parked": [] if live else offline,
-            "orphans_ended": ended[0], "orphan_messages_stored": int(ended[1])}
+            "orphans_ended": ended[0] if ended else 0, "orphan_messages_stored": int(ended[1]) if ended else 0}

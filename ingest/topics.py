@@ -1,73 +1,32 @@
-"""Topic scheme v1: ``cityos/v1/{domain}/{device_id}/{stream}``.
+"""Topic scheme v1: ``cityos/v1/{domain}/{device_id}/{stream}``, and who may publish on a topic.
 
-Standard library only: the edge gateway imports this module to build the topics it publishes on.
-Which streams exist is decided by the format registry (:mod:`cityos.ingest.formats`); here a stream
-only has to be a well-formed name.
+The scheme itself lives in the payload contract (:mod:`cityos.ingest.contract`, which the edge
+gateway imports too); this module re-exports it under its historic names and adds the server's rule
+on publishers. Which streams exist is decided by the format registry (:mod:`cityos.ingest.formats`).
 """
 
 from __future__ import annotations
 
-import re
-from functools import lru_cache
-from typing import NamedTuple
+from cityos.ingest.contract import (
+    CONFIRM_PREFIX,
+    DEVICE_ID,
+    PREFIX,
+    SEQ_PROPERTY,
+    STREAM_NAME,
+    Rejected,
+    TopicInfo,
+    confirm_topic,
+    is_valid_device_id,
+    parse_topic,
+    topic_for,
+)
+from cityos.ingest.contract import DOMAIN_NAMES as DOMAINS
 
-from cityos.ingest.rows import Rejected
+__all__ = ["CONFIRM_PREFIX", "DEVICE_ID", "DOMAINS", "PREFIX", "SEQ_PROPERTY", "SERVICE_USER", "STREAM_NAME",
+           "TopicInfo", "check_publisher", "confirm_topic", "is_valid_device_id", "parse_topic", "topic_for"]
 
-PREFIX = "cityos/v1"
-DOMAINS = ("hems", "vehicle", "health", "env")
-DEVICE_ID = re.compile(r"[a-z0-9][a-z0-9_-]{2,63}")
-STREAM_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
 #: The platform's own MQTT user; it may publish for any device (replay of dead letters, simulators).
 SERVICE_USER = "cityos-service"
-
-
-class TopicInfo(NamedTuple):
-    """The parts of a valid topic."""
-
-    domain: str
-    device_id: str
-    stream: str
-
-
-#: Where the platform confirms to a device that its messages are stored (only that device may read it).
-CONFIRM_PREFIX = "cityos/confirm/v1"
-#: The MQTT 5 user property with which a publisher numbers a message for confirmation.
-SEQ_PROPERTY = "seq"
-
-
-def confirm_topic(device_id: str) -> str:
-    """The topic on which ``device_id`` is told which of its messages (by ``seq``) are stored."""
-    return f"{CONFIRM_PREFIX}/{device_id}"
-
-
-def topic_for(domain: str, device_id: str, stream: str = "readings") -> str:
-    """The topic on which ``device_id`` publishes ``stream`` (not validated: see :func:`parse_topic`)."""
-    return f"{PREFIX}/{domain}/{device_id}/{stream}"
-
-
-def is_valid_device_id(device_id: str) -> bool:
-    """Whether ``device_id`` is a well-formed device id (also the device's MQTT user name)."""
-    return DEVICE_ID.fullmatch(device_id) is not None
-
-
-@lru_cache(maxsize=65_536)
-def parse_topic(topic: str) -> TopicInfo:
-    """Split a topic into domain, device id and stream; raises :class:`Rejected` ``bad_topic``.
-
-    Results are cached (devices publish on the same few topics); rejections are not.
-    """
-    parts = topic.split("/")
-    if len(parts) != 5 or parts[0] != "cityos" or parts[1] != "v1":
-        raise Rejected("bad_topic",
-                       f"expected {PREFIX}/{{domain}}/{{device_id}}/{{stream}}, got {topic[:200]!r}")
-    domain, device_id, stream = parts[2], parts[3], parts[4]
-    if domain not in DOMAINS:
-        raise Rejected("bad_topic", f"unknown domain {domain[:40]!r}; one of {', '.join(DOMAINS)}")
-    if DEVICE_ID.fullmatch(device_id) is None:
-        raise Rejected("bad_topic", f"device id {device_id[:70]!r} does not match {DEVICE_ID.pattern}")
-    if STREAM_NAME.fullmatch(stream) is None:
-        raise Rejected("bad_topic", f"stream {stream[:40]!r} does not match {STREAM_NAME.pattern}")
-    return TopicInfo(domain, device_id, stream)
 
 
 def check_publisher(info: TopicInfo, client_username: str | None) -> None:

@@ -15,7 +15,6 @@ expiry 0, which ends the session: nothing acknowledged to a publisher is left in
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import signal
@@ -97,6 +96,8 @@ class WorkerConfig:
     #: Write the per-device ledger, touched roll-up buckets and late days with each batch
     #: (``CITYOS_INGEST_ACCOUNTING``; off only to measure what it costs).
     accounting: bool = True
+    #: Seconds the device registry and consents are kept in memory (CITYOS_INGEST_ADMISSION_REFRESH_S).
+    admission_refresh_s: float = 5.0
 
 
 class IngestWorker:
@@ -104,7 +105,7 @@ class IngestWorker:
 
     def __init__(self, config: WorkerConfig):
         self.config = config
-        self.admission = Admission()
+        self.admission = Admission(config.admission_refresh_s)
         self._queue: deque[Received] = deque()
         self._generation = 0
         self._stop = threading.Event()
@@ -124,7 +125,7 @@ class IngestWorker:
         # Back within a second of a broker restart: Mosquitto does not restore shared subscriptions from its
         # persistence, so messages published before the workers re-subscribe have nowhere to go. Gateways wait
         # a few seconds after such a reconnect before sending (see ingest/CONTRACT.md, "Broker restarts").
-        self.client.reconnect_delay_set(0.5, 1)
+        self.client.reconnect_delay_set(0.5, 1)  # type: ignore[arg-type]  # paho's stub says int; it takes seconds
         self.committed_messages = 0
         self.ended = False  # the broker's session was ended on the way out
 
@@ -177,7 +178,7 @@ class IngestWorker:
                 elif key == SEQ_PROPERTY:
                     seq = value
         self._last_message = time.monotonic()
-        self._queue.append(Received(msg.mid, msg.topic, msg.payload, client_id, seq, self._generation,
+        self._queue.append(Received(msg.mid, msg.topic, bytes(msg.payload), client_id, seq, self._generation,
                                     time.monotonic()))
 
     # -- main loop ---------------------------------------------------------------------------------------------
@@ -294,7 +295,7 @@ class IngestWorker:
         for outcome in outcomes:
             messages[outcome.domain or "unknown"] += 1
             if outcome.readings:
-                readings[outcome.domain] += outcome.readings
+                readings[outcome.domain or "unknown"] += outcome.readings
             if outcome.newest_time is not None and (newest is None or outcome.newest_time > newest):
                 newest = outcome.newest_time
         for domain, count in messages.items():
@@ -371,11 +372,6 @@ class IngestWorker:
         self.ended = True
         log.info("ingest session ended", extra={"client_id": self.config.client_id,
                                                 "messages": self.committed_messages})
-
-
-def payload_digest(payload: bytes) -> str:
-    """SHA-256 of a payload (kept instead of withheld personal data)."""
-    return hashlib.sha256(payload).hexdigest()
 
 
 def run_worker(config: WorkerConfig) -> bool:

@@ -16,12 +16,14 @@ readings (``cityos_meta.late_arrivals``). After a crash the counts and the rows 
 
 from __future__ import annotations
 
+import operator
 import struct
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from operator import itemgetter
+from typing import Any
 
 import psycopg
 from psycopg.adapt import Dumper
@@ -29,6 +31,7 @@ from psycopg.pq import Format
 from psycopg.types import TypeInfo
 from psycopg.types.json import Jsonb
 
+from cityos.ingest.rows import VEHICLES as VEHICLE_TABLE
 from cityos.platform.db.rollups import mark_dirty, rollups_of
 
 #: Columns as written by COPY: name -> PostgreSQL type (binary COPY applies no casts: they must match).
@@ -202,22 +205,39 @@ def _write_dead_letters(cur: psycopg.Cursor, letters: list[DeadLetter], received
               [(d.topic, bytes(d.payload), d.reason, d.detail, d.client_id, d.device_id, at) for d in letters])
 
 
+def _picker(source: Columns, names: Sequence[str]) -> Callable[[tuple], Any]:
+    """Takes ``names``, by name, out of a COPY tuple of ``source``'s columns (a name it lacks: None)."""
+    index = {name: i for i, name in enumerate(source)}
+    get = operator.itemgetter(*(index.get(name, len(source)) for name in names))
+    if all(name in index for name in names):
+        return get
+    return lambda row: get((*row, None))
+
+
+_TIME = {table: _picker(columns, ["time"]) for table, columns in TABLE_COLUMNS.items()}
+_KEY = {table: _picker(columns, ["device_id"] if table == VEHICLE_TABLE else ["device_id", "metric"])
+        for table, columns in TABLE_COLUMNS.items()}
+_LATEST = {table: _picker(columns, list(LATEST_POSITION_COLUMNS if table == VEHICLE_TABLE else LATEST_VALUE_COLUMNS))
+           for table, columns in TABLE_COLUMNS.items()}
+
+
 def latest_of(batch: Batch) -> tuple[list[tuple], list[tuple]]:
-    """The newest metric value per (device, metric) and position per device in ``batch``."""
-    values: dict[tuple[str, str], tuple] = {}
-    positions: dict[str, tuple] = {}
+    """The newest metric value per (device, metric) and position per device in ``batch``.
+
+    Columns are taken by name (a table's :data:`TABLE_COLUMNS` to the latest tables' columns), not by
+    position, so a column added to a table cannot shift what lands in the latest tables.
+    """
+    values: dict[object, tuple] = {}
+    positions: dict[object, tuple] = {}
+    newest: dict[object, datetime] = {}
     for table, rows in batch.rows.items():
-        if table == "telemetry.vehicle_positions":
-            for r in rows:
-                old = positions.get(r[1])
-                if old is None or r[0] > old[1]:
-                    positions[r[1]] = (r[1], r[0], r[2], r[3], r[4], r[9], r[10])
-            continue
+        latest = positions if table == VEHICLE_TABLE else values
+        time_of, key_of, pick = _TIME[table], _KEY[table], _LATEST[table]
         for r in rows:
-            key = (r[1], r[2])
-            old = values.get(key)
-            if old is None or r[0] > old[2]:
-                values[key] = (r[1], r[2], r[0], r[3], r[4] if len(r) > 4 else None)
+            key, t = key_of(r), time_of(r)
+            if key not in latest or t > newest[key]:
+                latest[key] = pick(r)
+                newest[key] = t
     return list(values.values()), list(positions.values())
 
 

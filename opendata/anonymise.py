@@ -12,7 +12,7 @@ Pure functions over pandas frames, so that they are tested without servers (with
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -111,41 +111,90 @@ def _too_precise(values: pd.Series, decimals: int) -> bool:
     return bool(len(numbers)) and not np.allclose(numbers, np.round(numbers, decimals), rtol=0, atol=1e-9)
 
 
+@dataclass(frozen=True, slots=True)
+class Release:
+    """What one rule of the gate looks at: the table to publish, its rules and who contributed."""
+
+    frame: pd.DataFrame
+    rules: Anonymisation
+    k: int
+    contributors: Iterable[str] = ()
+    consented: Iterable[str] | None = None
+
+
+def no_identifying_columns(r: Release) -> list[str]:
+    """No column that names a person (nor, for personal data, a device)."""
+    forbidden = set(IDENTIFYING_COLUMNS) | (set(DEVICE_COLUMNS) if r.rules.basis != "non_personal" else set())
+    found = sorted(forbidden & set(r.frame.columns))
+    return [f"identifying columns present: {', '.join(found)}"] if found else []
+
+
+def counts_zero_or_at_least_k(r: Release) -> list[str]:
+    """Every count column is present and holds no count between 1 and k-1."""
+    problems = []
+    for column in r.rules.count_columns:
+        if column not in r.frame:
+            problems.append(f"count column {column!r} missing")
+        elif (n := int(_small(r.frame[column], r.k).sum())):
+            problems.append(f"{n} cell(s) of {column!r} between 1 and {r.k - 1}")
+    return problems
+
+
+def groups_of_at_least_k(r: Release) -> list[str]:
+    """No row of a group below k contributors, and no value published for such a (blanked) group."""
+    if (size := r.rules.group_size_column) is None:
+        return []
+    if size not in r.frame:
+        return [f"group size column {size!r} missing"]
+    problems = []
+    if (n := int(_small(r.frame[size], r.k).sum())):
+        problems.append(f"{n} row(s) with fewer than {r.k} contributors")
+    blank = r.frame[size].isna()
+    for column in r.rules.value_columns:
+        if column in r.frame and (n := int((blank & r.frame[column].notna()).sum())):
+            problems.append(f"{n} value(s) of {column!r} published for a group below k")
+    return problems
+
+
+def every_contributor_consented(r: Release) -> list[str]:
+    """With a consent basis, every contributor holds an active consent of the dataset's purpose."""
+    if r.rules.basis != "consent" or r.rules.consent is None:
+        return []
+    if (n := len(set(r.contributors) - set(r.consented or ()))):
+        return [f"{n} contributor(s) without an active {r.rules.consent.category}/{r.rules.consent.purpose} consent"]
+    return []
+
+
+def coordinates_coarse_enough(r: Release) -> list[str]:
+    """Coordinates rounded to at most the rules' decimals."""
+    decimals = r.rules.coordinate_decimals
+    if decimals is None:
+        return []
+    return [f"{column} finer than {decimals} decimals"
+            for column in (LAT, LON) if column in r.frame and _too_precise(r.frame[column], decimals)]
+
+
+def times_coarse_enough(r: Release) -> list[str]:
+    """Every time column floored to the rules' time bucket."""
+    if not r.rules.time_bucket:
+        return []
+    problems = []
+    for column in r.frame.columns:
+        if pd.api.types.is_datetime64_any_dtype(r.frame[column]):
+            times = r.frame[column].dropna()
+            if (times != times.dt.floor(BUCKETS[r.rules.time_bucket])).any():
+                problems.append(f"{column} finer than {r.rules.time_bucket}")
+    return problems
+
+
+#: The gate's rules, each a function of a :class:`Release` returning its problems (empty: it holds).
+RULES: tuple[Callable[[Release], list[str]], ...] = (
+    no_identifying_columns, counts_zero_or_at_least_k, groups_of_at_least_k, every_contributor_consented,
+    coordinates_coarse_enough, times_coarse_enough)
+
+
 def check(frame: pd.DataFrame, rules: Anonymisation, k: int, contributors: Iterable[str] = (),
           consented: Iterable[str] | None = None) -> list[str]:
-    """Every way ``frame`` breaks ``rules`` (empty when it may be published)."""
-    problems: list[str] = []
-    forbidden = set(IDENTIFYING_COLUMNS) | (set(DEVICE_COLUMNS) if rules.basis != "non_personal" else set())
-    if found := sorted(forbidden & set(frame.columns)):
-        problems.append(f"identifying columns present: {', '.join(found)}")
-    for column in rules.count_columns:
-        if column not in frame:
-            problems.append(f"count column {column!r} missing")
-        elif (n := int(_small(frame[column], k).sum())):
-            problems.append(f"{n} cell(s) of {column!r} between 1 and {k - 1}")
-    if (size := rules.group_size_column) is not None:
-        if size not in frame:
-            problems.append(f"group size column {size!r} missing")
-        else:
-            if (n := int(_small(frame[size], k).sum())):
-                problems.append(f"{n} row(s) with fewer than {k} contributors")
-            blank = frame[size].isna()
-            for column in rules.value_columns:
-                if column in frame and (n := int((blank & frame[column].notna()).sum())):
-                    problems.append(f"{n} value(s) of {column!r} published for a group below k")
-    if rules.basis == "consent":
-        allowed = set(consented or ())
-        if (n := len(set(contributors) - allowed)):
-            problems.append(f"{n} contributor(s) without an active {rules.consent.category}/"  # type: ignore[union-attr]
-                            f"{rules.consent.purpose} consent")  # type: ignore[union-attr]
-    if rules.coordinate_decimals is not None:
-        for column in (LAT, LON):
-            if column in frame and _too_precise(frame[column], rules.coordinate_decimals):
-                problems.append(f"{column} finer than {rules.coordinate_decimals} decimals")
-    if rules.time_bucket:
-        for column in frame.columns:
-            if pd.api.types.is_datetime64_any_dtype(frame[column]):
-                times = frame[column].dropna()
-                if (times != times.dt.floor(BUCKETS[rules.time_bucket])).any():
-                    problems.append(f"{column} finer than {rules.time_bucket}")
-    return problems
+    """Every way ``frame`` breaks ``rules`` (empty when it may be published): the problems of each of :data:`RULES`."""
+    release = Release(frame, rules, k, contributors, consented)
+    return [problem for rule in RULES for problem in rule(release)]

@@ -131,7 +131,7 @@ def population_by_age(conn: psycopg.Connection, ctx: BuildContext) -> Table:
     from cityos.gis.statistics import latest_reference_date, published_statistics
 
     stats = published_statistics(conn, latest_reference_date(ctx.now), ctx.k)
-    names = dict(conn.execute("select code, name_ja from gis.districts").fetchall())
+    names: dict[str, str] = dict(conn.execute("select code, name_ja from gis.districts").fetchall())
     return Table(population_frame(stats, names, ctx.portal))
 
 

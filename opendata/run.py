@@ -144,7 +144,7 @@ def run(settings: Settings, *, only: list[str] | None = None, dry_run: bool = Fa
         results = publish(ckan, built, portal, spatial=city_extent(conn), dry_run=dry_run, on_change=on_change)
         by_name = {b.definition.name: b for b in built}
         for result in results:
-            item = by_name.get(result.name)
-            _log(conn, who, run_id, item, result.name, result.status, result.changes, result.error or result.note,
-                 item.rows if item else None)
+            found = by_name.get(result.name)
+            _log(conn, who, run_id, found, result.name, result.status, result.changes, result.error or result.note,
+                 found.rows if found else None)
     return RunReport(run_id, results)

@@ -27,7 +27,6 @@ COMMANDS: list[tuple[str, str]] = [
     ("cityos.opendata.cli:datasets_app", "datasets"),
     ("cityos.opendata.cli:requests_app", "requests"),
     ("cityos.ingest.gateway.cli:app", "gateway"),
-    ("cityos.platform.test_cli:app", ""),
 ]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -90,6 +91,9 @@ class Settings(BaseSettings):
     ingest_instance: str = Field("auto", description="Ordinal of this `cityos ingest` process (its workers are "
                                  "the MQTT clients cityos-ingest-{instance}-{index}); `auto` takes the lowest one no "
                                  "running instance holds.")
+    ingest_admission_refresh_s: float = Field(5, gt=0, le=3600, description="Seconds an ingest worker keeps the "
+                                              "device registry and consents in memory: a revocation or a withdrawn "
+                                              "consent takes effect within this.")
     app_data_refresh_s: float = Field(60, ge=0, le=86_400, description="Seconds each API process keeps the apps' "
                                       "base layers (/apps/data: hydrants, roads, districts, facilities) before "
                                       "rebuilding them from the database.")
@@ -135,7 +139,7 @@ class Settings(BaseSettings):
         return self.public_base_url or f"http://{self.api_host}:{self.api_port}"
 
 
-def load_settings(**overrides: object) -> Settings:
+def load_settings(**overrides: Any) -> Settings:
     """Read settings from the environment, then ``<home>/local.env``, then defaults."""
     home = Path(str(overrides.get("home") or default_home()))
     env_file = home / "local.env"

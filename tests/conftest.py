@@ -16,7 +16,7 @@ import pytest
 from servers import TestBroker, Workers
 
 from cityos.platform.settings import Settings, load_settings
-from helpers import create_database
+from helpers import api_server, create_database, missing
 
 REPO = Path(__file__).resolve().parents[1]
 # Parallel sessions on one server each set their own name.
@@ -54,7 +54,7 @@ def database_url(settings: Settings) -> Iterator[str]:
         yield explicit
         return
     if not settings.admin_database_url:
-        pytest.skip("no CITYOS_ADMIN_DATABASE_URL or CITYOS_TEST_DATABASE_URL: run the suite with `./cityos test`")
+        missing("no CITYOS_ADMIN_DATABASE_URL or CITYOS_TEST_DATABASE_URL: run the suite with `./cityos test`")
     yield create_database(settings, TEST_DATABASE)
 
 
@@ -62,7 +62,7 @@ def database_url(settings: Settings) -> Iterator[str]:
 def private_database_url(settings: Settings, request) -> str:
     """A database of the test module's own (for tests that replace whole tables, such as the registry)."""
     if not settings.admin_database_url:
-        pytest.skip("no CITYOS_ADMIN_DATABASE_URL: run the suite with `./cityos test`")
+        missing("no CITYOS_ADMIN_DATABASE_URL: run the suite with `./cityos test`")
     return create_database(settings, f"{TEST_DATABASE}_{request.module.__name__.rsplit('.', 1)[-1]}"[:63])
 
 
@@ -79,7 +79,7 @@ def db(database_url: str):
 def mqtt_url(settings: Settings) -> str:
     """The broker URL with the platform service's credentials."""
     if not settings.mqtt_url:
-        pytest.skip("no CITYOS_MQTT_URL: run the suite with `./cityos test`")
+        missing("no CITYOS_MQTT_URL: run the suite with `./cityos test`")
     return settings.mqtt_url
 
 
@@ -94,6 +94,19 @@ def test_broker(settings) -> Iterator[TestBroker]:
     yield broker
     broker.stop()
     shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def api(database_url, test_broker, tmp_path_factory, request) -> Iterator[str]:
+    """The API as a subprocess (tests/helpers.py api_server) on the test database and broker; its base URL.
+
+    A module adds settings with a module-level ``API_ENV`` dict (e.g. ``{"CITYOS_ANONYMOUS_RATE_PER_MINUTE":
+    "5"}``), or overrides this fixture by name to add data first (``def api(api): ...; return api``).
+    """
+    env = {"CITYOS_DATABASE_URL": database_url, "CITYOS_MQTT_URL": test_broker.url,
+           "CITYOS_HOME": str(tmp_path_factory.mktemp("api")), **getattr(request.module, "API_ENV", {})}
+    with api_server(env) as base:
+        yield base
 
 
 @pytest.fixture()

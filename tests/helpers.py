@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from typing import NoReturn
 
 import httpx
 
@@ -144,3 +145,17 @@ def wait_js(page, expression: str, timeout: float) -> object:
         if time.monotonic() > deadline:
             raise AssertionError(f"{expression!r} not true within {timeout} ms")
         time.sleep(0.05)
+
+
+#: Set to 1 on a developer machine that lacks a server to skip its tests; CI never sets it, so there a
+#: missing server fails the run instead of passing it quietly.
+ALLOW_SKIP = "CITYOS_TESTS_ALLOW_SKIP"
+
+
+def missing(reason: str) -> NoReturn:
+    """A server (or tool) the test needs is not there: fail, or skip where ``CITYOS_TESTS_ALLOW_SKIP=1``."""
+    import pytest
+
+    if os.environ.get(ALLOW_SKIP) == "1":
+        pytest.skip(reason)
+    pytest.fail(f"{reason} (set {ALLOW_SKIP}=1 to skip instead; CI never does)")

@@ -64,7 +64,8 @@ class Workers:
     def __init__(self, database_url: str, mqtt_url: str, home: Path, workers: int = 1, public_feed: bool = True,
                  instance: str = "auto", hostname: str | None = None):
         self.env = {**os.environ, "CITYOS_DATABASE_URL": database_url, "CITYOS_MQTT_URL": mqtt_url,
-                    "CITYOS_HOME": str(home), "CITYOS_LOG_JSON": "true", "CITYOS_INGEST_INSTANCE": instance}
+                    "CITYOS_HOME": str(home), "CITYOS_LOG_JSON": "true", "CITYOS_INGEST_INSTANCE": instance,
+                    "CITYOS_INGEST_ADMISSION_REFRESH_S": "0.2"}  # revocations take effect at once: tests wait on them
         self.workers = workers
         self.public_feed = public_feed
         self.hostname = hostname

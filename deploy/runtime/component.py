@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Protocol
 
 
 @dataclass
@@ -18,28 +16,6 @@ class ComponentStatus:
     version: str = ""
     url: str = ""
     detail: dict[str, object] = field(default_factory=dict)
-
-
-class Component(Protocol):
-    """A server the local runtime can provision, start, stop and inspect."""
-
-    name: str
-
-    @property
-    def external(self) -> bool:
-        """True when the settings name an existing server: nothing is provisioned or stopped."""
-
-    def up(self) -> None:
-        """Provision (idempotently) and start; return when it is ready."""
-
-    def down(self) -> bool:
-        """Stop what the runtime started (by pid); keep the data. True if something was stopped."""
-
-    def status(self) -> ComponentStatus:
-        """Running state, version and health."""
-
-    def log_path(self) -> Path | None:
-        """The component's log file, if it writes one here."""
 
 
 def supervisor_detail(status: dict) -> dict[str, object]:

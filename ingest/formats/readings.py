@@ -6,8 +6,7 @@ readings are passed on as they are (validation happens in :mod:`cityos.ingest.no
 
 from __future__ import annotations
 
-from cityos.ingest.rows import Rejected
-from cityos.ingest.validation import TimeWindow, check_count
+from cityos.ingest.contract import BATCH_FIELDS, BATCH_KEY, BATCH_KEYS, Rejected, TimeWindow, check_count
 
 NAME = "readings"
 #: Domains this format is offered for (``None``: all).
@@ -18,10 +17,13 @@ def parse(document: object, domain: str, window: TimeWindow) -> list:
     """The readings of a cityos JSON document (each still to be validated)."""
     if document.__class__ is not dict:
         raise Rejected("bad_shape", 'expected a reading object or {"batch": [reading, ...]}')
-    if "batch" not in document:  # type: ignore[operator]
+    if BATCH_KEY not in document:  # type: ignore[operator]
         return [document]
-    batch = document["batch"]  # type: ignore[index]
-    if batch.__class__ is not list or len(document) != 1:  # type: ignore[arg-type]
-        raise Rejected("bad_shape", '"batch" must be the only key and hold an array of readings')
+    batch = document[BATCH_KEY]  # type: ignore[index]
+    if batch.__class__ is not list or not BATCH_KEYS.issuperset(document):  # type: ignore[arg-type]
+        raise Rejected("bad_shape", '"batch" must hold an array of readings, beside it only '
+                                    + (", ".join(sorted(BATCH_FIELDS)) or "nothing"))
+    for name in BATCH_FIELDS.keys() & document.keys():  # type: ignore[attr-defined]
+        BATCH_FIELDS[name](document[name])  # type: ignore[index]
     check_count(len(batch))
     return batch

@@ -48,7 +48,8 @@ class _Base:
     __slots__ = ("name", "sum", "time", "unit", "value")
 
     def __init__(self) -> None:
-        self.name, self.time, self.unit, self.value, self.sum = "", 0.0, None, 0.0, 0.0
+        self.name, self.time, self.value, self.sum = "", 0.0, 0.0, 0.0
+        self.unit: str | None = None
 
     def update(self, record: dict) -> None:
         if "bn" in record:

@@ -94,6 +94,7 @@ def status(config: Path = CONFIG) -> None:
     outbox = Outbox(cfg.outbox.path, max_bytes=cfg.outbox.max_bytes)
     try:
         saved = outbox.get_state(STATUS_KEY) or {}
+        assert isinstance(saved, dict), "the saved status is a JSON object"
         saved["outbox"] = outbox.depth()
     finally:
         outbox.close()

@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Union
+from typing import TYPE_CHECKING, Annotated, Any, Union
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from cityos.ingest.contract import DEVICE_ID
 from cityos.ingest.gateway.adapters import settings_models
 from cityos.ingest.gateway.adapters.base import AdapterSettings, resolve
-from cityos.ingest.gateway.payload import DEVICE_ID
 
 
 class ConfigError(ValueError):
@@ -73,7 +73,10 @@ class SenderSettings(_Strict):
     ca_file: Path | None = Field(None, description="CA bundle for mqtts:// (default: the system's).")
 
 
-AnyAdapter = Annotated[Union[tuple(settings_models())], Field(discriminator="type")]  # noqa: UP007
+if TYPE_CHECKING:  # the union is built at run time from the adapter registry; to a type checker, the base class
+    AnyAdapter = AdapterSettings
+else:
+    AnyAdapter = Annotated[Union[tuple(settings_models())], Field(discriminator="type")]  # noqa: UP007
 
 
 class GatewayConfig(_Strict):

@@ -38,7 +38,7 @@ class Emitter:
 
     def write(self, sink: Sink, observations: Iterable[Observation]) -> int:
         """Check, stamp and store observations in one transaction; returns readings stored."""
-        rows = []
+        rows: list[tuple[str, float, dict[str, object] | str, int, bool, float | None]] = []
         for obs in observations:
             metrics, refused = clean_metrics(sink.domain, obs.metrics)
             for field, reason in refused.items():

@@ -40,8 +40,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from cityos.ingest.contract import MAX_PAYLOAD_BYTES, MAX_READINGS, BatchBuilder, format_time
 from cityos.ingest.gateway.counters import Counters
-from cityos.ingest.gateway.payload import MAX_BATCH, MAX_PAYLOAD_BYTES, format_time
 
 ROUTINE, EVENT = 0, 1
 PRIORITIES = (EVENT, ROUTINE)  # sending order
@@ -200,7 +200,7 @@ class Outbox:
         One topic, one priority, oldest first; no two readings with the same time text (the platform
         refuses such a message as ``duplicate_time``): a batch ends before a repeated time.
         """
-        max_count = min(max_count, MAX_BATCH)
+        max_count = min(max_count, MAX_READINGS)
         with self._lock:
             for priority in PRIORITIES:
                 head = self._db.execute(
@@ -211,24 +211,20 @@ class Outbox:
                 rows = self._db.execute(
                     "select id, t, body from readings where sent = 0 and priority = ? and clock_ok = 1"
                     " and topic = ? order by t, id limit ?", (priority, head[0], max_count)).fetchall()
-                ids, parts, seen, size = [], [], set(), len(b'{"batch":[]}')
+                ids: list[int] = []
+                seen: set[str] = set()
+                builder = BatchBuilder(max_bytes=max_bytes, max_count=max_count)
                 for row_id, t, body in rows:
                     stamp = format_time(t)
-                    if stamp in seen:
-                        break
-                    item = f'{{"t":"{stamp}"' + ("}" if body == "{}" else "," + body[1:])
-                    item_size = len(item.encode()) + 1
-                    if parts and size + item_size > max_bytes:
+                    if stamp in seen or not builder.add({"t": stamp, **json.loads(body)}, force=not ids):
                         break
                     seen.add(stamp)
                     ids.append(row_id)
-                    parts.append(item)
-                    size += item_size
-                seq = int(self.get_state("next_seq") or 1)
+                seq = int(self.get_state("next_seq") or 1)  # type: ignore[call-overload]  # stored as an int
                 self.set_state("next_seq", seq + 1)
                 self._db.execute("update readings set sent = 1, seq = ? where id in (select value from json_each(?))",
                                  (seq, json.dumps(ids)))
-                payload = ('{"batch":[' + ",".join(parts) + "]}").encode()
+                payload = builder.payload()
                 return Batch(head[0], ids, payload, priority, seq)
         return None
 

@@ -30,10 +30,10 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from cityos.ingest.contract import SEQ_PROPERTY, confirm_topic
 from cityos.ingest.gateway.config import GatewayConfig
 from cityos.ingest.gateway.counters import Counters
 from cityos.ingest.gateway.outbox import Outbox
-from cityos.ingest.topics import SEQ_PROPERTY, confirm_topic
 
 log = logging.getLogger(__name__)
 #: Seconds the sender waits after the broker refused a message before it sends again.

@@ -1,9 +1,11 @@
-"""Where simulated vehicles drive: along the demo city's road network when it is available."""
+"""Where simulated vehicles drive: along the city's road network when the database holds one, else a grid."""
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+
+import psycopg
 
 from cityos.ingest.simulate.vehicles import Route
 
@@ -27,10 +29,41 @@ def grid_routes(step_deg: float = 0.003, size: int = 12) -> Callable[[random.Ran
     return route
 
 
-def road_routes() -> Callable[[random.Random], Route]:
-    """Routes on the demo city's roads, or on a grid when the GIS extras are not installed."""
-    try:
-        from cityos.gis.democity import road_route_source
-    except ImportError:
+#: A road segment's two ends, (lon, lat) each.
+Segment = tuple[tuple[float, float], tuple[float, float]]
+
+#: The road network as the GIS loaders store it (``gis.roads``): each line's two ends.
+ROAD_ENDS_SQL = """
+    select st_x(st_startpoint(geom)), st_y(st_startpoint(geom)), st_x(st_endpoint(geom)), st_y(st_endpoint(geom))
+    from gis.roads order by road_id"""
+
+
+def road_segments(conn: psycopg.Connection) -> list[Segment]:
+    """The ends of every road the city's layers hold in the database (empty when none are loaded).
+
+    The simulator reads the road network as data, from the table the GIS loaders fill: ingest never
+    imports the GIS package (data flows one way).
+    """
+    return [((x1, y1), (x2, y2)) for x1, y1, x2, y2 in conn.execute(ROAD_ENDS_SQL)]
+
+
+def road_routes(segments: Iterable[Segment]) -> Callable[[random.Random], Route]:
+    """Routes that walk along the road network given by ``segments``, or on a grid when there are none."""
+    ends: dict[tuple[float, float], list[tuple[float, float]]] = {}
+    for start, end in segments:
+        a, b = (round(start[0], 6), round(start[1], 6)), (round(end[0], 6), round(end[1], 6))
+        ends.setdefault(a, []).append(b)
+        ends.setdefault(b, []).append(a)
+    if not ends:
         return grid_routes()
-    return road_route_source()
+    nodes = sorted(ends)
+
+    def route(rng: random.Random) -> Route:
+        here = rng.choice(nodes)
+        path = [here]
+        for _ in range(rng.randint(10, 40)):
+            here = rng.choice(ends[here])
+            path.append(here)
+        return path
+
+    return route

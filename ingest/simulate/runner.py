@@ -11,6 +11,7 @@ import resource
 import signal
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -20,7 +21,7 @@ import psycopg
 
 from cityos.ingest.devices import BrokerTarget, NewDevice, add_device, provision, rotate_password
 from cityos.ingest.simulate import health, hems, vehicles
-from cityos.ingest.simulate.routes import road_routes
+from cityos.ingest.simulate.routes import Segment, road_routes, road_segments
 from cityos.platform import consent
 from cityos.platform.mqtt import BrokerAddress, new_client
 
@@ -83,11 +84,11 @@ def ensure_devices(conn: psycopg.Connection, config: SimulationConfig) -> dict[s
             passwords[device_id] = add_device(conn, device_id, domain, kind=kind, owner_subject=subject,
                                               district_code=address[1], public=domain == "vehicle",
                                               metadata=metadata)
-            if domain == "health":
+            if domain == "health" and subject:
                 consent.grant(conn, subject, "health", "services", "simulator", "simulated resident")
                 if rng.random() < 0.7:  # most wearers also agreed to anonymised open data
                     consent.grant(conn, subject, "health", "open_data", "simulator", "simulated resident")
-            elif domain == "hems" and rng.random() < 0.85:  # most demo households opted in
+            elif domain == "hems" and subject and rng.random() < 0.85:  # most demo households opted in
                 for purpose in ("services", "research", "open_data"):
                     consent.grant(conn, subject, "energy", purpose, "simulator", "simulated household")
     return passwords
@@ -123,7 +124,7 @@ class Simulation:
     """Every device as its own MQTT client; a scheduler publishes each reading when it is due."""
 
     def __init__(self, broker_url: str, passwords: dict[str, str], config: SimulationConfig,
-                 only: set[str] | None = None):
+                 only: set[str] | None = None, roads: Sequence[Segment] = ()):
         self.address = BrokerAddress.parse(broker_url)
         self.config = config
         self.rng = random.Random(config.seed)
@@ -132,7 +133,7 @@ class Simulation:
         self.published = 0
         self.refused: dict[str, str] = {}
         self._stop = threading.Event()
-        route = road_routes()
+        route = road_routes(roads)
         self.devices: dict[str, object] = {}
         self.domains: dict[str, str] = {}
         for device_id, domain, kind in device_plan(config):
@@ -227,6 +228,7 @@ class Simulation:
             elif isinstance(device, vehicles.Vehicle):
                 payload = device.step(t, self.rng)
             else:
+                assert isinstance(device, health.Wearer)
                 payload = health.reading(device, t, self.config.health_interval_s, self.rng)
             self.clients[device_id].publish(self._topic(device_id), json.dumps(payload), qos=1)
             self.published += 1
@@ -245,8 +247,8 @@ DEVICES_PER_PROCESS = 250
 
 
 def _run_share(broker_url: str, passwords: dict[str, str], config: SimulationConfig, only: set[str],
-               duration_s: float | None, published) -> None:
-    sim = Simulation(broker_url, passwords, config, only)
+               duration_s: float | None, published, roads: Sequence[Segment]) -> None:
+    sim = Simulation(broker_url, passwords, config, only, roads)
     signal.signal(signal.SIGTERM, lambda *_: sim.stop())
     sim.connect()
     try:
@@ -270,12 +272,13 @@ def simulate(database_url: str, broker_url: str, target: BrokerTarget, config: S
     with psycopg.connect(database_url, autocommit=True) as conn, conn.transaction():
         devices = ensure_devices(conn, config)
         provision(conn, target, *devices.values())  # each device's account, with its fresh password
+        roads = road_segments(conn)
     passwords = {device_id: new.mqtt_password for device_id, new in devices.items()}
     ids = [device_id for device_id, _, _ in device_plan(config)]
     shares = [set(ids[i::-(-len(ids) // DEVICES_PER_PROCESS)]) for i in range(-(-len(ids) // DEVICES_PER_PROCESS))]
     ctx = multiprocessing.get_context("fork")
     published = ctx.Value("q", 0)
-    procs = [ctx.Process(target=_run_share, args=(broker_url, passwords, config, share, duration_s, published))
+    procs = [ctx.Process(target=_run_share, args=(broker_url, passwords, config, share, duration_s, published, roads))
              for share in shares]
     for proc in procs:
         proc.start()

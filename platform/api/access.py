@@ -115,9 +115,10 @@ class AccessMiddleware:
         request = HTTPConnection(scope)
         key = request.headers.get("x-api-key") or request.query_params.get("api_key")
         if key:
-            limits = await asyncio.to_thread(self._limits_for_key, key)
-            if limits is None:
+            key_limits = await asyncio.to_thread(self._limits_for_key, key)
+            if key_limits is None:
                 return await _refuse(scope, receive, send, 401, "unknown or revoked API key")
+            limits = key_limits
             caller = "key:" + hash_key(key)
             state["caller"] = "key"
         else:

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 from fastapi import APIRouter, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
@@ -61,7 +61,7 @@ def start_live_feed(settings, loop: asyncio.AbstractEventLoop) -> LiveFeed | Non
     return _feed
 
 
-async def _snowplow_events(database_url: str) -> AsyncIterator[tuple[str, object] | None]:
+async def _snowplow_events(database_url: str) -> AsyncGenerator[tuple[str, object] | None, None]:
     """("snapshot", every snowplow), then ("position", one) per message; None every 15 s of silence."""
     queue: asyncio.Queue = asyncio.Queue(maxsize=10_000)
     snapshot = await asyncio.to_thread(snowplow_snapshot, database_url)
@@ -80,7 +80,7 @@ async def _snowplow_events(database_url: str) -> AsyncIterator[tuple[str, object
 
 
 async def _energy_events(database_url: str, k: int, interval_s: float,
-                         exit_name: str) -> AsyncIterator[tuple[str, object]]:
+                         exit_name: str) -> AsyncGenerator[tuple[str, object], None]:
     while True:
         yield "energy", await asyncio.to_thread(energy_now, database_url, k, exit_name)
         await asyncio.sleep(interval_s)
@@ -101,7 +101,7 @@ def _sse(events: AsyncIterator, request: Request) -> StreamingResponse:
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
-async def _websocket(websocket: WebSocket, events: AsyncIterator) -> None:
+async def _websocket(websocket: WebSocket, events: AsyncGenerator) -> None:
     """Send ``events`` until the client goes; its leaving is noticed at once (not at the next event, which
     may be an hour away), so its slot under the live-connection cap is freed at once."""
     await websocket.accept()

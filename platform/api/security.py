@@ -55,10 +55,10 @@ def _with_language(html: str, lang: str = "en") -> str:
 
 def docs_page(app: FastAPI) -> tuple[str, str]:
     """Swagger UI's page for ``app`` and its CSP (built once: the page never varies)."""
-    html = _with_language(get_swagger_ui_html(
+    html = _with_language(bytes(get_swagger_ui_html(
         openapi_url=app.openapi_url or "/openapi.json", title=f"{app.title} - docs",
         swagger_js_url=f"{SWAGGER}/swagger-ui-bundle.js", swagger_css_url=f"{SWAGGER}/swagger-ui.css",
-        swagger_favicon_url=f"{SWAGGER}/favicon-32x32.png").body.decode())
+        swagger_favicon_url=f"{SWAGGER}/favicon-32x32.png").body).decode())
     policy = (f"default-src 'none'; script-src 'self' {' '.join(script_hashes(html))}; "
               "style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; "
               "form-action 'self'; frame-ancestors 'none'")
@@ -67,10 +67,10 @@ def docs_page(app: FastAPI) -> tuple[str, str]:
 
 def redoc_page(app: FastAPI) -> tuple[str, str]:
     """ReDoc's page for ``app`` (no Google Fonts) and its CSP."""
-    html = _with_language(get_redoc_html(
+    html = _with_language(bytes(get_redoc_html(
         openapi_url=app.openapi_url or "/openapi.json", title=f"{app.title} - ReDoc",
         redoc_js_url=f"{REDOC}/redoc.standalone.js", redoc_favicon_url="/favicon.ico",
-        with_google_fonts=False).body.decode())
+        with_google_fonts=False).body).decode())
     policy = ("default-src 'none'; script-src 'self'; worker-src 'self' blob:; style-src 'self' 'unsafe-inline'; "
               "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; base-uri 'none'; "
               "form-action 'self'; frame-ancestors 'none'")

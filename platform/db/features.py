@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass
 
 import psycopg
 
+from cityos.platform.db.scalar import scalar
+
 
 @dataclass(frozen=True)
 class ServerFeatures:
@@ -39,13 +41,13 @@ class ServerFeatures:
 
 def detect(conn: psycopg.Connection) -> ServerFeatures:
     """Read the server's capabilities over ``conn``."""
-    version = conn.execute("show server_version").fetchone()[0]
-    exts = dict(conn.execute(
+    version = scalar(conn.execute("show server_version"))
+    exts: dict[str, str] = dict(conn.execute(
         "select extname, extversion from pg_extension where extname in ('timescaledb', 'postgis')"
     ).fetchall())
     license_ = None
     if "timescaledb" in exts:
-        license_ = conn.execute("select current_setting('timescaledb.license', true)").fetchone()[0]
+        license_ = scalar(conn.execute("select current_setting('timescaledb.license', true)"))
     return ServerFeatures(version.split()[0], exts.get("timescaledb"), license_, exts.get("postgis"))
 
 
@@ -54,8 +56,8 @@ def describe_server(url: str) -> dict[str, object]:
     with psycopg.connect(url, connect_timeout=3) as conn:
         feats = detect(conn)
         applied = None
-        if conn.execute("select to_regclass('cityos_meta.schema_migrations')").fetchone()[0]:
-            applied = conn.execute("select max(version) from cityos_meta.schema_migrations").fetchone()[0]
+        if scalar(conn.execute("select to_regclass('cityos_meta.schema_migrations')")):
+            applied = scalar(conn.execute("select max(version) from cityos_meta.schema_migrations"))
     info = asdict(feats)
     info["timescaledb_features"] = feats.active_features
     info["schema_version"] = applied

@@ -20,6 +20,7 @@ from psycopg.types.json import Jsonb
 
 from cityos.platform.audit import Who, access_of, record
 from cityos.platform.db.rollups import recompute
+from cityos.platform.db.scalar import scalar
 
 log = logging.getLogger(__name__)
 
@@ -79,9 +80,9 @@ def run_maintenance(url: str, retention_days_raw: int, who: Who | None = None) -
     ``maintenance``, which leaves a row only when it dropped readings; a person's run always does)."""
     who = who or Who("maintenance", "job")
     with psycopg.connect(url, autocommit=True) as conn:
-        run_id = conn.execute(
+        run_id = scalar(conn.execute(
             "insert into cityos_meta.maintenance_runs (job) values ('rollups+retention') returning id"
-        ).fetchone()[0]
+        ))
         detail: dict[str, object] = {"rollups": refresh_rollups(conn, run_id), "retention_days_raw": retention_days_raw,
                                      "chunks_dropped": apply_retention(conn, retention_days_raw)}
         conn.execute("update cityos_meta.maintenance_runs set finished_at = now(), detail = %s where id = %s",

@@ -17,6 +17,7 @@ from pathlib import Path
 import psycopg
 
 from cityos.platform.db.features import ServerFeatures, detect
+from cityos.platform.db.scalar import scalar
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
 
 def applied(conn: psycopg.Connection) -> dict[int, str]:
     """Applied versions and their checksums."""
-    if not conn.execute("select to_regclass('cityos_meta.schema_migrations')").fetchone()[0]:
+    if not scalar(conn.execute("select to_regclass('cityos_meta.schema_migrations')")):
         return {}
     return dict(conn.execute("select version, checksum from cityos_meta.schema_migrations").fetchall())
 

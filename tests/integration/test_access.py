@@ -9,13 +9,8 @@ import pytest
 
 from helpers import api_server, wait_for
 
-
-@pytest.fixture(scope="module")
-def api(database_url, test_broker, tmp_path_factory):
-    env = {"CITYOS_DATABASE_URL": database_url, "CITYOS_MQTT_URL": test_broker.url,
-           "CITYOS_HOME": str(tmp_path_factory.mktemp("access")), "CITYOS_ANONYMOUS_RATE_PER_MINUTE": "5"}
-    with api_server(env) as base:
-        yield base
+#: settings of the shared ``api`` fixture (tests/conftest.py)
+API_ENV = {"CITYOS_ANONYMOUS_RATE_PER_MINUTE": "5"}
 
 
 def test_anonymous_caller_over_the_rate_gets_429_with_retry_after(api):

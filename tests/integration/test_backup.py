@@ -14,6 +14,7 @@ import pytest
 from psycopg import sql
 
 from cityos.deploy.backup import BackupError, restore, row_counts
+from helpers import missing
 
 SOURCE = os.environ.get("CITYOS_TEST_DATABASE", "cityos_test") + "_backup_source"
 TARGET = os.environ.get("CITYOS_TEST_DATABASE", "cityos_test") + "_backup_target"
@@ -35,7 +36,7 @@ def _empty_database(settings, name: str) -> str:
 def source(settings) -> str:
     """A migrated database with devices, readings in several chunks and a dead letter."""
     if not settings.admin_database_url:
-        pytest.skip("no CITYOS_ADMIN_DATABASE_URL: run the suite with `./cityos test`")
+        missing("no CITYOS_ADMIN_DATABASE_URL: run the suite with `./cityos test`")
     from cityos.ingest.devices import add_device
     from cityos.platform.db.migrate import migrate
 

@@ -26,7 +26,7 @@ import pytest
 from psycopg import sql
 from publisher import publish_once
 
-from helpers import free_port, wait_for
+from helpers import free_port, missing, wait_for
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
@@ -72,7 +72,7 @@ def _run(wheel_env: dict, *argv: str, env: dict | None = None, timeout: float = 
 def wheel_database(settings, wheel_env) -> str:
     """An empty database of this module's own (extensions only), migrated by the wheel's ``cityos db migrate``."""
     if not settings.admin_database_url:
-        pytest.skip("no CITYOS_ADMIN_DATABASE_URL: run the suite with `./cityos test`")
+        missing("no CITYOS_ADMIN_DATABASE_URL: run the suite with `./cityos test`")
     name = (os.environ.get("CITYOS_TEST_DATABASE", "cityos_test") + "_wheel")[:63]
     owner = settings.database_url.split("://", 1)[1].split(":", 1)[0]
     with psycopg.connect(settings.admin_database_url, autocommit=True) as conn:
@@ -120,7 +120,7 @@ def test_the_wheel_migrates_a_database_and_publishes_a_dry_run(wheel_env, wheel_
         applied = conn.execute("select count(*) from cityos_meta.schema_migrations").fetchone()[0]
     assert applied == len([p for p in (REPO / "platform/db/migrations").iterdir() if p.suffix in (".sql", ".py")])
     if not settings.ckan_url:
-        pytest.skip("no CITYOS_CKAN_URL: run the suite with `./cityos test`")
+        missing("no CITYOS_CKAN_URL: run the suite with `./cityos test`")
     done = _run(wheel_env, "cityos", "publish", "--dry-run", env={
         "CITYOS_DATABASE_URL": wheel_database, "CITYOS_CKAN_URL": settings.ckan_url,
         "CITYOS_CKAN_TOKEN": settings.ckan_token or ""})

@@ -8,15 +8,6 @@ import pytest
 
 from cityos.platform import consent
 from cityos.platform.auth import create_token
-from helpers import api_server
-
-
-@pytest.fixture(scope="module")
-def api(database_url, test_broker, tmp_path_factory):
-    env = {"CITYOS_DATABASE_URL": database_url, "CITYOS_MQTT_URL": test_broker.url,
-           "CITYOS_HOME": str(tmp_path_factory.mktemp("consent-api"))}
-    with api_server(env) as base:
-        yield base
 
 
 @pytest.fixture(scope="module")

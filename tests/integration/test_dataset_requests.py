@@ -8,15 +8,6 @@ import pytest
 
 from cityos.opendata.api import REQUEST_LIMITS
 from cityos.platform.auth import create_token
-from helpers import api_server
-
-
-@pytest.fixture(scope="module")
-def api(database_url, test_broker, tmp_path_factory):
-    env = {"CITYOS_DATABASE_URL": database_url, "CITYOS_MQTT_URL": test_broker.url,
-           "CITYOS_HOME": str(tmp_path_factory.mktemp("requests"))}
-    with api_server(env) as base:
-        yield base
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ import pytest
 from cityos.ingest.admission import Admission
 from cityos.ingest.pipeline import process_message
 from cityos.ingest.simulate import health, hems, vehicles
-from cityos.ingest.simulate.routes import road_routes
+from cityos.ingest.simulate.routes import Segment, road_routes, road_segments
 from cityos.ingest.simulate.runner import SimulationConfig, device_plan, ensure_devices
 from cityos.ingest.writer import Batch, write_batch
 from cityos.opendata.build import build
@@ -40,10 +40,10 @@ CONFIG = SimulationConfig(homes=60, snowplows=3, patrol_cars=2, wearables=30, se
 K = 10
 
 
-def _readings(now: datetime) -> list[tuple[str, dict]]:
+def _readings(now: datetime, roads: list[Segment]) -> list[tuple[str, dict]]:
     """(topic, reading) of every simulated device, oldest first, made by the simulator's functions."""
     rng = random.Random(CONFIG.seed)
-    route = road_routes()
+    route = road_routes(roads)
     out: list[tuple[str, dict]] = []
     slow_times = [now - timedelta(seconds=SLOW_S * n) for n in range(int(HOURS * 3600 / SLOW_S), 0, -1)]
     fast_times = [now - timedelta(seconds=VEHICLE_S * n) for n in range(int(VEHICLE_MINUTES * 60 / VEHICLE_S), 0, -1)]
@@ -67,11 +67,11 @@ def demo(private_database_url):
     from cityos.gis.democity import generate_city, load_city
 
     now = datetime.now(UTC).replace(microsecond=0)
-    readings = _readings(now)
     with psycopg.connect(private_database_url) as conn:
         load_city(conn, generate_city(seed=5, residents=3000))
         conn.commit()
         conn.autocommit = True
+        readings = _readings(now, road_segments(conn))  # the simulator's routes on the loaded roads
         ensure_devices(conn, CONFIG)
         admission = Admission()
         admission.refresh(conn, force=True)

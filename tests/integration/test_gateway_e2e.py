@@ -121,7 +121,8 @@ confirm_timeout_s = 5
 type = "health_http"
 listen = "127.0.0.1:{port}"
 ''')
-    time.sleep(3)  # the workers' consent cache refreshes every few seconds
+    # no wait for the workers' consent cache: tests run them with CITYOS_INGEST_ADMISSION_REFRESH_S=0.2
+    # (tests/servers.py), less than the gateway takes to start
     process = GatewayProcess(config, tmp_path / "gateway.log")
     process.endpoint = f"http://127.0.0.1:{port}/readings"
     process.start(process.endpoint)

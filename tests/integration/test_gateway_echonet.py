@@ -18,7 +18,7 @@ from cityos.ingest.gateway.adapters.echonet import EchonetAdapter, Settings
 from cityos.ingest.gateway.clock import Clock
 from cityos.ingest.gateway.emitter import Emitter
 from cityos.ingest.gateway.outbox import Outbox
-from helpers import run_async
+from helpers import missing, run_async
 
 RESPONDER = Path(__file__).with_name("echonet") / "responder.py"
 GATEWAY_IP, DEVICE_IP, ABSENT_IP = "10.231.0.1", "10.231.0.2", "10.231.0.3"
@@ -32,7 +32,7 @@ def _ip(*args: str) -> None:
 def home_lan():
     """A namespace holding the device, joined to this one by a veth pair (10.231.0.0/24)."""
     if os.geteuid() != 0 or not shutil.which("ip"):
-        pytest.skip("network namespaces need root and iproute2")
+        missing("network namespaces need root and iproute2")
     ns, host_if = f"el{uuid.uuid4().hex[:6]}", f"vel{uuid.uuid4().hex[:6]}"
     _ip("netns", "add", ns)
     try:

@@ -8,18 +8,8 @@ import subprocess
 import sys
 
 import psycopg
-import pytest
 
 from cityos.ingest.devices import add_device, create_enrolment_token
-from helpers import api_server
-
-
-@pytest.fixture(scope="module")
-def api(database_url, test_broker, tmp_path_factory):
-    env = {"CITYOS_DATABASE_URL": database_url, "CITYOS_MQTT_URL": test_broker.url,
-           "CITYOS_HOME": str(tmp_path_factory.mktemp("enrol"))}
-    with api_server(env) as base:
-        yield base
 
 
 def _enroll(api: str, token: str, config) -> subprocess.CompletedProcess:

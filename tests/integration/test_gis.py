@@ -58,11 +58,8 @@ def city(database_url, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def api(city, database_url, test_broker, tmp_path_factory):
-    env = {"CITYOS_DATABASE_URL": database_url, "CITYOS_MQTT_URL": test_broker.url,
-           "CITYOS_HOME": str(tmp_path_factory.mktemp("gis-api"))}
-    with api_server(env) as base:
-        yield base
+def api(city, api):  # the shared API (tests/conftest.py), started once the city is loaded
+    return api
 
 
 @pytest.fixture(scope="module")

@@ -7,18 +7,19 @@ import psycopg
 import pytest
 
 from cityos.platform.auth import create_token
-from helpers import api_server
 
 
 @pytest.fixture(scope="module")
-def api(database_url, test_broker, tmp_path_factory):
+def hydrant(database_url) -> str:
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("insert into gis.fire_water (id, kind, geom) values "
                      "('HR1', '消火栓', st_setsrid(st_point(139.93, 37.49), 4326)) on conflict do nothing")
-    env = {"CITYOS_DATABASE_URL": database_url, "CITYOS_MQTT_URL": test_broker.url,
-           "CITYOS_HOME": str(tmp_path_factory.mktemp("hydrants"))}
-    with api_server(env) as base:
-        yield base
+    return "HR1"
+
+
+@pytest.fixture(scope="module")
+def api(hydrant, api):  # the shared API (tests/conftest.py), started once the hydrant exists
+    return api
 
 
 def test_report_for_an_unknown_hydrant_is_404(api):

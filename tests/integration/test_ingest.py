@@ -113,12 +113,17 @@ def test_same_message_delivered_twice_makes_one_row(workers, register, test_brok
     password = register("hems-in5", "hems")
     payload = json.dumps({"t": _now_iso(-3600), "power_w": 300})
     url = test_broker.device_url("hems-in5", password)
-    assert publish_once(url, "cityos/v1/hems/hems-in5/readings", payload)[0]
-    assert publish_once(url, "cityos/v1/hems/hems-in5/readings", payload)[0]
-    wait_for(lambda: _count(database_url, "select count(*) from core.dead_letters") >= 0 and
-             _count(database_url, "select count(*) from telemetry.energy_readings where device_id = 'hems-in5'") == 1,
-             timeout=10)
-    assert _count(database_url, "select count(*) from telemetry.energy_readings where device_id = 'hems-in5'") == 1
+    with Publisher(url) as pub:  # one connection: the broker delivers its messages in order
+        for key, body in (("first", payload), ("again", payload),
+                          ("marker", json.dumps({"t": _now_iso(-60), "power_w": 301}))):
+            pub.publish("cityos/v1/hems/hems-in5/readings", body, key=key)
+        assert pub.wait_acked(3, 5)
+    # the marker, sent after both copies, is stored only once the copies were handled
+    wait_for(lambda: _count(database_url, "select count(*) from telemetry.energy_readings where device_id = 'hems-in5' "
+                                          "and value = 301") == 1, timeout=10)
+    assert _count(database_url, "select count(*) from telemetry.energy_readings where device_id = 'hems-in5' "
+                                "and value = 300") == 1
+    assert _dead_letters(database_url, "hems-in5") == []
 
 
 def test_late_reading_is_stored_under_its_observation_time(workers, register, test_broker, database_url):
@@ -205,20 +210,36 @@ def test_tls_listener_accepts_clients_that_trust_the_local_ca(settings, tmp_path
 
 
 def test_revoked_device_still_connected_cannot_store_readings(workers, register, test_broker, database_url):
+    """Once the workers' registry refresh (CITYOS_INGEST_ADMISSION_REFRESH_S, 0.2 s in tests) has seen the
+    revocation, the still-connected (and still broker-authorised) device's readings are refused: the test
+    waits on that refusal, then shows that a further reading is refused too and nothing more is stored."""
     from cityos.ingest.devices import revoke_device
 
     password = register("hems-in10", "hems")
+    stored_sql = "select count(*) from telemetry.energy_readings where device_id = 'hems-in10'"
+    sent = 0
     with Publisher(test_broker.device_url("hems-in10", password)) as pub:
+
+        def send_and_judge() -> str:
+            """Publish one reading and wait until the workers stored or refused it; the last verdict."""
+            nonlocal sent
+            sent += 1
+            pub.publish("cityos/v1/hems/hems-in10/readings", json.dumps({"t": _now_iso(), "power_w": sent}), key=sent)
+            assert pub.wait_acked(sent, 5)
+            wait_for(lambda: _count(database_url, stored_sql) + len(_dead_letters(database_url, "hems-in10")) >= sent,
+                     timeout=10)
+            letters = _dead_letters(database_url, "hems-in10")
+            return letters[-1][0] if letters else "stored"
+
         with psycopg.connect(database_url, autocommit=True) as conn:
             revoke_device(conn, "hems-in10")
-        test_broker.sync(database_url)
-        import time
-
-        time.sleep(6)  # the workers' registry cache refreshes within 5 s
-        pub.publish("cityos/v1/hems/hems-in10/readings", json.dumps({"t": _now_iso(), "power_w": 5}), key="late")
-        pub.wait_acked(1, 5)
-    time.sleep(2)
-    assert _count(database_url, "select count(*) from telemetry.energy_readings where device_id = 'hems-in10'") == 0
+        # The broker is not told (a sync would disconnect the device): the window before it learns, where
+        # the workers alone must refuse.
+        wait_for(lambda: send_and_judge() == "revoked_device", timeout=20, interval=0)
+        stored = _count(database_url, stored_sql)
+        assert send_and_judge() == "revoked_device"
+    assert _count(database_url, stored_sql) == stored
+    assert {reason for reason, _detail, _payload in _dead_letters(database_url, "hems-in10")} == {"revoked_device"}
 
 
 def test_a_patrol_car_record_with_the_portals_field_names_is_stored_over_mqtt(workers, register, test_broker,

@@ -12,17 +12,13 @@ from publisher import Publisher
 from websockets.sync.client import connect
 
 from cityos.platform import consent
-from helpers import api_server
 
 PLOW = "plow-live-01"
 
 
 @pytest.fixture(scope="module")
-def api(database_url, test_broker, tmp_path_factory):
-    env = {"CITYOS_DATABASE_URL": database_url, "CITYOS_MQTT_URL": test_broker.url,
-           "CITYOS_HOME": str(tmp_path_factory.mktemp("live"))}
-    with api_server(env) as base:
-        yield base.replace("http://", "ws://"), base
+def api(api):  # the shared API (tests/conftest.py): its WebSocket and HTTP base URLs
+    return api.replace("http://", "ws://"), api
 
 
 @pytest.fixture(scope="module")

@@ -105,17 +105,22 @@ def test_config_errors_name_the_field_and_the_adapter():
     assert "adapters[0] (vehicle).interval_s" in text
 
 
-def test_the_gateway_imports_nothing_of_the_server_side():
+def test_the_gateway_imports_nothing_of_the_server_side_and_the_contract_for_its_rules():
     import subprocess
     import sys
 
     code = ("import sys, cityos.ingest.gateway.cli, cityos.ingest.gateway.runner\n"
             "from cityos.ingest.gateway.adapters import ADAPTERS, module\n"
             "[module(k) for k in ADAPTERS]\n"
-            "heavy = {'fastapi', 'psycopg', 'geopandas', 'shapely', 'sqlalchemy', 'pandas', 'uvicorn'}\n"
-            "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))")
+            "heavy = {'fastapi', 'psycopg', 'psycopg_pool', 'geopandas', 'shapely', 'pyproj', 'sqlalchemy',\n"
+            "         'pandas', 'uvicorn', 'starlette', 'orjson'}\n"
+            "ours = {'.'.join(m.split('.')[:3]) for m in sys.modules if m.startswith('cityos.')}\n"
+            "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))\n"
+            "print(sorted(m for m in ours if not m.startswith('cityos.ingest.gateway')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
+    heavy, ours = out.splitlines()
+    assert heavy == "[]"
+    assert ours == "['cityos.ingest', 'cityos.ingest.contract']"  # the payload contract, nothing else
 
 
 def _nmea(body: str) -> str:

@@ -73,3 +73,29 @@ def test_demo_homes_concentrate_in_pilot_districts_so_their_opted_in_homes_reach
     assert len(placed) == 500 and len(set(placed)) == 500
     assert sorted(per_district.values(), reverse=True)[:16] == [25] * 16
     assert sum(per_district.values()) - 400 == 100  # the rest spread over the city
+
+
+def test_vehicles_drive_only_along_the_roads_the_database_holds():
+    from cityos.ingest.simulate.routes import road_routes
+
+    roads = [((139.0, 37.0), (139.001, 37.0)), ((139.001, 37.0), (139.001, 37.001))]
+    ends = {point for road in roads for point in road}
+    route = road_routes(roads)(random.Random(3))
+    assert set(route) <= ends and len(route) > 10
+
+
+def test_ingest_and_platform_import_no_package_above_them():
+    """Who may import whom (../shared/architecture.md): ingest and platform never import gis, opendata or apps."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    offenders = []
+    for folder in ("ingest", "platform"):
+        for path in (root / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                    [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+                offenders += [f"{path.relative_to(root)}: {n}" for n in names
+                              if n.split(".")[:2] in (["cityos", "gis"], ["cityos", "opendata"], ["cityos", "apps"])]
+    assert offenders == []

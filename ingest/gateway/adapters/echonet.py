@@ -122,7 +122,7 @@ class EchonetAdapter(Adapter):
             if not ok:
                 self.sink.count("no_answer")
                 continue
-            props = {e: v for e, v in api.state[host]["instances"][gc][cc][ci].items()
+            props = {e: bytes(v) for e, v in api.state[host]["instances"][gc][cc][ci].items()
                      if isinstance(e, int) and isinstance(v, bytes | bytearray)}
             if (gc, cc) == p.SMART_METER:
                 key = (host, gc, cc, ci)

@@ -18,9 +18,10 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
+from cityos.ingest.contract import BATCH_KEY, BATCH_KEYS
 from cityos.ingest.gateway.adapters.base import Adapter, AdapterSettings, resolve
 from cityos.ingest.gateway.emitter import Observation
-from cityos.ingest.gateway.payload import clean_metrics, parse_time, reading_problem
+from cityos.ingest.gateway.payload import clean_metrics, read_time, reading_problem
 
 MAX_BODY = 1024 * 1024
 
@@ -43,7 +44,8 @@ class Refused(ValueError):
 
 def observations(document: object) -> list[Observation]:
     """Readings of a pushed document; raises :class:`Refused` naming the first bad one."""
-    items = document["batch"] if isinstance(document, dict) and set(document) == {"batch"} else [document]
+    batch = isinstance(document, dict) and BATCH_KEY in document and BATCH_KEYS.issuperset(document)
+    items = document[BATCH_KEY] if batch else [document]  # type: ignore[index]  # a dict when batch
     if not isinstance(items, list) or not items:
         raise Refused("expected a reading object or {\"batch\": [...]}")
     out = []
@@ -51,7 +53,7 @@ def observations(document: object) -> list[Observation]:
         if not isinstance(item, dict) or "t" not in item:
             raise Refused(f"reading {n}: an object with t (observation time) is needed")
         try:
-            t = parse_time(item["t"])
+            t = read_time(item["t"])
         except ValueError as exc:
             raise Refused(f"reading {n}: {exc}") from None
         metrics, bad = clean_metrics("health", {k: v for k, v in item.items() if k != "t"})

@@ -90,13 +90,3 @@ def encode_property_map(epcs: list[int] | set[int]) -> bytes:
     for epc in codes:
         bitmap[epc & 0x0F] |= 1 << ((epc >> 4) - 8)
     return bytes([len(codes)]) + bytes(bitmap)
-
-
-def decode_property_map(edt: bytes) -> set[int]:
-    """The EPCs of a property map in either form."""
-    if not edt:
-        return set()
-    if edt[0] < 16:
-        return set(edt[1:1 + edt[0]])
-    return {0x80 + byte + (bit << 4) for byte in range(min(16, len(edt) - 1)) for bit in range(8)
-            if edt[1 + byte] & (1 << bit)}
