@@ -100,8 +100,8 @@ DOMAINS: dict[str, Domain] = {
     "env": Domain("env", MEASUREMENTS, {}, ENV_NAME, ENV_FIELD),
 }
 TABLE_BY_DOMAIN: dict[str, str] = {d.name: d.table for d in DOMAINS.values()}
-#: Names no reading field may have: ``t`` is the observation time.
-RESERVED = frozenset({"t"})
+#: Names no reading field may have: ``t`` is the observation time, ``sn`` the reading's sequence number.
+RESERVED = frozenset({"t", "sn"})
 
 
 def field_for(domain: str, name: str) -> Field | None:

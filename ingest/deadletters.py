@@ -66,6 +66,8 @@ def replay(conn: psycopg.Connection, *, ids: list[int] | None = None, reason: st
         outcome = process_message(topic, bytes(payload), now=received_at, admission=admission, conn=conn,
                                   client_id=client_id)
         batch = Batch(rows=outcome.rows)
+        if outcome.sequences:  # a stored replay fills its readings' gap
+            batch.add_sequences(outcome.stream, outcome.sequences)
         with conn.transaction():
             write_batch(conn, batch)
             verdict = "stored" if outcome.dead_letter is None else f"rejected: {outcome.dead_letter.reason}"

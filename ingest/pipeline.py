@@ -29,6 +29,8 @@ class MessageOutcome:
     readings: int = 0
     newest_time: float | None = None
     dead_letter: DeadLetter | None = None
+    stream: tuple[str, str] | None = None  # (device_id, domain): whose sequence numbers ``sequences`` are
+    sequences: list[int] = field(default_factory=list)
 
 
 def _as_tuples(table: str, rows: list) -> list[tuple]:
@@ -65,7 +67,8 @@ def process_message(topic: str, payload: bytes, *, now: datetime, admission: Adm
             detail = f"{detail}; {note}"
         return MessageOutcome(info.domain, dead_letter=DeadLetter(topic, kept, reason, detail, client_id,
                                                                   info.device_id))
-    outcome = MessageOutcome(info.domain, readings=parsed.reading_count)
+    outcome = MessageOutcome(info.domain, readings=parsed.reading_count, stream=(info.device_id, info.domain),
+                             sequences=parsed.sequences)
     newest = None
     for table, rows in parsed.rows_by_table.items():
         if not rows:

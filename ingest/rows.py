@@ -43,6 +43,11 @@ REASONS: dict[str, str] = {
     "internal_error": "the platform failed on this message (a bug); kept for replay after the fix",
 }
 
+#: The reading field that carries the reading's sequence number in its stream (``cityos.ingest.gaps``), and
+#: its largest value (PostgreSQL bigint).
+SEQ_FIELD = "sn"
+MAX_SEQ = 2**63 - 1
+
 #: Reasons only the worker gives (from the database); the pure parser never raises them.
 WORKER_REASONS = frozenset({"unknown_device", "revoked_device", "no_consent", "internal_error"})
 
@@ -101,10 +106,12 @@ Row = VehicleRow | MetricRow
 
 @dataclass(slots=True)
 class Parsed:
-    """The rows of one message, per table, and how many readings (observation times) it held."""
+    """The rows of one message, per table, how many readings (observation times) it held, and their
+    sequence numbers (payload field ``sn``; only of readings that carry one)."""
 
     rows_by_table: dict[str, list[Row]] = field(default_factory=dict)
     reading_count: int = 0
+    sequences: list[int] = field(default_factory=list)
 
     @property
     def row_count(self) -> int:

@@ -232,6 +232,8 @@ class IngestWorker:
                 batch.dead_letters.append(outcome.dead_letter)
             for table, rows in outcome.rows.items():
                 batch.add_rows(table, rows)
+            if outcome.sequences:
+                batch.add_sequences(outcome.stream, outcome.sequences)
         return batch, outcomes
 
     def _commit(self, received: list[Received]) -> None:

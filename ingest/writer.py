@@ -107,9 +107,14 @@ class Batch:
     dead_letters: list[DeadLetter] = field(default_factory=list)
     #: When the messages arrived (the ``now`` their times were judged at); None: the time of writing.
     received_at: datetime | None = None
+    #: Sequence numbers of the readings in ``rows``, per stream (device_id, domain): ``cityos.ingest.gaps``.
+    sequences: dict[tuple[str, str], list[int]] = field(default_factory=dict)
 
     def add_rows(self, table: str, rows: Iterable[tuple]) -> None:
         self.rows.setdefault(table, []).extend(rows)
+
+    def add_sequences(self, stream: tuple[str, str], numbers: Iterable[int]) -> None:
+        self.sequences.setdefault(stream, []).extend(numbers)
 
     @property
     def row_count(self) -> int:
@@ -204,6 +209,14 @@ def _write_latest(cur: psycopg.Cursor, batch: Batch) -> None:
             cur.execute(upsert)
 
 
+def _write_sequences(cur: psycopg.Cursor, batch: Batch) -> None:
+    """The streams' highest sequence numbers and gaps (``cityos.ingest.gaps``), with the rows they count."""
+    if batch.sequences:
+        from cityos.ingest.gaps import record_sequences
+
+        record_sequences(cur, batch.sequences, batch.received_at or datetime.now(UTC))
+
+
 def write_batch(conn: psycopg.Connection, batch: Batch) -> int:
     """Commit ``batch`` in one transaction; new rows written (duplicates of stored rows are skipped).
 
@@ -217,6 +230,7 @@ def write_batch(conn: psycopg.Connection, batch: Batch) -> int:
                 _copy(cur, table, TABLE_COLUMNS[table], rows)
             _write_latest(cur, batch)
             _write_dead_letters(cur, batch.dead_letters, batch.received_at)
+            _write_sequences(cur, batch)
         return batch.row_count
     except psycopg.errors.UniqueViolation:
         pass
@@ -226,4 +240,5 @@ def write_batch(conn: psycopg.Connection, batch: Batch) -> int:
             written += _copy_idempotent(cur, table, TABLE_COLUMNS[table], rows)
         _write_latest(cur, batch)
         _write_dead_letters(cur, batch.dead_letters, batch.received_at)
+        _write_sequences(cur, batch)
     return written
