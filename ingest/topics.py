@@ -35,6 +35,17 @@ CONFIRM_PREFIX = "cityos/confirm/v1"
 SEQ_PROPERTY = "seq"
 
 
+#: Where the platform commands a device (only the platform may publish; only that device may read).
+COMMAND_PREFIX = "cityos/command/v1"
+#: Commands a gateway obeys: ``resend`` ``{"stream": domain, "from": n, "to": m}`` (kept readings numbered n..m).
+COMMANDS = ("resend",)
+
+
+def command_topic(device_id: str, command: str = "resend") -> str:
+    """The topic on which the platform sends ``device_id`` the command ``command``."""
+    return f"{COMMAND_PREFIX}/{device_id}/{command}"
+
+
 def confirm_topic(device_id: str) -> str:
     """The topic on which ``device_id`` is told which of its messages (by ``seq``) are stored."""
     return f"{CONFIRM_PREFIX}/{device_id}"

@@ -21,6 +21,8 @@ STREAM = "readings"
 MAX_PAYLOAD_BYTES = 256 * 1024
 MAX_BATCH = 10_000
 ENV_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
+#: A reading's sequence number in its stream (set by the outbox, never by an adapter; contract: "Sequence numbers").
+SEQ_FIELD = "sn"
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +92,7 @@ def parse_time(value: object) -> float:
 
 def check_metric(domain: str, name: str, value: object) -> str | None:
     """Why ``name = value`` breaks the contract for ``domain`` (a verdict code), or None if it is fine."""
-    if name == "t":
+    if name == "t" or name == SEQ_FIELD:
         return "unknown_field"
     if domain == "env":
         spec: Spec | None = Spec("number") if ENV_NAME.fullmatch(name) else None
