@@ -94,30 +94,49 @@ def record_sequences(cur: psycopg.Cursor, sequences: Mapping[Stream, list[int]],
     """Apply the numbers that ``sequences`` brought (per stream) to the stored bookkeeping, in ``cur``'s
     transaction (the writer's, so the bookkeeping and the rows commit together).
 
-    Streams are locked in a fixed order, so concurrent workers never deadlock on them.
+    A fixed number of statements per batch, whatever the number of streams; streams are locked in a
+    fixed order, so concurrent workers never deadlock on them.
     """
-    for device_id, domain in sorted(sequences):
-        numbers = sequences[(device_id, domain)]
-        if not numbers:
-            continue
-        cur.execute("insert into core.stream_sequences (device_id, stream, highest, updated_at)"
-                    " values (%s, %s, 0, %s) on conflict do nothing", (device_id, domain, at))
-        highest = cur.execute("select highest from core.stream_sequences where device_id = %s and stream = %s"
-                              " for update", (device_id, domain)).fetchone()[0]
-        rows = cur.execute("select id, first_sn, last_sn, opened_at from core.stream_gaps where device_id = %s"
-                           " and stream = %s and closed_at is null", (device_id, domain)).fetchall()
-        state = advance(highest, [(r[1], r[2]) for r in rows], numbers)
-        if state.closed:
-            closing = set(state.closed)
-            cur.execute("update core.stream_gaps set closed_at = %s where id = any(%s)",
-                        (at, [r[0] for r in rows if (r[1], r[2]) in closing]))
+    streams = sorted(k for k, v in sequences.items() if v)
+    if not streams:
+        return
+    devices, domains = [d for d, _ in streams], [s for _, s in streams]
+    cur.execute("insert into core.stream_sequences (device_id, stream, highest, updated_at)"
+                " select d, s, 0, %s from unnest(%s::text[], %s::text[]) as u(d, s) order by d, s"
+                " on conflict do nothing", (at, devices, domains))
+    highest = {(d, s): h for d, s, h in cur.execute(
+        "select device_id, stream, highest from core.stream_sequences where (device_id, stream) in"
+        " (select * from unnest(%s::text[], %s::text[])) order by device_id, stream for update",
+        (devices, domains)).fetchall()}
+    open_rows: dict[Stream, list[tuple]] = {}
+    for row in cur.execute(
+            "select device_id, stream, id, first_sn, last_sn, opened_at from core.stream_gaps where closed_at is null"
+            " and (device_id, stream) in (select * from unnest(%s::text[], %s::text[]))", (devices, domains)):
+        open_rows.setdefault((row[0], row[1]), []).append(row[2:])
+    closed: list[int] = []
+    opened: list[tuple] = []
+    raised: list[tuple] = []
+    for key in streams:
+        rows = open_rows.get(key, [])
+        state = advance(highest[key], [(r[1], r[2]) for r in rows], sequences[key])
+        closing = set(state.closed)
+        closed += [r[0] for r in rows if (r[1], r[2]) in closing]
         for first, last in state.opened:  # a remainder of a gap keeps the gap's opening time
             since = next((r[3] for r in rows if r[1] <= first and last <= r[2]), at)
-            cur.execute("insert into core.stream_gaps (device_id, stream, first_sn, last_sn, opened_at)"
-                        " values (%s, %s, %s, %s, %s)", (device_id, domain, first, last, since))
-        if state.highest != highest:
-            cur.execute("update core.stream_sequences set highest = %s, updated_at = %s"
-                        " where device_id = %s and stream = %s", (state.highest, at, device_id, domain))
+            opened.append((*key, first, last, since))
+        if state.highest != highest[key]:
+            raised.append((*key, state.highest))
+    if closed:
+        cur.execute("update core.stream_gaps set closed_at = %s where id = any(%s)", (at, closed))
+    if opened:
+        cur.execute("insert into core.stream_gaps (device_id, stream, first_sn, last_sn, opened_at)"
+                    " select * from unnest(%s::text[], %s::text[], %s::bigint[], %s::bigint[], %s::timestamptz[])",
+                    [list(column) for column in zip(*opened, strict=True)])
+    if raised:
+        cur.execute("update core.stream_sequences q set highest = u.h, updated_at = %s"
+                    " from unnest(%s::text[], %s::text[], %s::bigint[]) as u(d, s, h)"
+                    " where q.device_id = u.d and q.stream = u.s",
+                    (at, *[list(column) for column in zip(*raised, strict=True)]))
 
 
 def open_gaps(conn: psycopg.Connection, device_id: str | None = None, stream: str | None = None) -> list[dict]:

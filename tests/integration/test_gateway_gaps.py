@@ -157,3 +157,31 @@ def test_a_device_may_not_publish_commands_nor_read_another_devices(register, te
             device.publish(command_topic(target), json.dumps({"stream": "hems", "from": 1, "to": 9}), key=target)
         assert device.wait_acked(2)
     assert device.acked == set() and set(device.denied) == {"hems-cmd-own", "hems-cmd-other"}
+
+
+def _write(database_url: str, device: str, numbers: list[int], at) -> None:
+    from cityos.ingest.writer import Batch, write_batch
+
+    batch = Batch(received_at=at)
+    batch.add_rows("telemetry.energy_readings", [(hours_ago(1) - timedelta(seconds=n), device, "power_w", 1.0)
+                                                 for n in numbers])
+    batch.add_sequences((device, "hems"), numbers)
+    with psycopg.connect(database_url) as conn:
+        write_batch(conn, batch)
+
+
+def test_a_late_reading_inside_a_gap_closes_it_and_the_rest_stays_open_since_the_gap_opened(database_url):
+    device = "hems-gap-split"
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        for table in ("telemetry.energy_readings", "core.stream_gaps", "core.stream_sequences"):
+            conn.execute(f"delete from {table} where device_id = %s", (device,))
+    opened, late = hours_ago(2), hours_ago(1)
+    _write(database_url, device, [1, 2, 10], opened)
+    _write(database_url, device, [1, 2, 10], late)  # redelivered: no new gap
+    _write(database_url, device, [5], late)
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute("select first_sn, last_sn, opened_at, closed_at from core.stream_gaps where device_id = %s"
+                            " order by id", (device,)).fetchall()
+        highest = conn.execute("select highest from core.stream_sequences where device_id = %s", (device,)).fetchone()
+    assert rows == [(3, 9, opened, late), (3, 4, opened, None), (6, 9, opened, None)]
+    assert highest == (10,)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cityos.ingest.gaps import advance
@@ -29,14 +29,17 @@ def _feed(batches: list[list[int]]):
 
 
 arrivals = st.lists(st.lists(st.integers(1, 200), max_size=30), max_size=12)
+SHARED_CORES = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])  # no timing verdicts
 
 
+@SHARED_CORES
 @given(arrivals)
 def test_gaps_are_the_numbers_below_the_highest_that_never_arrived_whatever_the_order_and_batching(batches):
     received = {n for batch in batches for n in batch}
     assert _feed(batches) == (max(received, default=0), _missing(received))
 
 
+@SHARED_CORES
 @given(arrivals, st.randoms())
 def test_the_result_does_not_depend_on_the_order_numbers_arrive_in(batches, rnd):
     shuffled = [n for batch in batches for n in batch]
@@ -44,6 +47,7 @@ def test_the_result_does_not_depend_on_the_order_numbers_arrive_in(batches, rnd)
     assert _feed(batches) == _feed([shuffled[i:i + 7] for i in range(0, len(shuffled), 7)])
 
 
+@SHARED_CORES
 @given(arrivals, st.lists(st.integers(1, 200), max_size=30))
 def test_duplicates_open_nothing_close_nothing_and_are_counted(batches, again):
     highest, gaps = _feed(batches)
@@ -54,6 +58,7 @@ def test_duplicates_open_nothing_close_nothing_and_are_counted(batches, again):
     assert state.duplicates == len(repeats)
 
 
+@SHARED_CORES
 @given(arrivals, st.lists(st.integers(1, 200), min_size=1, max_size=30))
 def test_opened_and_closed_are_exactly_the_changed_gaps(batches, late):
     highest, gaps = _feed(batches)
