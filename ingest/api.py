@@ -151,6 +151,16 @@ def enroll(body: EnrolIn, request: Request):
     return _credentials(request, new)
 
 
+@router.get("/devices/gaps", summary="Open gaps in devices' sequence numbers")
+def device_gaps(device_id: str | None = None, stream: str | None = None,
+                _: Principal = Depends(require_scope("devices:read"))) -> list[dict]:
+    """Ranges of sequence numbers (payload field ``sn``) that never arrived, per device and stream, oldest first."""
+    from cityos.ingest.gaps import open_gaps
+
+    with connect(autocommit=True) as conn:
+        return open_gaps(conn, device_id, stream)
+
+
 @router.get("/deadletters", tags=["operations"], summary="List dead letters")
 def dead_letters(reason: str | None = None, pending: bool = False, limit: int = Query(100, ge=1, le=1000),
                  before_id: int | None = None, _: Principal = Depends(require_scope("deadletters:read"))):

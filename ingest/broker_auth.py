@@ -11,7 +11,9 @@ made, not only at delivery, so nobody can join the ingest share group and silent
   publishes nothing.
 - each device (user name = device id): publishes only its own stream topics
   ``cityos/v1/{domain}/{device_id}/{stream}``, one per format its domain offers; subscribes only to its
-  own confirmation topic ``cityos/confirm/v1/{device_id}`` (literal, no wildcard).
+  own confirmation topic ``cityos/confirm/v1/{device_id}`` and its own command topic
+  ``cityos/command/v1/{device_id}/resend`` (literal, no wildcard); only the service account publishes
+  commands (it publishes ``cityos/#``).
 
 This module is pure (standard library only): it renders roles and the plugin's configuration file.
 :mod:`cityos.ingest.dynsec` applies them to a running broker; :mod:`cityos.ingest.devices` decides which.
@@ -143,12 +145,12 @@ def device_streams(domain: str) -> tuple[str, ...]:
 
 def device_role(device_id: str, domain: str) -> Role:
     """A device: publish its own stream topics only (literal topics, no wildcard); read only its own
-    confirmation topic (which of its messages the platform has stored)."""
-    from cityos.ingest.topics import confirm_topic, topic_for
+    confirmation topic (which of its messages the platform has stored) and its own command topics."""
+    from cityos.ingest.topics import COMMANDS, command_topic, confirm_topic, topic_for
 
     return Role(device_role_name(device_id),
                 tuple(Acl(PUBLISH, topic_for(domain, device_id, s)) for s in device_streams(domain))
-                + _reads(confirm_topic(device_id)))
+                + _reads(confirm_topic(device_id), *(command_topic(device_id, c) for c in COMMANDS)))
 
 
 @dataclass(frozen=True)

@@ -297,6 +297,74 @@ def devices_fleet(days: int = typer.Option(7, min=1, max=400, help="Days of the 
                    + ", ".join(f"{k}={v}" for k, v in sorted(d["refused"].items())))
 
 
+@devices_app.command("gaps")
+def devices_gaps(device_id: str = typer.Argument(None, help="Only this device."),
+                 stream: str = typer.Option(None, help="Only this stream (domain)."),
+                 as_json: bool = typer.Option(False, "--json")) -> None:
+    """Open gaps: sequence numbers of a device's stream that never arrived (see `cityos devices resend`)."""
+    from cityos.ingest.gaps import open_gaps
+    from cityos.platform.audit import record_command
+
+    with _conn() as conn:
+        record_command(conn, "devices gaps", device_id or "", {"stream": stream})
+        gaps = open_gaps(conn, device_id, stream)
+        conn.commit()
+    if as_json:
+        typer.echo(json.dumps(gaps, indent=2, default=str))
+        return
+    for g in gaps:
+        typer.echo(f"{g['device_id']:<24} {g['stream']:<8} {g['first']}..{g['last']} ({g['missing']} missing) "
+                   f"since {g['opened_at']:%Y-%m-%d %H:%M:%S%z}")
+
+
+@devices_app.command("resend")
+def devices_resend(device_id: str,
+                   stream: str = typer.Option(None, help="The stream (domain); default: the device's."),
+                   first: int = typer.Option(None, "--from", min=1, help="First sequence number."),
+                   last: int = typer.Option(None, "--to", min=1, help="Last sequence number."),
+                   ) -> None:
+    """Ask a gateway over MQTT to send a range of its readings again (default: every open gap of the device)."""
+    from cityos.ingest.gaps import open_gaps
+    from cityos.ingest.resend import ResendError, resend_commands, send_resend
+    from cityos.platform.audit import record_command
+
+    settings = _settings()
+    if not settings.mqtt_url:
+        typer.secho("no CITYOS_MQTT_URL: cannot reach the broker", fg="red", err=True)
+        raise typer.Exit(2)
+    if (first is None) != (last is None):
+        typer.secho("give both --from and --to, or neither (then every open gap is asked for)", fg="red", err=True)
+        raise typer.Exit(2)
+    with _conn() as conn:
+        row = conn.execute("select domain from core.devices where device_id = %s", (device_id,)).fetchone()
+        if row is None:
+            typer.secho(f"no device {device_id}", fg="red", err=True)
+            raise typer.Exit(2)
+        if first is not None:
+            wanted = {stream or row[0]: [(first, last)]}
+        else:
+            wanted = {}
+            for g in open_gaps(conn, device_id, stream):
+                wanted.setdefault(g["stream"], []).append((g["first"], g["last"]))
+        try:
+            commands = [c for s, ranges in wanted.items() for c in resend_commands(s, ranges)]
+        except ValueError as exc:
+            typer.secho(str(exc), fg="red", err=True)
+            raise typer.Exit(2) from exc
+        record_command(conn, "devices resend", device_id, {"commands": commands})
+        conn.commit()
+    if not commands:
+        typer.echo(f"{device_id} has no open gaps: nothing to ask for")
+        return
+    try:
+        send_resend(settings.mqtt_url, device_id, commands)
+    except ResendError as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(2) from exc
+    for c in commands:
+        typer.echo(f"asked {device_id} to resend {c['stream']} {c['from']}..{c['to']}")
+
+
 @devices_app.command("revoke")
 def devices_revoke(device_id: str) -> None:
     """Revoke a device: the broker disconnects and refuses it at once, ingest refuses its messages."""

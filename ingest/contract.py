@@ -114,6 +114,17 @@ def confirm_topic(device_id: str) -> str:
     return f"{CONFIRM_PREFIX}/{device_id}"
 
 
+#: Where the platform commands a device (only the platform may publish; only that device may read).
+COMMAND_PREFIX = "cityos/command/v1"
+#: Commands a gateway obeys: ``resend`` ``{"stream": domain, "from": n, "to": m}`` (kept readings numbered n..m).
+COMMANDS = ("resend",)
+
+
+def command_topic(device_id: str, command: str = "resend") -> str:
+    """The topic on which the platform sends ``device_id`` the command ``command``."""
+    return f"{COMMAND_PREFIX}/{device_id}/{command}"
+
+
 def is_valid_device_id(device_id: str) -> bool:
     """Whether ``device_id`` is a well-formed device id (also the device's MQTT user name)."""
     return DEVICE_ID.fullmatch(device_id) is not None
@@ -230,8 +241,12 @@ ENV_FIELD = Field(NUMBER, "")
 #: Each domain's named fields, and for domains with free metric names (env) the pattern and its field.
 FIELDS: dict[str, dict[str, Field]] = {"hems": HEMS, "vehicle": VEHICLE, "health": HEALTH_FIELDS, "env": {}}
 FREE_NAMES: dict[str, tuple[re.Pattern[str], Field]] = {"env": (ENV_NAME, ENV_FIELD)}
-#: Names no reading field may have: ``t`` is the observation time.
-RESERVED = frozenset({"t"})
+#: Names no reading field may have: ``t`` is the observation time, ``sn`` the reading's sequence number.
+RESERVED = frozenset({"t", "sn"})
+#: The reading field that carries the reading's sequence number in its stream (``cityos.ingest.gaps``; set by
+#: the gateway's outbox, never by an adapter), and its largest value (PostgreSQL bigint).
+SEQ_FIELD = "sn"
+MAX_SEQ = 2**63 - 1
 
 
 def field_for(domain: str, name: str) -> Field | None:

@@ -68,7 +68,7 @@ def replay(conn: psycopg.Connection, *, ids: list[int] | None = None, reason: st
                                   client_id=client_id)
         batch = Batch(received_at=datetime.now(UTC))
         if outcome.dead_letter is None:  # its delivery was counted (as refused) when it first came
-            batch.add_outcome(outcome, count_message=False)
+            batch.add_outcome(outcome, count_message=False)  # a stored replay fills its gap
         with conn.transaction():
             write_batch(conn, batch)
             verdict = "stored" if outcome.dead_letter is None else f"rejected: {outcome.dead_letter.reason}"

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from cityos.ingest.catalog import BOOL, CHOICE, DOMAINS, NUMBER, VEHICLE, Field, field_for
 from cityos.ingest.contract import MAX_PAYLOAD_BYTES
 from cityos.ingest.formats import format_for
-from cityos.ingest.rows import MetricRow, Parsed, Rejected, Row, VehicleRow
+from cityos.ingest.rows import MAX_SEQ, MetricRow, Parsed, Rejected, Row, VehicleRow
 from cityos.ingest.topics import TopicInfo, check_publisher, parse_topic
 from cityos.ingest.validation import (
     MAX_AGE,
@@ -100,7 +100,7 @@ def _vehicle_rows(device_id: str, readings: list, window: TimeWindow) -> list[Ro
         for name, value in reading.items():
             i = index.get(name)
             if i is None:
-                if name == "t":
+                if name == "t" or name == "sn":
                     continue
                 raise _no_field("vehicle", name)
             spec = specs[i]
@@ -143,12 +143,12 @@ def _metric_rows(domain: str, device_id: str, readings: list, window: TimeWindow
             if t in seen:
                 raise Rejected("duplicate_time", f"two readings at {t.isoformat()}")
             seen.add(t)
-        if len(reading) < 2:
-            raise Rejected("bad_shape", "a reading needs at least one metric besides t")
+        if len(reading) < 2 or (len(reading) == 2 and "sn" in reading):
+            raise Rejected("bad_shape", "a reading needs at least one metric besides t (and sn)")
         for name, value in reading.items():
             spec = fields.get(name)
             if spec is None:
-                if name == "t":
+                if name == "t" or name == "sn":
                     continue
                 spec = field_for(domain, name)
                 if spec is None:
@@ -173,7 +173,18 @@ def build_rows(domain: str, device_id: str, readings: list, window: TimeWindow) 
         rows = _vehicle_rows(device_id, readings, window)
     else:
         rows = _metric_rows(domain, device_id, readings, window)
-    return Parsed({DOMAINS[domain].table: rows}, len(readings))
+    return Parsed({DOMAINS[domain].table: rows}, len(readings), _sequences(readings))
+
+
+def _sequences(readings: list[dict]) -> list[int]:
+    """The readings' sequence numbers (``sn``: optional, an integer 1..2^63-1); :class:`Rejected` if one is bad."""
+    numbers = [r["sn"] for r in readings if "sn" in r]
+    for n in numbers:
+        if n.__class__ is not int:
+            raise Rejected("bad_type", f"sn must be an integer, not {str(n)[:40]!r}")
+        if not 1 <= n <= MAX_SEQ:
+            raise Rejected("out_of_range", f"sn {n} is outside 1..{MAX_SEQ}")
+    return numbers
 
 
 def parse_message(topic: str, payload: bytes, *, now: datetime, client_username: str | None = None,

@@ -33,6 +33,8 @@ class MessageOutcome:
     device_id: str | None = None
     #: Per table: (oldest, newest, late) observation times of its rows and how many are late.
     spans: dict[str, tuple[datetime, datetime, int]] = field(default_factory=dict)
+    stream: tuple[str, str] | None = None  # (device_id, domain): whose sequence numbers ``sequences`` are
+    sequences: list[int] = field(default_factory=list)
 
 
 def _as_tuples(table: str, rows: list) -> list[tuple]:
@@ -69,7 +71,8 @@ def process_message(topic: str, payload: bytes, *, now: datetime, admission: Adm
             detail = f"{detail}; {note}"
         return MessageOutcome(info.domain, dead_letter=DeadLetter(topic, kept, reason, detail, client_id,
                                                                   info.device_id))
-    outcome = MessageOutcome(info.domain, readings=parsed.reading_count, device_id=info.device_id)
+    outcome = MessageOutcome(info.domain, readings=parsed.reading_count, device_id=info.device_id,
+                             stream=(info.device_id, info.domain), sequences=parsed.sequences)
     newest = None
     late_before = now - LATE_AFTER
     for table, rows in parsed.rows_by_table.items():

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple
 
-from cityos.ingest.contract import REASONS, WORKER_REASONS, Rejected
+from cityos.ingest.contract import MAX_SEQ, REASONS, SEQ_FIELD, WORKER_REASONS, Rejected
 
 VEHICLES = "telemetry.vehicle_positions"
 ENERGY = "telemetry.energy_readings"
@@ -17,8 +17,8 @@ HEALTH = "telemetry.health_readings"
 MEASUREMENTS = "telemetry.measurements"
 
 #: Reason codes and the verdict are the payload contract's (the gateway judges readings with them too).
-__all__ = ["ENERGY", "HEALTH", "MEASUREMENTS", "REASONS", "VEHICLES", "WORKER_REASONS", "MetricRow", "Parsed",
-           "Rejected", "Row", "VehicleRow"]
+__all__ = ["ENERGY", "HEALTH", "MAX_SEQ", "MEASUREMENTS", "REASONS", "SEQ_FIELD", "VEHICLES", "WORKER_REASONS",
+           "MetricRow", "Parsed", "Rejected", "Row", "VehicleRow"]
 
 
 class VehicleRow(NamedTuple):
@@ -57,10 +57,12 @@ Row = VehicleRow | MetricRow
 
 @dataclass(slots=True)
 class Parsed:
-    """The rows of one message, per table, and how many readings (observation times) it held."""
+    """The rows of one message, per table, how many readings (observation times) it held, and their
+    sequence numbers (payload field ``sn``; only of readings that carry one)."""
 
     rows_by_table: dict[str, list[Row]] = field(default_factory=dict)
     reading_count: int = 0
+    sequences: list[int] = field(default_factory=list)
 
     @property
     def row_count(self) -> int:

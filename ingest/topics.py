@@ -8,6 +8,8 @@ on publishers. Which streams exist is decided by the format registry (:mod:`city
 from __future__ import annotations
 
 from cityos.ingest.contract import (
+    COMMAND_PREFIX,
+    COMMANDS,
     CONFIRM_PREFIX,
     DEVICE_ID,
     PREFIX,
@@ -15,6 +17,7 @@ from cityos.ingest.contract import (
     STREAM_NAME,
     Rejected,
     TopicInfo,
+    command_topic,
     confirm_topic,
     is_valid_device_id,
     parse_topic,
@@ -22,8 +25,9 @@ from cityos.ingest.contract import (
 )
 from cityos.ingest.contract import DOMAIN_NAMES as DOMAINS
 
-__all__ = ["CONFIRM_PREFIX", "DEVICE_ID", "DOMAINS", "PREFIX", "SEQ_PROPERTY", "SERVICE_USER", "STREAM_NAME",
-           "TopicInfo", "check_publisher", "confirm_topic", "is_valid_device_id", "parse_topic", "topic_for"]
+__all__ = ["COMMANDS", "COMMAND_PREFIX", "CONFIRM_PREFIX", "DEVICE_ID", "DOMAINS", "PREFIX", "SEQ_PROPERTY",
+           "SERVICE_USER", "STREAM_NAME", "TopicInfo", "check_publisher", "command_topic", "confirm_topic",
+           "is_valid_device_id", "parse_topic", "topic_for"]
 
 #: The platform's own MQTT user; it may publish for any device (replay of dead letters, simulators).
 SERVICE_USER = "cityos-service"

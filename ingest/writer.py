@@ -127,6 +127,8 @@ class Batch:
     tally: dict[str, list] = field(default_factory=dict)
     #: table -> (oldest, newest, late) of each message's rows (the roll-up buckets and late days they touch).
     spans: dict[str, list[tuple[datetime, datetime, int]]] = field(default_factory=dict)
+    #: Sequence numbers of the readings in ``rows``, per stream (device_id, domain): ``cityos.ingest.gaps``.
+    sequences: dict[tuple[str, str], list[int]] = field(default_factory=dict)
 
     def add_rows(self, table: str, rows: Iterable[tuple]) -> None:
         self.rows.setdefault(table, []).extend(rows)
@@ -137,6 +139,8 @@ class Batch:
         if outcome.dead_letter is not None:
             self.dead_letters.append(outcome.dead_letter)
             return
+        if outcome.sequences:  # a stored message fills its readings' place in their stream
+            self.add_sequences(outcome.stream, outcome.sequences)
         readings = late = 0
         newest = None
         for table, rows in outcome.rows.items():
@@ -156,6 +160,9 @@ class Batch:
         entry[2] += late
         if newest is not None and (entry[3] is None or newest > entry[3]):
             entry[3] = newest
+
+    def add_sequences(self, stream: tuple[str, str], numbers: Iterable[int]) -> None:
+        self.sequences.setdefault(stream, []).extend(numbers)
 
     @property
     def row_count(self) -> int:
@@ -348,6 +355,14 @@ def _account(cur: psycopg.Cursor, batch: Batch, written: Counter[str] | None) ->
         cur.execute(UPSERT_LATE_DAYS, ([d[0] for d in days], [d[1] for d in days]))
 
 
+def _write_sequences(cur: psycopg.Cursor, batch: Batch) -> None:
+    """The streams' highest sequence numbers and gaps (``cityos.ingest.gaps``), with the rows they count."""
+    if batch.sequences:
+        from cityos.ingest.gaps import record_sequences
+
+        record_sequences(cur, batch.sequences, batch.received_at or datetime.now(UTC))
+
+
 def write_batch(conn: psycopg.Connection, batch: Batch) -> int:
     """Commit ``batch`` in one transaction; new rows written (duplicates of stored rows are skipped).
 
@@ -363,6 +378,7 @@ def write_batch(conn: psycopg.Connection, batch: Batch) -> int:
             _write_latest(cur, batch)
             _write_dead_letters(cur, batch.dead_letters, batch.received_at)
             _account(cur, batch, None)
+            _write_sequences(cur, batch)
         return batch.row_count
     except psycopg.errors.UniqueViolation:
         pass
@@ -373,4 +389,5 @@ def write_batch(conn: psycopg.Connection, batch: Batch) -> int:
         _write_latest(cur, batch)
         _write_dead_letters(cur, batch.dead_letters, batch.received_at)
         _account(cur, batch, written)
+        _write_sequences(cur, batch)
     return sum(written.values())

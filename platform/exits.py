@@ -85,7 +85,7 @@ _API: dict[tuple[str, str], Use] = {
     ("POST", "/api/v1/keys"): NON_PERSONAL,
     ("GET", "/api/v1/sensors"): NON_PERSONAL, ("GET", "/api/v1/sensors/latest"): NON_PERSONAL,
     ("GET", "/api/v1/sensors/{device_id}/series"): NON_PERSONAL,
-    ("POST", "/api/v1/devices"): STAFF, ("GET", "/api/v1/devices"): STAFF,
+    ("POST", "/api/v1/devices"): STAFF, ("GET", "/api/v1/devices"): STAFF, ("GET", "/api/v1/devices/gaps"): STAFF,
     ("POST", "/api/v1/devices/{device_id}/revoke"): STAFF,
     ("POST", "/api/v1/devices/{device_id}/enrolment-token"): STAFF,
     ("POST", "/api/v1/devices/enroll"): NON_PERSONAL,

@@ -47,6 +47,9 @@ class OutboxSettings(_Strict):
     max_size_mb: float = Field(64, gt=0, le=100_000, description="Bound on stored readings (overflow policy).")
     max_age_days: float = Field(29, gt=0, le=30, description="Older unsent readings are dropped (platform: 30).")
     durable: bool = Field(False, description="fsync every commit (survives power loss; more SD-card wear).")
+    keep_sent_days: float = Field(7, ge=0, le=30, description="Keep readings this long after they left the queue "
+                                  "(stored, or acknowledged), so the platform can ask for them again (0: keep none).")
+    keep_sent_mb: float = Field(16, ge=0, le=100_000, description="Bound on kept readings (oldest go first).")
 
     @property
     def max_bytes(self) -> int:

@@ -28,6 +28,16 @@ Each drop is counted (``dropped_overflow_unconfirmed``, ``dropped_overflow_routi
 ``max_age`` (the platform refuses data older than 30 days) are deleted as ``dropped_expired``, and
 readings held for an unsynchronised clock of an earlier boot (never datable) as ``dropped_undatable``.
 
+Sequence numbers (``sn``): each reading gets the next number of its stream (its topic: one device and
+domain) when it enters the outbox, and keeps it through every resend, so the platform can tell which
+readings never arrived (``cityos.ingest.gaps``). The numbers start at 1 in a new outbox file.
+
+Kept readings: a reading that has left the queue (confirmed, or acknowledged with confirmation off) is
+kept in the table ``kept`` for ``keep_s`` seconds and at most ``keep_bytes`` (oldest first out), so that
+the platform can ask for a range of numbers again (:meth:`Outbox.resend`, the command topic
+``cityos/command/v1/{device_id}/resend``): a broker may acknowledge a message and then lose it. Either
+bound 0 keeps nothing.
+
 Privacy: ``secure_delete`` is on, so deleted readings (health data!) do not linger in free pages.
 """
 
@@ -40,7 +50,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from cityos.ingest.contract import MAX_PAYLOAD_BYTES, MAX_READINGS, BatchBuilder, format_time
+from cityos.ingest.contract import MAX_PAYLOAD_BYTES, MAX_READINGS, SEQ_FIELD, BatchBuilder, format_time
 from cityos.ingest.gateway.counters import Counters
 
 ROUTINE, EVENT = 0, 1
@@ -60,11 +70,23 @@ create table if not exists readings (
     sent integer not null default 0,  -- 1: in a message awaiting its PUBACK; 2: awaiting confirmation
     seq integer,                   -- the message it was last sent in (sent 1 and 2)
     acked_at real,                 -- wall clock of the PUBACK (sent 2)
-    attempts integer not null default 0  -- sends that were acknowledged but never confirmed
+    attempts integer not null default 0,  -- sends that were acknowledged but never confirmed
+    sn integer                     -- sequence number in its stream (topic), given at enqueue; null: older release
 );
 create index if not exists readings_queue on readings (sent, priority, t, id);
 create table if not exists counters (name text primary key, value integer not null);
 create table if not exists state (key text primary key, value text not null, updated real not null);
+create table if not exists kept (  -- readings that left the queue, for a resend on request
+    id integer primary key autoincrement,
+    topic text not null,
+    sn integer not null,
+    t real not null,
+    priority integer not null,
+    body text not null,
+    size integer not null,
+    kept_at real not null,          -- wall clock when it left the queue
+    unique (topic, sn)
+);
 """
 
 
@@ -88,12 +110,13 @@ class Outbox:
     """The SQLite outbox (one connection, serialised by a lock: adapters, HTTP threads and the sender share it)."""
 
     def __init__(self, path: str | Path, *, max_bytes: int, max_age: float = 29 * 86400, durable: bool = False,
-                 boot: str = "", counters: Counters | None = None):
+                 boot: str = "", counters: Counters | None = None, keep_s: float = 0, keep_bytes: int = 0):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.max_bytes = max_bytes
         self.max_age = max_age
         self.boot = boot
+        self.keep_s, self.keep_bytes = keep_s, keep_bytes
         self._lock = threading.RLock()
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10)
         self._db.execute("pragma journal_mode = wal")
@@ -102,12 +125,14 @@ class Outbox:
         self._db.execute("pragma journal_size_limit = 4194304")
         self._db.executescript(_SCHEMA)
         columns = {row[1] for row in self._db.execute("pragma table_info(readings)")}
-        for column, kind in (("seq", "integer"), ("acked_at", "real"), ("attempts", "integer not null default 0")):
+        for column, kind in (("seq", "integer"), ("acked_at", "real"), ("attempts", "integer not null default 0"),
+                             ("sn", "integer")):
             if column not in columns:  # an outbox of an earlier release
                 self._db.execute(f"alter table readings add column {column} {kind}")
         self._db.execute("create index if not exists readings_seq on readings (seq) where seq is not null")
         self.counters = counters if counters is not None else Counters(self.load_counters())
         self._bytes = self._db.execute("select coalesce(sum(size), 0) from readings").fetchone()[0]
+        self._kept_bytes = self._db.execute("select coalesce(sum(size), 0) from kept").fetchone()[0]
 
     # -- lifecycle --------------------------------------------------------------------------------
     def recover(self) -> dict[str, int]:
@@ -139,16 +164,22 @@ class Outbox:
         with self._lock:
             self._db.execute("begin immediate")
             try:
+                numbers: dict[str, int] = {}
                 for topic, t, metrics, priority, trusted, mono in rows:
                     body = metrics if isinstance(metrics, str) else json.dumps(
                         metrics, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
                     size = len(topic) + len(body.encode()) + _ROW_OVERHEAD
+                    if topic not in numbers:
+                        numbers[topic] = int(self.get_state(f"sn:{topic}") or 1)
                     cur = self._db.execute(
-                        "insert into readings (topic, t, priority, body, clock_ok, mono, boot, size)"
-                        " values (?, ?, ?, ?, ?, ?, ?, ?)",
-                        (topic, t, priority, body, int(trusted), mono, self.boot, size))
+                        "insert into readings (topic, t, priority, body, clock_ok, mono, boot, size, sn)"
+                        " values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (topic, t, priority, body, int(trusted), mono, self.boot, size, numbers[topic]))
+                    numbers[topic] += 1
                     ids.append(int(cur.lastrowid or 0))
                     added += size
+                for topic, following in numbers.items():
+                    self.set_state(f"sn:{topic}", following)
                 self._db.execute("commit")
             except BaseException:
                 self._db.execute("rollback")
@@ -209,14 +240,15 @@ class Outbox:
                 if head is None:
                     continue
                 rows = self._db.execute(
-                    "select id, t, body from readings where sent = 0 and priority = ? and clock_ok = 1"
+                    "select id, t, body, sn from readings where sent = 0 and priority = ? and clock_ok = 1"
                     " and topic = ? order by t, id limit ?", (priority, head[0], max_count)).fetchall()
                 ids: list[int] = []
                 seen: set[str] = set()
                 builder = BatchBuilder(max_bytes=max_bytes, max_count=max_count)
-                for row_id, t, body in rows:
+                for row_id, t, body, sn in rows:
                     stamp = format_time(t)
-                    if stamp in seen or not builder.add({"t": stamp, **json.loads(body)}, force=not ids):
+                    numbered = {"t": stamp} if sn is None else {"t": stamp, SEQ_FIELD: sn}
+                    if stamp in seen or not builder.add({**numbered, **json.loads(body)}, force=not ids):
                         break
                     seen.add(stamp)
                     ids.append(row_id)
@@ -232,7 +264,7 @@ class Outbox:
         """The broker holds the message with these readings: delete them, or with ``confirm`` keep them until
         the platform confirms they are stored. Returns the rows concerned."""
         if not confirm:
-            deleted = self._delete_where("id in (select value from json_each(?))", (json.dumps(ids),))
+            deleted = self._retire("id in (select value from json_each(?))", (json.dumps(ids),))
             self.counters.inc("sent", deleted)
             return deleted
         with self._lock:
@@ -244,7 +276,7 @@ class Outbox:
 
     def confirmed(self, seqs: list[int]) -> int:
         """The platform has stored the messages ``seqs``: delete their readings. Returns rows deleted."""
-        deleted = self._delete_where("seq in (select value from json_each(?))", (json.dumps(seqs),))
+        deleted = self._retire("seq in (select value from json_each(?))", (json.dumps(seqs),))
         self.counters.inc("confirmed", deleted)
         self.counters.inc("sent", deleted)
         return deleted
@@ -260,6 +292,75 @@ class Outbox:
                 (timeout, now)).rowcount
         self.counters.inc("resent_unconfirmed", released)
         return released
+
+    def _retire(self, where: str, params: tuple) -> int:
+        """Delete the readings ``where`` from the queue (they are stored or acknowledged), keeping the numbered
+        ones in ``kept`` when keeping is on. Returns rows deleted."""
+        if self.keep_s <= 0 or self.keep_bytes <= 0:
+            return self._delete_where(where, params)
+        with self._lock:
+            self._db.execute("begin immediate")
+            try:
+                cur = self._db.execute(
+                    "insert or ignore into kept (topic, sn, t, priority, body, size, kept_at)"
+                    f" select topic, sn, t, priority, body, size, ? from readings where sn is not null and ({where})",
+                    (time.time(), *params))
+                if cur.rowcount:
+                    self._kept_bytes = self._db.execute("select coalesce(sum(size), 0) from kept").fetchone()[0]
+                deleted = self._delete_where(where, params)
+                self._db.execute("commit")
+            except BaseException:
+                self._db.execute("rollback")
+                raise
+            if self._kept_bytes > self.keep_bytes:
+                self.prune_kept()
+        return deleted
+
+    def prune_kept(self, now: float | None = None) -> int:
+        """Forget kept readings older than ``keep_s``, then the oldest beyond ``keep_bytes``. Returns rows pruned."""
+        cutoff = (time.time() if now is None else now) - self.keep_s
+        with self._lock:
+            pruned = self._db.execute("delete from kept where kept_at < ?", (cutoff,)).rowcount
+            over = self._db.execute("select coalesce(sum(size), 0) from kept").fetchone()[0] - self.keep_bytes
+            if over > 0:
+                pruned += self._db.execute(
+                    "delete from kept where id in (select id from (select id, size, sum(size) over"
+                    " (order by kept_at, id) as running from kept) where running - size < ?)", (over,)).rowcount
+            self._kept_bytes = self._db.execute("select coalesce(sum(size), 0) from kept").fetchone()[0]
+        self.counters.inc("kept_pruned", pruned)
+        return pruned
+
+    def resend(self, topic: str, first: int, last: int) -> dict[str, int]:
+        """Queue the kept readings of ``topic`` numbered ``first..last`` for sending again (they keep their
+        numbers). Returns how many were ``requeued``, how many are still ``queued`` anyway, and how many
+        are ``unavailable`` (never kept, or pruned)."""
+        with self._lock:
+            self._db.execute("begin immediate")
+            try:
+                queued = self._db.execute("select count(*) from readings where topic = ? and sn between ? and ?",
+                                          (topic, first, last)).fetchone()[0]
+                absent = ("from kept k where topic = ? and sn between ? and ? and not exists"
+                          " (select 1 from readings r where r.topic = k.topic and r.sn = k.sn)")
+                requeued, added = self._db.execute(f"select count(*), coalesce(sum(size), 0) {absent}",
+                                                   (topic, first, last)).fetchone()
+                self._db.execute("insert into readings (topic, t, priority, body, clock_ok, mono, boot, size, sn)"
+                                 f" select topic, t, priority, body, 1, null, ?, size, sn {absent}",
+                                 (self.boot, topic, first, last))
+                moved = self._db.execute("select coalesce(sum(size), 0) from kept where topic = ? and sn between ?"
+                                         " and ?", (topic, first, last)).fetchone()[0]
+                self._db.execute("delete from kept where topic = ? and sn between ? and ?", (topic, first, last))
+                self._db.execute("commit")
+            except BaseException:
+                self._db.execute("rollback")
+                raise
+            self._kept_bytes -= moved
+            self._bytes += added
+            if self._bytes > self.max_bytes:
+                self._trim(int(self.max_bytes * 0.9))
+        self.counters.inc("resend_requeued", requeued)
+        unavailable = (last - first + 1) - requeued - queued
+        self.counters.inc("resend_unavailable", unavailable)
+        return {"requeued": requeued, "queued": queued, "unavailable": unavailable}
 
     def release(self, ids: list[int]) -> None:
         """The message was not accepted: make its readings eligible for sending again."""

@@ -27,7 +27,8 @@ class Gateway:
         self.clock = Clock(on_event=self._clock_event)
         box = config.outbox
         self.outbox = Outbox(box.path, max_bytes=box.max_bytes, max_age=box.max_age_days * 86400,
-                             durable=box.durable, boot=self.clock.boot)
+                             durable=box.durable, boot=self.clock.boot, keep_s=box.keep_sent_days * 86400,
+                             keep_bytes=int(box.keep_sent_mb * 1024 * 1024))
         self.counters = self.outbox.counters
         self.sender = Sender(config, self.outbox, self.counters, Credentials.load(config.credentials_file))
         self.emitter = Emitter(self.outbox, self.clock, self.counters, config.device_id, root=config.topic_root,
@@ -66,6 +67,7 @@ class Gateway:
             await asyncio.sleep(self.config.status_interval_s)
             self.clock.check()
             self.outbox.expire()
+            self.outbox.prune_kept()
             self.outbox.save_counters()
             self.outbox.set_state(STATUS_KEY, self.status())
 

@@ -8,6 +8,10 @@ means the broker holds the message: a restarted Mosquitto acknowledges messages 
 subscriber until the ingest workers have subscribed again, and drops them. If the broker refuses the
 subscription (a platform without confirmation), readings leave the outbox at the PUBACK as before.
 
+Resend on request: the sender subscribes to ``cityos/command/v1/{device_id}/resend`` (only the platform
+may publish there, only this device may read it). ``{"stream": "hems", "from": 10, "to": 20}`` queues the
+kept readings of that stream numbered 10..20 again (:meth:`Outbox.resend`); the platform stores each once.
+
 A persistent session (clean start off, session expiry) and paho's reconnect with back-off carry it
 through broker restarts and days without network: readings simply wait in the outbox. At most
 ``inflight`` messages await their PUBACK at once. When the connection drops, the readings of
@@ -30,10 +34,11 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from cityos.ingest.contract import SEQ_PROPERTY, confirm_topic
+from cityos.ingest.contract import DOMAIN_NAMES, SEQ_PROPERTY, command_topic, confirm_topic
 from cityos.ingest.gateway.config import GatewayConfig
 from cityos.ingest.gateway.counters import Counters
 from cityos.ingest.gateway.outbox import Outbox
+from cityos.ingest.gateway.payload import topic
 
 log = logging.getLogger(__name__)
 #: Seconds the sender waits after the broker refused a message before it sends again.
@@ -84,6 +89,8 @@ class Sender:
         self.client.on_subscribe = self._on_subscribe
         self.client.on_message = self._on_message
         self.confirm_topic = confirm_topic(config.device_id)
+        self.command_topic = command_topic(config.device_id, "resend")
+        self._command_mid: int | None = None
         self._confirming = config.sender.confirm  # off if the broker refuses the confirmation topic
         self._next_resend_check = 0.0
         self._lock = threading.Lock()
@@ -103,6 +110,7 @@ class Sender:
         self.counters.inc("connects")
         if self.config.sender.confirm:
             client.subscribe(self.confirm_topic, qos=1)
+        self._command_mid = client.subscribe(self.command_topic, qos=1)[1]
         if not flags.session_present:
             self._resume_at = time.monotonic() + self.config.sender.resume_delay_s
         self._connected.set()
@@ -136,6 +144,11 @@ class Sender:
         self._wake.set()
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        if mid == self._command_mid:
+            if reason_codes and reason_codes[0].is_failure:
+                self.counters.inc("command_refused")
+                log.warning("the broker refused %s (%s): no resends on request", self.command_topic, reason_codes[0])
+            return
         if reason_codes and reason_codes[0].is_failure:
             self._confirming = False
             self.counters.inc("confirm_refused")
@@ -145,6 +158,9 @@ class Sender:
             self._confirming = self.config.sender.confirm
 
     def _on_message(self, client, userdata, msg) -> None:
+        if msg.topic == self.command_topic:
+            self._resend(msg.payload)
+            return
         if msg.topic != self.confirm_topic:
             return
         try:
@@ -154,6 +170,22 @@ class Sender:
             return
         self.outbox.confirmed(seqs)
         self.counters.inc("confirmations")
+
+    def _resend(self, payload: bytes) -> None:
+        """The platform asks for the kept readings of a stream numbered ``from``..``to`` again."""
+        try:
+            command = json.loads(payload)
+            stream, first, last = command["stream"], command["from"], command["to"]
+            if stream not in DOMAIN_NAMES or not all(type(n) is int for n in (first, last)) or not 1 <= first <= last:
+                raise ValueError(command)
+        except (ValueError, KeyError, TypeError):
+            self.counters.inc("command_malformed")
+            log.warning("malformed resend command ignored: %r", bytes(payload)[:200])
+            return
+        result = self.outbox.resend(topic(stream, self.config.device_id, self.config.topic_root), first, last)
+        self.counters.inc("resend_commands")
+        log.info("resend of %s %d..%d requested: %s", stream, first, last, result)
+        self._wake.set()
 
     # -- pump ------------------------------------------------------------------------------------
     def wake(self) -> None:

@@ -19,12 +19,13 @@ from cityos.ingest.broker_auth import (
 )
 
 
-def test_a_device_role_grants_its_own_stream_topics_and_its_own_confirmations_and_nothing_else():
+def test_a_device_role_grants_its_own_stream_topics_its_own_confirmations_and_commands_and_nothing_else():
     role = device_role("plow-07", "vehicle")
     assert {(a.acltype, a.topic) for a in role.acls} == {
         (PUBLISH, "cityos/v1/vehicle/plow-07/readings"), (PUBLISH, "cityos/v1/vehicle/plow-07/senml"),
         (PUBLISH, "cityos/v1/vehicle/plow-07/d4c"),
-        (SUBSCRIBE, "cityos/confirm/v1/plow-07"), (RECEIVE, "cityos/confirm/v1/plow-07")}
+        (SUBSCRIBE, "cityos/confirm/v1/plow-07"), (RECEIVE, "cityos/confirm/v1/plow-07"),
+        (SUBSCRIBE, "cityos/command/v1/plow-07/resend"), (RECEIVE, "cityos/command/v1/plow-07/resend")}
     assert all(a.allow and "#" not in a.topic and "+" not in a.topic for a in role.acls)
 
 
