@@ -97,7 +97,7 @@ def fleet(conn: psycopg.Connection, *, days: int = 7, now: datetime | None = Non
 
 def as_json(row: dict) -> dict:
     """A ledger or fleet row with intervals in seconds and times in ISO 8601."""
-    out = {}
+    out: dict[str, object] = {}
     for key, value in row.items():
         if isinstance(value, timedelta):
             out[key + "_s" if not key.endswith("_s") else key] = value.total_seconds()

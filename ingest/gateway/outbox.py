@@ -170,7 +170,7 @@ class Outbox:
                         metrics, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
                     size = len(topic) + len(body.encode()) + _ROW_OVERHEAD
                     if topic not in numbers:
-                        numbers[topic] = int(self.get_state(f"sn:{topic}") or 1)
+                        numbers[topic] = int(self.get_state(f"sn:{topic}") or 1)  # type: ignore[call-overload]  # an int
                     cur = self._db.execute(
                         "insert into readings (topic, t, priority, body, clock_ok, mono, boot, size, sn)"
                         " values (?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -9,6 +9,7 @@ them: nobody else can read, change or delete them.
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -342,7 +343,7 @@ async def upsert_entities(request: Request, options: str | None = None,
     body = await _body(request)
     opts = _options(options)
     with connect(autocommit=True) as conn:
-        result = producers.upsert(conn, body, lambda item: _body_context(request, item),
+        result = producers.upsert(conn, body, lambda item: _body_context(request, item),  # type: ignore[arg-type]
                                   key_values="keyValues" in opts, client=f"ngsi-ld:{principal.name}")
     if result.errors:
         return JSONResponse({"success": result.success, "errors": result.errors}, status_code=207)
@@ -379,16 +380,18 @@ async def append_attrs(entityId: str, request: Request, options: str | None = No
 # --- temporal -----------------------------------------------------------------------------------------
 
 def _temporal_entity(conn, row: dict, ctx: Context, attrs: list[str] | None, win: temporal.Window, opts: set[str],
-                     aggr: tuple[list[str], object] | None, staff: bool) -> dict:
+                     aggr: tuple[list[str], timedelta] | None, staff: bool) -> dict:
     names = attrs or [n for n in ent.attributes(row) if n not in ("name", "category")]
     entity: dict = {"id": ent.entity_id(row["type"], row["device_id"]), "type": row["type"]}
     for name in names:
+        value: dict | list[dict] | None
         if aggr is not None:
             value = temporal.aggregated(conn, row, name, win, aggr[0], aggr[1], staff=staff)
         else:
-            value = temporal.instances(conn, row, name, win, staff=staff)
-            if value and "temporalValues" in opts:
-                value = {"type": value[0]["type"], "values": [[i["value"], i["observedAt"]] for i in value]}
+            instances = temporal.instances(conn, row, name, win, staff=staff)
+            value = instances
+            if instances and "temporalValues" in opts:
+                value = {"type": instances[0]["type"], "values": [[i["value"], i["observedAt"]] for i in instances]}
         if value:
             entity[ctx.compact(ctx.expand(name))] = value
     return entity
@@ -400,7 +403,9 @@ def _temporal(request: Request, principal: Principal | None, sel: ent.Selection,
     win = temporal.window(timerel, timeAt, endTimeAt, lastN)
     aggr = None
     if "aggregatedValues" in opts or aggrMethods:
-        aggr = (temporal.methods(aggrMethods), temporal.period(aggrPeriodDuration or "P1D"))
+        length = temporal.period(aggrPeriodDuration or "P1D")
+        assert length is not None
+        aggr = (temporal.methods(aggrMethods), length)
     staff = sees_everything(principal)
     with connect(autocommit=True) as conn:
         rows, total = ent.query(conn, sel, staff=staff, limit=limit, offset=offset, count=count)

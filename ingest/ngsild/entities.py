@@ -128,8 +128,9 @@ def query(conn: psycopg.Connection, sel: Selection, *, staff: bool, limit: int, 
     try:
         with conn.cursor(row_factory=dict_row) as cur:
             rows = cur.execute(sql, {**params.values, "limit": limit, "offset": offset}).fetchall()
-            total = cur.execute(f"{base} select count(*) as n from e where {where}",
-                                params.values).fetchone()["n"] if count else None
+            counted = cur.execute(f"{base} select count(*) as n from e where {where}",
+                                  params.values).fetchone() if count else None
+            total = counted["n"] if counted else None
     except (psycopg.errors.DataException, psycopg.errors.InvalidParameterValue,
             psycopg.errors.InternalError_) as exc:
         conn.rollback()

@@ -31,6 +31,7 @@ from cityos.ingest.ngsild.model import READ_SCOPE, VEHICLE_ATTRS
 from cityos.ingest.ngsild.problems import NgsiError
 from cityos.ingest.ngsild.subscriptions import check_endpoint
 from cityos.ingest.ngsild.terms import CORE, CORE_CONTEXT_URL, link_header
+from cityos.platform.db.scalar import scalar
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +161,7 @@ class Notifier:
     def _lead(self) -> None:
         with psycopg.connect(self.database_url, autocommit=True, connect_timeout=5,
                              application_name="ngsild-notifier") as conn:
-            if not conn.execute("select pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone()[0]:
+            if not scalar(conn.execute("select pg_try_advisory_lock(%s)", (LOCK_KEY,))):
                 return  # another process notifies; try again later (it may stop)
             conn.execute(f"listen {CHANNEL}")
             self.leading.set()
@@ -212,7 +213,7 @@ class Notifier:
             return
         body = sub["body"]
         notification = body["notification"]
-        entities: dict[str, dict] = {}
+        entities: dict[str, tuple[dict, dict]] = {}
         for item in body.get("entities") or [{}]:
             sel = Selection(types=[item["type"]] if item.get("type") else None,
                             ids=[item["id"]] if item.get("id") else None, id_pattern=item.get("idPattern"),

@@ -44,7 +44,7 @@ class Outcome:
 def _instances(name: str, value: object, key_values: bool) -> list[tuple[object, str | None]]:
     """(value, observedAt) of each instance of one attribute in a body."""
     items = value if isinstance(value, list) and not key_values else [value]
-    out = []
+    out: list[tuple[object, str | None]] = []
     for item in items:
         if key_values or not isinstance(item, dict) or ("type" not in item and "value" not in item):
             out.append((item, None))

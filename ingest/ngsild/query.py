@@ -196,6 +196,18 @@ class Params:
         return f"%({name})s"
 
 
+def cast_pair(value: object) -> tuple[object, object]:
+    """A range's (low, high)."""
+    assert isinstance(value, tuple) and len(value) == 2
+    return value[0], value[1]
+
+
+def as_list(value: object) -> list[object]:
+    """A value list's values."""
+    assert isinstance(value, tuple)
+    return list(value)
+
+
 def _compare(column: str, term: Term, params: Params, kind: str) -> str:
     """SQL of ``term`` on ``column`` of type ``kind`` (number, text, time); false where types differ."""
     def fits(v: object) -> bool:
@@ -209,13 +221,13 @@ def _compare(column: str, term: Term, params: Params, kind: str) -> str:
         negate = "not " if term.op == "!~=" else ""
         return f"({negate}{column} ~ {params.add(term.value)}::text)"
     if term.kind == "range":
-        low, high = term.value  # type: ignore[misc]
+        low, high = cast_pair(term.value)
         if not (fits(low) and fits(high)):
             return "false"
         inside = f"{column} between {params.add(low)}{cast} and {params.add(high)}{cast}"
         return f"({inside})" if term.op == "==" else f"(not ({inside}))"
     if term.kind == "list":
-        items = [v for v in term.value if fits(v)]  # type: ignore[union-attr]
+        items = [v for v in as_list(term.value) if fits(v)]
         if not items:
             return "false" if term.op == "==" else f"({column} is not null)"
         listed = f"{column} = any({params.add(items)}{cast}[])"
@@ -246,7 +258,7 @@ def _term_sql(term: Term, params: Params) -> str:
     elif term.sub:
         cond = _compare("lv.time", term, params, "time")
     elif isinstance(term.value, str) or term.op in ("~=", "!~=") or (
-            term.kind != "scalar" and any(isinstance(v, str) for v in term.value)):  # type: ignore[union-attr]
+            term.kind != "scalar" and any(isinstance(v, str) for v in as_list(term.value))):
         cond = _compare("lv.label", term, params, "text")
     else:
         cond = _compare("lv.value", term, params, "number")

@@ -24,6 +24,7 @@ from cityos.ingest.ngsild.entities import iso
 from cityos.ingest.ngsild.problems import NgsiError
 from cityos.ingest.ngsild.query import geometry_json, parse_q
 from cityos.ingest.ngsild.terms import Context
+from cityos.platform.db.scalar import scalar
 
 MAX_PER_OWNER = 100
 SCHEMES = {"http", "https", "mqtt", "mqtts"}
@@ -49,7 +50,7 @@ def check_endpoint(uri: object, private_hosts: set[str]) -> str:
     except (socket.gaierror, UnicodeError) as exc:
         raise NgsiError("BadRequestData", f"notification.endpoint.uri: the host {host} cannot be resolved") from exc
     for address in addresses:
-        ip = ipaddress.ip_address(address.split("%")[0])
+        ip = ipaddress.ip_address(str(address).split("%")[0])
         if not ip.is_global:
             raise NgsiError("BadRequestData", f"notification.endpoint.uri: {host} is an address inside the "
                                               "platform's networks; notifications go to public addresses only")
@@ -153,8 +154,8 @@ def _notification(value: object, ctx: Context, private_hosts: set[str]) -> dict:
 
 def create(conn: psycopg.Connection, body: dict, owner: tuple[str, str]) -> str:
     """Store a normalised subscription for ``owner`` (kind, hash); its id."""
-    count = conn.execute("select count(*) from core.ngsild_subscriptions where owner_kind = %s and owner_hash = %s",
-                         owner).fetchone()[0]
+    count = scalar(conn.execute("select count(*) from core.ngsild_subscriptions where owner_kind = %s "
+                                "and owner_hash = %s", owner))
     if count >= MAX_PER_OWNER:
         raise NgsiError("BadRequestData", f"at most {MAX_PER_OWNER} subscriptions per token or API key")
     sub_id = f"urn:ngsi-ld:Subscription:{uuid.uuid4()}"
