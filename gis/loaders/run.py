@@ -13,7 +13,7 @@ from pathlib import Path
 import geopandas as gpd
 import psycopg
 
-from cityos.gis.declarations import Layer, layers
+from cityos.gis.declarations import Column, Layer, layers
 from cityos.gis.loaders.points import Boundary, read_point
 from cityos.gis.loaders.report import LoadReport
 
@@ -100,6 +100,32 @@ def _renames(spec: Layer, columns: list[str]) -> dict[str, str]:
     return renames
 
 
+_NUMERIC = {"integer": int, "bigint": int, "double precision": float, "real": float}
+
+
+def _value(column: Column, cell: str, line: int, report: LoadReport) -> object:
+    """A cell as the column's type: numbers read with full-width digits and thousands separators; a blank is
+    '' for a required text column and unknown (None) otherwise; an unreadable number is unknown, reported."""
+    import unicodedata
+
+    text = unicodedata.normalize("NFKC", cell or "").strip()
+    if not text:
+        return "" if column.not_null and column.type == "text" else None
+    if column.type not in _NUMERIC:
+        return cell.strip()
+    try:
+        number = float(text.replace(",", ""))
+        if _NUMERIC[column.type] is not int:
+            return number
+        if not number.is_integer():
+            raise ValueError(text)
+        return int(number)
+    except (ValueError, OverflowError):
+        kind = "a whole number" if _NUMERIC[column.type] is int else "a number"
+        report.repair(line, f"{column.name} {cell!r} is not {kind}: stored as unknown")
+        return None
+
+
 def _read_point_table(spec: Layer, path: Path, boundary: Boundary | None) -> tuple[gpd.GeoDataFrame, LoadReport]:
     """A CSV/TSV of points for a vector layer: the layer's own column names, their declared sources or the
     synonyms."""
@@ -133,7 +159,8 @@ def _read_point_table(spec: Layer, path: Path, boundary: Boundary | None) -> tup
                           f"blank {spec.key}")
             continue
         seen[key] = line
-        records.append({c: (row[source[c]] or None) if source[c] else None for c in spec.column_names})
+        records.append({c.name: _value(c, row[source[c.name]] if source[c.name] else "", line, report)
+                        for c in spec.columns})
         points.append(point)
     report.loaded = len(records)
     return gpd.GeoDataFrame(records, columns=list(spec.column_names), geometry=points, crs="EPSG:4326"), report
