@@ -235,15 +235,12 @@ def _analysis_route(analysis):
         return respond(request, _records(table.drop(columns=["geometry"], errors="ignore")), format,
                        max_age=analysis.max_age)
 
-    parameters = [inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request),
-                  inspect.Parameter("format", inspect.Parameter.KEYWORD_ONLY, annotation=Literal["json", "csv"],
-                                    default="json")]
-    parameters += [inspect.Parameter(p.name, inspect.Parameter.KEYWORD_ONLY, annotation=p.type | None,
-                                     default=Query(p.default, description=p.help, ge=p.ge, le=p.le))
-                   for p in analysis.params]
-    route.__signature__ = inspect.Signature(parameters, return_annotation=Response)
-    route.__doc__ = f"{analysis.title} / {analysis.title_ja} ({analysis.use.describe()})."
-    route.__name__ = analysis.id
+    route.__signature__ = analysis.signature(
+        lambda p: Query(p.default, description=p.help, ge=p.ge, le=p.le),
+        (inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request),
+         inspect.Parameter("format", inspect.Parameter.KEYWORD_ONLY, annotation=Literal["json", "csv"],
+                           default="json")), Response)
+    analysis.describe(route)
     return route
 
 

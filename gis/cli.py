@@ -244,8 +244,6 @@ def vacant_houses(days: int = typer.Option(30, help="Window of near-zero consump
 
 def _analysis_command(analysis):
     """The ``cityos gis`` command of a declared analysis: its parameters as options, its rows as CSV."""
-    import inspect
-
     def command(**given) -> None:
         from cityos.platform.db.connection import connect
         from cityos.platform.settings import get_settings
@@ -260,13 +258,9 @@ def _analysis_command(analysis):
             table = analysis.run(conn, ctx)
         typer.echo(table.drop(columns=["geometry"], errors="ignore").to_csv(index=False))
 
-    command.__signature__ = inspect.Signature([
-        inspect.Parameter(p.name, inspect.Parameter.KEYWORD_ONLY, annotation=p.type,
-                          default=typer.Option(p.default, f"--{p.name.replace('_', '-')}", help=p.help,
-                                               min=p.ge, max=p.le))
-        for p in analysis.params])
-    command.__doc__ = f"{analysis.title} / {analysis.title_ja}, as CSV."
-    command.__name__ = analysis.id
+    command.__signature__ = analysis.signature(
+        lambda p: typer.Option(p.default, f"--{p.name.replace('_', '-')}", help=p.help, min=p.ge, max=p.le))
+    analysis.describe(command)
     return command
 
 

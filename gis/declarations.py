@@ -20,6 +20,7 @@ Modules are found by listing the two folders: adding a file is the whole change.
 from __future__ import annotations
 
 import importlib
+import inspect
 import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -170,6 +171,20 @@ class Analysis:
     @property
     def path(self) -> str:
         return f"/api/v1/gis/{self.command}"
+
+    def signature(self, default: Callable[[Param], Any], leading: tuple[inspect.Parameter, ...] = (),
+                  returns: Any = None) -> inspect.Signature:
+        """A function signature with one keyword parameter per declared parameter, ``default(param)`` its
+        default (a ``typer.Option`` or a FastAPI ``Query``), after the ``leading`` ones: how the CLI command
+        and the API route get their typed parameters."""
+        mine = [inspect.Parameter(p.name, inspect.Parameter.KEYWORD_ONLY, annotation=p.type | None,
+                                  default=default(p)) for p in self.params]
+        return inspect.Signature([*leading, *mine], return_annotation=returns)
+
+    def describe(self, command: Any) -> None:
+        """Name and document ``command`` (a CLI command or an API route) after this analysis."""
+        command.__doc__ = f"{self.title} / {self.title_ja} ({self.use.describe()})."
+        command.__name__ = self.id
 
     def context(self, k: int, zone: ZoneInfo, now: datetime | None = None, **given: Any) -> Context:
         """A context with every parameter: the given ones (checked) and the defaults of the rest."""
