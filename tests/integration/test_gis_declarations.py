@@ -66,10 +66,29 @@ def test_each_layer_declaration_matches_its_table_column_for_column(database_url
 def test_a_layer_without_a_migration_gets_its_table_and_ensuring_it_again_changes_nothing(database_url):
     with psycopg.connect(database_url, autocommit=True) as conn:
         before = _columns(conn, "gis.evacuation_shelters")
-        assert ensure_tables(conn) == ["gis.evacuation_shelters"]
+        assert ensure_tables(conn) == []
         assert _columns(conn, "gis.evacuation_shelters") == before
         assert conn.execute("select count(*) from pg_indexes where tablename = 'evacuation_shelters' "
                             "and indexdef like '%gist (geom)%'").fetchone()[0] == 1
+
+
+def test_a_column_added_to_a_declaration_is_added_to_its_table(private_database_url):
+    from dataclasses import replace
+
+    from cityos.gis.declarations import Column
+    from cityos.gis.schema import table_ddl
+
+    shelters = layers()["evacuation_shelters"]
+    grown = replace(shelters, columns=(*shelters.columns, Column("phone")))
+    with psycopg.connect(private_database_url, autocommit=True) as conn:
+        existing = {name for name, *_ in _columns(conn, shelters.table)}
+        statements = table_ddl(grown, existing)
+        assert statements == ["alter table gis.evacuation_shelters add column phone text"]
+        with conn.transaction():
+            for statement in statements:
+                conn.execute(statement)
+            assert ("phone", "text", False) in _columns(conn, shelters.table)
+            conn.execute("alter table gis.evacuation_shelters drop column phone")
 
 
 @pytest.fixture(scope="module")

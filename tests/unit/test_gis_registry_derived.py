@@ -33,7 +33,7 @@ def test_a_new_layer_is_one_file_the_evacuation_shelters():
     shelters = layers()["evacuation_shelters"]
     assert shelters.migration is None and shelters.style is not None and shelters.demo is not None
     statements = table_ddl(shelters)
-    assert statements[0].startswith("create table if not exists gis.evacuation_shelters (id text primary key")
+    assert statements[0].startswith("create table gis.evacuation_shelters (id text primary key")
     assert "geom geometry(Point, 4326) not null" in statements[0]
 
 
