@@ -218,3 +218,39 @@ def vacant_houses(days: int = Query(30, ge=7, le=365),
 
     with connect(autocommit=True) as conn:
         return _geojson(vacant_house_candidates(conn, datetime.now(UTC), days))
+
+
+def _analysis_route(analysis):
+    """The route of a declared analysis: its parameters as query parameters, rows as JSON or CSV."""
+    import inspect
+
+    def route(request: Request, format: Literal["json", "csv"] = "json", **given) -> Response:
+        settings = request.app.state.settings
+        try:
+            ctx = analysis.context(settings.k_anonymity, settings.zone, **given)
+        except ValueError as exc:
+            raise HTTPException(400, str(exc)) from None
+        with connect(autocommit=True) as conn:
+            table = analysis.run(conn, ctx)
+        return respond(request, _records(table.drop(columns=["geometry"], errors="ignore")), format,
+                       max_age=analysis.max_age)
+
+    route.__signature__ = analysis.signature(
+        lambda p: Query(p.default, description=p.help, ge=p.ge, le=p.le),
+        (inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request),
+         inspect.Parameter("format", inspect.Parameter.KEYWORD_ONLY, annotation=Literal["json", "csv"],
+                           default="json")), Response)
+    analysis.describe(route)
+    return route
+
+
+def _declare_analyses() -> None:
+    from cityos.gis.declarations import analyses
+
+    for analysis in analyses().values():
+        if analysis.api:
+            router.add_api_route(analysis.path.removeprefix(router.prefix), _analysis_route(analysis),
+                                 methods=["GET"], summary=f"{analysis.title} / {analysis.title_ja}")
+
+
+_declare_analyses()

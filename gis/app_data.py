@@ -23,18 +23,22 @@ import hashlib
 import json
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 
 from cityos.gis.collections import COLLECTIONS
+from cityos.gis.declarations import layers
 from cityos.platform.db.connection import connect
 
 router = APIRouter(prefix="/apps/data", tags=["apps"])
 
-#: the layers the apps load whole (each a public OGC collection)
-LAYERS = ("fire_water", "roads", "districts", "facilities", "boundary")
+#: the layers the apps load whole: each a public OGC collection, declared with ``apps=True`` (base layers) or
+#: with a staff-map ``style`` (:mod:`cityos.gis.layers`)
+LAYERS = tuple(layer.id for layer in layers().values() if layer.ogc and (layer.apps or layer.style))
+#: how the staff map draws each declared layer that has a style (its layer list and legend come from here)
+STYLES = {layer.id: asdict(layer.style) for layer in layers().values() if layer.ogc and layer.style}
 IMMUTABLE = "public, max-age=31536000, immutable"
 GEOJSON = "application/geo+json"
 
@@ -100,8 +104,9 @@ def _answer(request: Request, body: bytes, gz: bytes, etag: str, cache_control: 
 
 
 def manifest(refresh_s: float) -> dict:
-    """Each layer's current versioned URL."""
-    return {"layers": {layer: f"/apps/data/{layer}.{current(layer, refresh_s).version}.geojson" for layer in LAYERS}}
+    """Each layer's current versioned URL, and the staff map's styles of the declared layers."""
+    return {"layers": {layer: f"/apps/data/{layer}.{current(layer, refresh_s).version}.geojson" for layer in LAYERS},
+            "styles": STYLES}
 
 
 @router.get("/manifest.json", include_in_schema=False)

@@ -52,13 +52,18 @@ def load_fire_water(path: Path, dry_run: bool = DRY_RUN, report: Path = REPORT) 
     _load("fire_water", path, dry_run, report)
 
 
-@app.command("load")
+def _load_help() -> str:
+    from cityos.gis.loaders.run import loadable
+
+    names = ", ".join(f"{name} ({layer.title_ja})" for name, layer in loadable().items())
+    return (f"Load a layer: {names}. bus_stops also takes a GTFS-JP zip or folder. Every row is accepted, "
+            "repaired or refused by line.")
+
+
+@app.command("load", help=_load_help())
 def load(layer: str, path: Path, source_layer: str = typer.Option(None, help="Layer inside a GeoPackage."),
          code: str = typer.Option(None, help="boundary: the municipality code (N03_007) to take from the file."),
          dry_run: bool = DRY_RUN, report: Path = REPORT) -> None:
-    """Load a layer: boundary, districts, roads, facilities, bus_stops (also a GTFS-JP zip or folder),
-    accidents, addresses, fire_water, population (地域・年齢別人口). Every row is accepted, repaired or
-    refused by line."""
     _load(layer, path, dry_run, report, source_layer, code)
 
 
@@ -235,3 +240,36 @@ def vacant_houses(days: int = typer.Option(30, help="Window of near-zero consump
     for row in rows:
         row.pop("geometry", None)
         typer.echo(json.dumps(row, default=str))
+
+
+def _analysis_command(analysis):
+    """The ``cityos gis`` command of a declared analysis: its parameters as options, its rows as CSV."""
+    def command(**given) -> None:
+        from cityos.platform.db.connection import connect
+        from cityos.platform.settings import get_settings
+
+        settings = get_settings()
+        try:
+            ctx = analysis.context(settings.k_anonymity, settings.zone, **given)
+        except ValueError as exc:
+            typer.secho(str(exc), fg="red", err=True)
+            raise typer.Exit(2) from exc
+        with connect() as conn:
+            table = analysis.run(conn, ctx)
+        typer.echo(table.drop(columns=["geometry"], errors="ignore").to_csv(index=False))
+
+    command.__signature__ = analysis.signature(
+        lambda p: typer.Option(p.default, f"--{p.name.replace('_', '-')}", help=p.help, min=p.ge, max=p.le))
+    analysis.describe(command)
+    return command
+
+
+def _declare_analyses() -> None:
+    from cityos.gis.declarations import analyses
+
+    for analysis in analyses().values():
+        if analysis.cli:
+            app.command(analysis.command)(_analysis_command(analysis))
+
+
+_declare_analyses()

@@ -159,21 +159,21 @@ def _birth_dates(rng: np.random.Generator, n: int, as_of: date) -> np.ndarray:
 
 
 def load_city(conn, city: DemoCity) -> dict[str, int]:
-    """Store every demo layer (replacing what is there) in one transaction per layer."""
-    from cityos.gis.loaders.boundary import store_boundary
+    """Store every declared layer the demo city makes (replacing what is there) in one transaction per layer,
+    then the resident registry."""
+    from cityos.gis.declarations import layers
     from cityos.gis.store import replace_layer
 
-    counts = {
-        "boundary": store_boundary(conn, city.boundary, ATTRIBUTION),
-        "districts": replace_layer(conn, "gis.districts", city.districts, ["code", "name_ja", "name_en", "area_m2"]),
-        "roads": replace_layer(conn, "gis.roads", city.roads, ["road_id", "name", "road_class"]),
-        "addresses": replace_layer(conn, "gis.addresses", city.addresses, ["address_id", "district_code"]),
-        "bus_stops": replace_layer(conn, "gis.bus_stops", city.bus_stops, ["stop_id", "name", "boardings_per_day"]),
-        "fire_water": replace_layer(conn, "gis.fire_water", city.fire_water,
-                                    ["id", "kind", "address", "diameter", "note", "attributes"]),
-        "facilities": replace_layer(conn, "gis.facilities", city.facilities, ["id", "name", "kind", "district_code"]),
-        "accidents": replace_layer(conn, "gis.accidents", city.accidents, ["id", "occurred_at", "severity"]),
-    }
+    counts = {}
+    for layer in layers().values():
+        if layer.demo is None:
+            continue
+        frame = layer.demo(city)
+        if layer.store is not None:
+            counts[layer.id] = layer.store(conn, frame, ATTRIBUTION)
+        else:
+            counts[layer.id] = replace_layer(conn, layer.table, frame,
+                                             [c for c in layer.column_names if c in frame.columns])
     columns = ["person_id", "household_id", "district_code", "address_id", "birth_date", "sex", "moved_in",
                "moved_out"]
     with conn.transaction(), conn.cursor() as cur:

@@ -3,7 +3,8 @@
 Only public data: the OGC collections, and analysis results that are aggregates with small cells
 suppressed, joined to their geometries (registry figures: those of the latest reference date,
 protected by the same step as the API and CKAN, :mod:`cityos.gis.statistics`). Raw registry rows are
-never exportable. A layer is added by adding one function to :data:`EXPORTS`.
+never exportable. The layers declared with ``export=True`` and the declared analyses
+(:mod:`cityos.gis.declarations`) are exported without code here; the older analyses have a function each.
 """
 
 from __future__ import annotations
@@ -18,17 +19,27 @@ import pandas as pd
 import psycopg
 from shapely.geometry import Polygon, shape
 
-from cityos.gis.collections import COLLECTIONS
+from cityos.gis.declarations import Analysis, Layer, analyses, layers
 from cityos.gis.store import read_layer
 
 FORMATS = {"gpkg": ("GPKG", "application/geopackage+sqlite3"), "geojson": ("GeoJSON", "application/geo+json")}
 
 
-def _collection(name: str) -> Callable[[psycopg.Connection, int], gpd.GeoDataFrame]:
-    collection = COLLECTIONS[name]
-
+def _layer(layer: Layer) -> Callable[[psycopg.Connection, int], gpd.GeoDataFrame]:
     def read(conn: psycopg.Connection, k: int) -> gpd.GeoDataFrame:
-        return read_layer(conn, f"select {', '.join(collection.properties)}, geom from {collection.table}")
+        return read_layer(conn, f"select {', '.join(layer.properties)}, geom from {layer.table}")
+
+    return read
+
+
+def _analysis(analysis: Analysis) -> Callable[[psycopg.Connection, int], gpd.GeoDataFrame]:
+    def read(conn: psycopg.Connection, k: int) -> gpd.GeoDataFrame:
+        from cityos.platform.settings import get_settings
+
+        table = analysis.run(conn, analysis.context(k, get_settings().zone))
+        if analysis.geometry == "own":
+            return gpd.GeoDataFrame(table, geometry="geometry", crs="EPSG:4326")
+        return _districts(conn).merge(table, on="district_code", how="inner")
 
     return read
 
@@ -85,7 +96,8 @@ def _energy(conn: psycopg.Connection, k: int) -> gpd.GeoDataFrame:
 
 
 EXPORTS: dict[str, Callable[[psycopg.Connection, int], gpd.GeoDataFrame]] = {
-    **{name: _collection(name) for name in COLLECTIONS},
+    **{name: _layer(layer) for name, layer in layers().items() if layer.export},
+    **{name: _analysis(analysis) for name, analysis in analyses().items() if analysis.export},
     "population": _population,
     "bus_coverage": _bus_coverage,
     "hotspots": _hotspots,

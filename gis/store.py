@@ -5,10 +5,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import geopandas as gpd
+import pandas as pd
 import psycopg
 from psycopg.types.json import Jsonb
 
 from cityos.gis.loaders.report import LoadReport
+
+
+def _cell(value: object) -> object:
+    """A value for COPY: dicts as JSON, pandas' blanks (NaN, NA, NaT) as null."""
+    if isinstance(value, dict):
+        return Jsonb(value)
+    return None if value is None or value is pd.NA or value is pd.NaT or value != value else value
 
 
 def replace_layer(conn: psycopg.Connection, table: str, gdf: gpd.GeoDataFrame, columns: Sequence[str]) -> int:
@@ -17,7 +25,7 @@ def replace_layer(conn: psycopg.Connection, table: str, gdf: gpd.GeoDataFrame, c
         cur.execute(f"truncate {table}")
         with cur.copy(f"copy {table} ({', '.join(columns)}, geom) from stdin") as copy:
             for values, geom in zip(gdf[list(columns)].itertuples(index=False, name=None), gdf.geometry, strict=True):
-                copy.write_row([Jsonb(v) if isinstance(v, dict) else v for v in values] + [f"SRID=4326;{geom.wkt}"])
+                copy.write_row([_cell(v) for v in values] + [f"SRID=4326;{geom.wkt}"])
     return len(gdf)
 
 

@@ -245,3 +245,26 @@ def health_by_district_month(conn: psycopg.Connection, ctx: BuildContext) -> Tab
     frame["steps_per_day"] = frame["steps_per_day"].round(0)
     return Table(frame, districts.contributors | city.contributors)
 
+
+
+def _declared(analysis) -> Builder:
+    """The builder of a declared analysis (:mod:`cityos.gis.declarations`): its rows, parameters from the
+    definition's ``[source.params]`` (checked like the CLI's and the API's)."""
+    def build(conn: psycopg.Connection, ctx: BuildContext) -> Table:
+        given = {p.name: ctx.params[p.name] for p in analysis.params if p.name in ctx.params}
+        frame = analysis.run(conn, analysis.context(ctx.k, ctx.zone, now=ctx.now, **given))
+        return Table(frame.drop(columns=["geometry"], errors="ignore").reset_index(drop=True))
+
+    build.__doc__ = f"{analysis.title} / {analysis.title_ja} (a declared analysis)."
+    return build
+
+
+def _register_declared() -> None:
+    from cityos.gis.declarations import analyses
+
+    for analysis in analyses().values():
+        if analysis.dataset:
+            builder(analysis.id)(_declared(analysis))
+
+
+_register_declared()

@@ -178,6 +178,13 @@ NOT_AUDITED: dict[str, str] = {
 }
 
 
+def declare_not_audited(reasons: dict[str, str]) -> None:
+    """Add entry points declared by another registry (the GIS analyses' commands) with why they need no row."""
+    for entry, why in reasons.items():
+        if entry in PERSONAL or NOT_AUDITED.setdefault(entry, why) != why:
+            raise ValueError(f"{entry!r} is declared twice")
+
+
 class UndeclaredAccess(LookupError):
     """An entry point asked to audit an access it has not declared in :data:`PERSONAL`."""
 

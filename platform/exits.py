@@ -141,12 +141,9 @@ EXITS: dict[str, Use] = {
     **{f"api:{method} {path}": use for (method, path), use in _API.items()},
     "mqtt:cityos/public/v1/snowplows/{device_id}": Use("non_personal", note="public snowplows"),
     MQTT_ENERGY: OPEN_ENERGY,
-    **{f"export:{name}": NON_PERSONAL for name in
-       ("districts", "fire_water", "bus_stops", "facilities", "roads", "accidents", "snowplows", "hotspots",
-        "snowplow_coverage", "boundary")},
+    # the layers' ogc:/export: exits and the declared analyses' exits come from cityos.gis.declarations
+    "export:hotspots": NON_PERSONAL, "export:snowplow_coverage": NON_PERSONAL,
     "export:population": STATUTORY, "export:bus_coverage": STATUTORY, EXPORT_ENERGY: OPEN_ENERGY,
-    **{f"ogc:{name}": NON_PERSONAL for name in
-       ("districts", "fire_water", "bus_stops", "facilities", "roads", "accidents", "snowplows", "boundary")},
     "dataset:accident_hotspots": NON_PERSONAL, "dataset:bus_stops": NON_PERSONAL,
     "dataset:energy_by_district_day": OPEN_ENERGY, "dataset:fire_water": NON_PERSONAL,
     "dataset:health_by_district_month": OPEN_HEALTH, "dataset:population_by_age": STATUTORY,
@@ -155,8 +152,36 @@ EXITS: dict[str, Use] = {
 }
 
 
+#: Modules that declare further exits when loaded (by name: the platform imports nothing of the others at
+#: import time): each GIS layer's collection and export, each declared analysis's route, export and dataset.
+CONTRIBUTORS = ("cityos.gis.declarations:ensure_declared",)
+
+
+def declare(entries: dict[str, Use]) -> None:
+    """Add exits declared by another registry; the same name with another use is an error."""
+    for name, use in entries.items():
+        if EXITS.setdefault(name, use) != use:
+            raise ValueError(f"exit {name!r} is declared twice with different uses")
+
+
+def _contribute() -> None:
+    import importlib
+
+    for spec in CONTRIBUTORS:
+        module, _, function = spec.partition(":")
+        try:
+            contribute = getattr(importlib.import_module(module), function)
+        except ModuleNotFoundError as exc:  # an install without that component (a gateway) has none of its exits
+            if exc.name and module.startswith(exc.name):
+                continue
+            raise
+        contribute()
+
+
 def use_of(exit_name: str) -> Use:
     """The declared use of ``exit_name`` (raises :class:`UndeclaredExit`)."""
+    if exit_name not in EXITS:
+        _contribute()
     try:
         return EXITS[exit_name]
     except KeyError:

@@ -1,5 +1,6 @@
-// 職員用分析マップ: population aged 65+, bus-stop coverage, accident-risk hotspots and snowplow coverage, with legends.
-import { createMap, setData, styleReady, loadWithRetry, languageButton, notice, num } from "/apps/shared/common.js";
+// 職員用分析マップ: population aged 65+, bus-stop coverage, accident-risk hotspots and snowplow coverage, with legends;
+// plus every layer declared with a staff-map style (gis/layers/*.py, from the apps' manifest).
+import { createMap, setData, styleReady, loadWithRetry, loadLayer, getJSON, languageButton, notice, num, text } from "/apps/shared/common.js";
 
 const TEXTS = { title: { ja: "職員用分析マップ", en: "Staff analysis map" }, layers: { ja: "レイヤー", en: "Layers" },
   legend: { ja: "凡例", en: "Legend" } };
@@ -71,7 +72,35 @@ function renderLegend() {
 
 function loaded(id) {
   if (!window.__staffLayers.includes(id)) window.__staffLayers.push(id);
-  if (window.__staffLayers.length === LAYERS.length) notice("loading", null);
+  if (window.__staffLayers.length === LAYERS.filter((layer) => !layer.declared).length) notice("loading", null);
+}
+
+// Layers declared with a staff-map style (gis/layers/*.py), listed with their style in /apps/data/manifest.json:
+// each drawn from its /apps/data file under its own toggle and legend line, with no code here.
+const PAINT = {
+  circle: (color) => ({ "circle-radius": 5, "circle-color": color, "circle-stroke-color": "#ffffff", "circle-stroke-width": 1 }),
+  line: (color) => ({ "line-width": 2, "line-color": color }),
+  fill: (color) => ({ "fill-opacity": 0.4, "fill-color": color }),
+};
+window.__declaredLayers = [];
+async function addDeclaredLayers() {
+  const manifest = await getJSON("/apps/data/manifest.json");
+  for (const [id, style] of Object.entries(manifest.data?.styles ?? {})) {
+    if (!PAINT[style?.kind] || !/^#[0-9a-f]{6}$/i.test(style.color ?? "") || LAYERS.some((layer) => layer.id === id)) continue;
+    LAYERS.push({ id, ja: text(style.ja), en: text(style.en), declared: true,
+      legend: [[style.color, "地点", "sites"]] });
+    visible[id] = true;
+    if (map) {
+      await styleReady(map);
+      map.addSource(id, { type: "geojson", data: EMPTY });
+      map.addLayer({ id, type: style.kind, source: id, layout: { visibility: vis(id) }, paint: PAINT[style.kind](style.color) });
+    }
+    loadLayer(id, (data) => {
+      setData(map, id, data);
+      if (!window.__declaredLayers.includes(id)) window.__declaredLayers.push(id);
+    });
+  }
+  renderLegend();
 }
 
 async function paint(id, property, value) {
@@ -101,3 +130,4 @@ loadWithRetry("plowed", "/api/v1/gis/snowplow-coverage?hours=12", (data) => {
 });
 languageButton(TEXTS, renderLegend);
 renderLegend();
+addDeclaredLayers();

@@ -23,6 +23,13 @@ from cityos.gis.loaders.tables import Table, TableError, read_table
 COLUMNS = ["stop_id", "name", "boardings_per_day", "departures_per_weekday"]
 
 
+def is_gtfs(path: Path) -> bool:
+    """Whether ``path`` is a GTFS feed (a folder with stops.txt, stops.txt itself, or a zip)."""
+    if path.is_dir():
+        return (path / "stops.txt").exists()
+    return path.name == "stops.txt" or (path.suffix == ".zip" and zipfile.is_zipfile(path))
+
+
 class FeedError(ValueError):
     """The feed lacks a file or column it cannot do without."""
 

@@ -48,6 +48,23 @@ class Migration:
         module.apply(conn, features)
 
 
+#: Steps run after the migrations, under the same lock, by name (the platform imports nothing of the others at
+#: import time): the tables of GIS layers declared without a migration (:mod:`cityos.gis.schema`).
+AFTER_MIGRATIONS = ("cityos.gis.schema:ensure_tables",)
+
+
+def _after_migrations(conn: psycopg.Connection) -> None:
+    for spec in AFTER_MIGRATIONS:
+        module, _, function = spec.partition(":")
+        try:
+            step = getattr(importlib.import_module(module), function)
+        except ModuleNotFoundError as exc:  # an install without that component; any other error is raised
+            if exc.name and module.startswith(exc.name):
+                continue
+            raise
+        step(conn)
+
+
 class MigrationError(RuntimeError):
     """The database's migration history does not match the migration files."""
 
@@ -102,6 +119,7 @@ def migrate(url: str, directory: Path = MIGRATIONS_DIR) -> list[Migration]:
                     )
                 log.info("applied migration %04d %s", migration.version, migration.name)
                 done.append(migration)
+            _after_migrations(conn)
         finally:
             conn.execute("select pg_advisory_unlock(%s)", (LOCK_ID,))
     return done

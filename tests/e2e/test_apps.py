@@ -159,6 +159,10 @@ def test_energy_dashboard_refuses_a_wrong_token(page, city_api):
 def test_staff_map_draws_every_analysis_layer_with_a_legend(page, city_api):
     page.goto(f"{city_api}/apps/staff/")
     wait_js(page, "window.__staffLayers.length === 4", timeout=60_000)
-    assert page.locator("#legend li").count() == 12  # 4 age-share classes, 4 coverage, 2 hotspot kinds, 2 roads
-    assert page.locator("#toggles input[type=checkbox]").count() == 4
+    # and the layer declared with a style in its one file (gis/layers/evacuation_shelters.py)
+    wait_js(page, "window.__declaredLayers.includes('evacuation_shelters')", timeout=60_000)
+    assert page.evaluate("window.__map.getLayer('evacuation_shelters').type") == "circle"
+    # 4 age-share classes, 4 coverage, 2 hotspot kinds, 2 roads, 1 shelter
+    assert page.locator("#legend li").count() == 13
+    assert page.locator("#toggles input[type=checkbox]").count() == 5
     assert page.errors == []

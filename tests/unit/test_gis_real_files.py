@@ -20,7 +20,7 @@ from cityos.gis.loaders.boundary import read_boundary
 from cityos.gis.loaders.fire_water import read_fire_water
 from cityos.gis.loaders.gtfs import read_gtfs
 from cityos.gis.loaders.points import Boundary
-from cityos.gis.loaders.run import LAYERS, load_file
+from cityos.gis.loaders.run import load_file, loadable
 from cityos.gis.loaders.tables import TableError, read_table
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -172,7 +172,7 @@ def test_any_zip_member_bytes_give_a_gtfs_report(tmp_path, data):
     assert report.layer == "bus_stops"
 
 
-@pytest.mark.parametrize("layer", sorted(LAYERS))
+@pytest.mark.parametrize("layer", sorted(loadable()))
 def test_a_missing_file_is_a_report_not_a_traceback(tmp_path, layer):
     report = load_file(None, layer, tmp_path / "nothing.csv")
     assert report.fatal

@@ -1,0 +1,78 @@
+"""The layer and analysis declarations (cityos.gis.declarations) and what is derived from them, without servers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from cityos.gis.declarations import Column, Layer, analyses, layers
+from cityos.gis.loaders.report import LoadReport
+from cityos.gis.loaders.run import _value, loadable
+from cityos.gis.schema import table_ddl
+
+
+def test_every_registry_is_derived_from_the_layer_declarations():
+    from cityos.gis.app_data import LAYERS as APP_LAYERS
+    from cityos.gis.collections import COLLECTIONS
+    from cityos.gis.exports import EXPORTS
+    from cityos.platform.exits import EXITS
+
+    declared = layers()
+    assert set(COLLECTIONS) == {name for name, layer in declared.items() if layer.ogc}
+    assert {name for name, layer in declared.items() if layer.export} <= set(EXPORTS)
+    assert set(loadable()) == {name for name, layer in declared.items() if layer.loadable}
+    assert set(APP_LAYERS) <= set(COLLECTIONS)
+    assert {f"ogc:{name}" for name in COLLECTIONS} <= set(EXITS)
+
+
+def test_a_new_layer_is_one_file_the_evacuation_shelters():
+    shelters = layers()["evacuation_shelters"]
+    assert shelters.migration is None and shelters.style is not None and shelters.demo is not None
+    statements = table_ddl(shelters)
+    assert statements[0].startswith("create table gis.evacuation_shelters (id text primary key")
+    assert "geom geometry(Point, 4326) not null" in statements[0]
+
+
+def test_a_new_analysis_is_one_file_and_is_a_command_a_route_an_export_and_a_builder():
+    from cityos.gis.api import router
+    from cityos.gis.cli import app
+    from cityos.gis.exports import EXPORTS
+    from cityos.opendata.builders import BUILDERS
+    from cityos.platform.audit import NOT_AUDITED
+
+    coverage = analyses()["fire_water_coverage"]
+    assert coverage.command in {c.name for c in app.registered_commands}
+    assert coverage.path in {r.path for r in router.routes}
+    assert "fire_water_coverage" in EXPORTS and "fire_water_coverage" in BUILDERS
+    assert "cli:gis fire-water-coverage" in NOT_AUDITED
+
+
+def test_an_analysis_checks_its_parameters_by_their_declaration():
+    coverage = analyses()["fire_water_coverage"]
+    ctx = coverage.context(10, ZoneInfo("Asia/Tokyo"), datetime(2026, 1, 1, tzinfo=UTC), radius_m="120")
+    assert ctx.params == {"radius_m": 120.0, "kind": None}
+    with pytest.raises(ValueError, match="radius_m"):
+        coverage.context(10, ZoneInfo("Asia/Tokyo"), radius_m=5)
+    with pytest.raises(ValueError, match="unknown parameters"):
+        coverage.context(10, ZoneInfo("Asia/Tokyo"), days=3)
+
+
+def test_a_declaration_whose_key_is_not_a_column_is_refused():
+    with pytest.raises(ValueError, match="key"):
+        Layer("x", "gis.x", "X", "X", (Column("name"),), key="id")
+
+
+@given(st.text(max_size=20))
+def test_a_numeric_cell_is_a_number_or_unknown_never_an_exception(cell):
+    report = LoadReport("x")
+    value = _value(Column("capacity", "integer"), cell, 1, report)
+    assert value is None or isinstance(value, int)
+
+
+@pytest.mark.parametrize(("cell", "expected"), [("４５０", 450), ("1,200", 1200), ("", None), ("12.5", None)])
+def test_numbers_in_city_files_are_read_with_full_width_digits_and_separators(cell, expected):
+    assert _value(Column("capacity", "integer"), cell, 1, LoadReport("x")) == expected
