@@ -12,8 +12,6 @@ accident points. Nothing needs a download.
 
 from __future__ import annotations
 
-import random
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import lru_cache
@@ -241,24 +239,3 @@ def generate_city(seed: int = 1, residents: int = 120_000, as_of: date | None = 
     to4326 = lambda g: g.to_crs("EPSG:4326")  # noqa: E731
     return DemoCity(real_boundary(), to4326(districts), to4326(roads), to4326(points), registry, to4326(stops),
                     to4326(fire), to4326(facilities), to4326(accidents))
-
-
-def road_route_source(seed: int = 1) -> Callable[[random.Random], list[tuple[float, float]]]:
-    """Routes for simulated vehicles: walks along the demo city's street grid."""
-    roads = generate_city(seed, residents=10).roads
-    ends: dict[tuple[float, float], list[tuple[float, float]]] = {}
-    for line in roads.geometry:
-        a, b = (tuple(round(v, 6) for v in c) for c in (line.coords[0], line.coords[-1]))
-        ends.setdefault(a, []).append(b)
-        ends.setdefault(b, []).append(a)
-    nodes = sorted(ends)
-
-    def route(rng: random.Random) -> list[tuple[float, float]]:
-        here = rng.choice(nodes)
-        path = [here]
-        for _ in range(rng.randint(10, 40)):
-            here = rng.choice(ends[here])
-            path.append(here)
-        return path
-
-    return route
