@@ -26,6 +26,7 @@ SCOPES = {
     "publish",                                # run open-data publishing
     "hydrants:moderate",                      # approve residents' hydrant reports (staff, fire crews)
     "requests:manage",                        # answer and close citizens' dataset requests
+    "sta:read",                               # SensorThings API: the city's non-public vehicles and sensors
     "admin",                                  # everything
 }
 

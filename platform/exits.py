@@ -65,6 +65,9 @@ OPEN_HEALTH = Use("consent", "health", "open_data", note="opted-in wearers, blan
 SERVICE_ENERGY = Use("consent", "energy", "services",
                      note="the household's own meter, and its district's homes that consented to services")
 
+SENSORTHINGS = Use("non_personal", note="public city vehicles and environment sensors; staff with sta:read also "
+                   "the non-public ones (audited)")
+
 # Names of the exits that select consenting subjects (used by their queries).
 API_ENERGY_BY_DISTRICT = "api:GET /api/v1/gis/energy-by-district"
 API_ENERGY_BY_AREA = "api:GET /api/v1/gis/energy-by-area"
@@ -117,6 +120,9 @@ _API: dict[tuple[str, str], Use] = {
     ("POST", "/api/v1/dataset-requests/{request_id}/answer"): STAFF,
     ("GET", "/api/v1/live/snowplows"): NON_PERSONAL, ("WEBSOCKET", "/api/v1/live/snowplows/ws"): NON_PERSONAL,
     ("GET", "/api/v1/live/energy"): OPEN_ENERGY, ("WEBSOCKET", "/api/v1/live/energy/ws"): OPEN_ENERGY,
+    # SensorThings API (cityos.sta): city vehicles and environment sensors, never household or health devices
+    **{("GET", f"/sta/v1.1{path}"): SENSORTHINGS for path in
+       ("", "/{entity_set}", "/{entity_set}({entity_id})", "/{entity_set}({entity_id})/{navigation}")},
 }
 
 #: Every exit: ``api:METHOD path``, ``mqtt:topic``, ``export:layer``, ``ogc:collection``, ``cli:command``

@@ -106,7 +106,7 @@ CONSENT_READERS = {"platform/consent.py", "platform/exits.py", "ingest/admission
 
 def test_only_the_registry_reads_the_consent_view():
     readers = set()
-    for folder in ("platform", "ingest", "gis", "opendata", "deploy", "apps"):
+    for folder in ("platform", "ingest", "gis", "sta", "opendata", "deploy", "apps"):
         for path in (REPO / folder).rglob("*.py"):
             if "consents_current" in path.read_text(encoding="utf-8") or \
                     "core.consenting_subjects(" in path.read_text(encoding="utf-8"):
