@@ -132,6 +132,7 @@ EXITS: dict[str, Use] = {
     **{f"api:{method} {path}": use for (method, path), use in _API.items()},
     "mqtt:cityos/public/v1/snowplows/{device_id}": Use("non_personal", note="public snowplows"),
     MQTT_ENERGY: OPEN_ENERGY,
+    "mqtt:v1.1/Datastreams({id})/Observations": SENSORTHINGS, "mqtt:v1.1/Things({id})/Locations": SENSORTHINGS,
     **{f"export:{name}": NON_PERSONAL for name in
        ("districts", "fire_water", "bus_stops", "facilities", "roads", "accidents", "snowplows", "hotspots",
         "snowplow_coverage", "boundary")},

@@ -232,3 +232,88 @@ def test_same_answer_as_the_platform_series_route(sta):
     assert [(datetime.fromisoformat(t), v) for t, v in theirs] == \
         [(datetime.fromisoformat(o["phenomenonTime"]), o["result"]) for o in ours["value"]]
     assert len(theirs) == 6 * 24
+
+
+# -- the MQTT extension -------------------------------------------------------------------------------------
+
+@pytest.fixture()
+def sta_feed(database_url, test_broker, tmp_path):
+    """Ingest workers (validating and committing readings) and the SensorThings feed in this process."""
+    import threading
+
+    from servers import Workers
+
+    from cityos.sta.mqtt import StaFeed
+
+    ingest = Workers(database_url, test_broker.url, tmp_path / "ingest", public_feed=False)
+    ingest.start()
+    feed = StaFeed(database_url, test_broker.url, "http://sta.example")
+    thread = threading.Thread(target=feed.run, daemon=True)
+    thread.start()
+    assert feed.ready.wait(10)
+    yield feed
+    feed.stop()
+    thread.join(5)
+    ingest.stop()
+
+
+@pytest.mark.windowed
+def test_a_public_subscriber_gets_a_new_observation_within_a_second_and_never_a_rejected_one(
+        sta_feed, register, test_broker):
+    import json
+    import threading
+    import time
+
+    from publisher import Publisher
+
+    from cityos.ingest.broker_auth import PUBLIC_PASSWORD, PUBLIC_USER
+    from cityos.platform.mqtt import BrokerAddress, new_client
+    from cityos.sta.mqtt import observation_topic
+
+    device = "sta-mq-soil-01"
+    password = register(device, "env", kind="soil", public=True)
+    arrived: list[tuple[float, dict]] = []
+    subscribed = threading.Event()
+    address = BrokerAddress.parse(f"mqtt://{PUBLIC_USER}:{PUBLIC_PASSWORD}@127.0.0.1:{test_broker.port}")
+    listener = new_client(address, f"sta-dev-{time.monotonic_ns()}")
+    topic = observation_topic(device, "soil_moisture")  # what an STA client subscribes to for one Datastream
+    listener.on_connect = lambda c, *a: c.subscribe(topic, qos=0)
+    listener.on_subscribe = lambda *a: subscribed.set()
+    listener.on_message = lambda c, u, m: arrived.append((time.monotonic(), m.topic, json.loads(m.payload)))
+    listener.connect(address.host, address.port)
+    listener.loop_start()
+    try:
+        assert subscribed.wait(5)
+        with Publisher(test_broker.device_url(device, password)) as sender:
+            bad = json.dumps({"t": datetime.now(UTC).isoformat(), "soil_moisture": "wet"})  # bad_type: dead letter
+            sender.publish(f"cityos/v1/env/{device}/readings", bad, key="bad")
+            sender.wait_acked(1)
+            time.sleep(1)
+            sent = time.monotonic()
+            good = json.dumps({"t": datetime.now(UTC).isoformat(), "soil_moisture": 23.5})
+            sender.publish(f"cityos/v1/env/{device}/readings", good, key="good")
+            deadline = time.monotonic() + 5
+            while not [a for a in arrived if a[1] == observation_topic(device, "soil_moisture")] and \
+                    time.monotonic() < deadline:
+                time.sleep(0.02)
+        mine = [a for a in arrived if a[1] == observation_topic(device, "soil_moisture")]
+        assert [a[2]["result"] for a in mine] == [23.5]
+        assert mine[0][0] - sent < 1.0
+        assert mine[0][2]["@iot.selfLink"].startswith("http://sta.example/sta/v1.1/Observations(")
+    finally:
+        listener.loop_stop()
+        listener.disconnect()
+
+
+def test_the_public_account_may_read_the_sensorthings_tree_but_not_write_it(test_broker):
+    import time
+
+    from publisher import Publisher
+
+    from cityos.ingest.broker_auth import PUBLIC_PASSWORD, PUBLIC_USER
+
+    with Publisher(f"mqtt://{PUBLIC_USER}:{PUBLIC_PASSWORD}@127.0.0.1:{test_broker.port}") as developer:
+        developer.publish("v1.1/Datastreams('x:y')/Observations", "forged", key="forged")
+        developer.wait_acked(1)
+        time.sleep(0.5)
+    assert "forged" in developer.denied

@@ -51,8 +51,9 @@ def test_every_api_route_and_live_feed_names_its_purpose():
 
 def test_every_public_mqtt_topic_names_its_purpose():
     from cityos.ingest.public_feed import TOPICS
+    from cityos.sta.mqtt import TOPICS as STA_TOPICS
 
-    assert {f"mqtt:{t}" for t in TOPICS} == _declared("mqtt:")
+    assert {f"mqtt:{t}" for t in (*TOPICS, *STA_TOPICS)} == _declared("mqtt:")
 
 
 def test_every_export_and_ogc_collection_names_its_purpose():
