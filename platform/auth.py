@@ -27,6 +27,7 @@ SCOPES = {
     "hydrants:moderate",                      # approve residents' hydrant reports (staff, fire crews)
     "requests:manage",                        # answer and close citizens' dataset requests
     "sta:read",                               # SensorThings API: the city's non-public vehicles and sensors
+    "sta:write",                              # SensorThings API: create Observations as a service
     "admin",                                  # everything
 }
 

@@ -68,6 +68,9 @@ SERVICE_ENERGY = Use("consent", "energy", "services",
 SENSORTHINGS = Use("non_personal", note="public city vehicles and environment sensors; staff with sta:read also "
                    "the non-public ones (audited)")
 
+STA_INTAKE = Use("non_personal", note="intake: city devices' observations through ingest's validation; answers "
+                 "only links")
+
 # Names of the exits that select consenting subjects (used by their queries).
 API_ENERGY_BY_DISTRICT = "api:GET /api/v1/gis/energy-by-district"
 API_ENERGY_BY_AREA = "api:GET /api/v1/gis/energy-by-area"
@@ -123,6 +126,7 @@ _API: dict[tuple[str, str], Use] = {
     # SensorThings API (cityos.sta): city vehicles and environment sensors, never household or health devices
     **{("GET", f"/sta/v1.1{path}"): SENSORTHINGS for path in
        ("", "/{entity_set}", "/{entity_set}({entity_id})", "/{entity_set}({entity_id})/{navigation}")},
+    ("POST", "/sta/v1.1/Observations"): STA_INTAKE, ("POST", "/sta/v1.1/CreateObservations"): STA_INTAKE,
 }
 
 #: Every exit: ``api:METHOD path``, ``mqtt:topic``, ``export:layer``, ``ogc:collection``, ``cli:command``

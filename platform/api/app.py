@@ -42,6 +42,7 @@ ROUTERS: list[str] = [
     "cityos.platform.api.live:router",
     "cityos.gis.app_data:router",
     "cityos.sta.routes:router",
+    "cityos.sta.create:router",
     "cityos.platform.api.apps:router",
 ]
 

@@ -57,6 +57,7 @@ MATRIX: dict[tuple[str, str], str] = {
     ("GET", "/sta/v1.1"): PUBLIC, ("GET", "/sta/v1.1/{entity_set}"): PUBLIC,
     ("GET", "/sta/v1.1/{entity_set}({entity_id})"): PUBLIC,
     ("GET", "/sta/v1.1/{entity_set}({entity_id})/{navigation}"): PUBLIC,
+    ("POST", "/sta/v1.1/Observations"): "sta:write", ("POST", "/sta/v1.1/CreateObservations"): "sta:write",
 }
 #: Streams: checked by their own tests (they never end); here only their place in the matrix.
 STREAMS = {"/api/v1/live/snowplows", "/api/v1/live/energy"}

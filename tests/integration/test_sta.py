@@ -317,3 +317,64 @@ def test_the_public_account_may_read_the_sensorthings_tree_but_not_write_it(test
         developer.wait_acked(1)
         time.sleep(0.5)
     assert "forged" in developer.denied
+
+
+# -- creating Observations ------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def writer_device(database_url, test_broker):
+    """A public soil sensor registered with an MQTT password (its HTTP Basic credentials here too)."""
+    from cityos.ingest.devices import add_device
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("delete from core.devices where device_id = 'sta-post-01'")
+        conn.execute("delete from telemetry.measurements where device_id = 'sta-post-01'")
+        new = add_device(conn, "sta-post-01", "env", kind="soil", public=True)
+    return "sta-post-01", new.mqtt_password
+
+
+def _stamp(minutes: float) -> str:
+    return (datetime.now(UTC) - timedelta(minutes=minutes)).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+@pytest.mark.windowed
+def test_frost_client_creates_an_observation_as_the_device(sta, writer_device):
+    device, password = writer_device
+    service = fsc.SensorThingsService(sta, auth_handler=fsc.AuthHandler(username=device, password=password))
+    stream = fsc.Datastream(id=f"{device}:soil_moisture")
+    observation = fsc.Observation(result=41.5, phenomenon_time=_stamp(3), datastream=stream)
+    service.create(observation)
+    assert observation.id.startswith(f"{device}:soil_moisture:")
+    read = _get(f"{sta}/Observations('{observation.id}')").json()
+    assert read["result"] == 41.5
+
+
+@pytest.mark.windowed
+def test_data_array_writes_many_and_reports_each(sta, writer_device):
+    device, password = writer_device
+    body = [{"Datastream": {"@iot.id": f"{device}:soil_moisture"}, "components": ["phenomenonTime", "result"],
+             "dataArray@iot.count": 3, "dataArray": [[_stamp(10), 1.0], [_stamp(9), 2.0], [_stamp(8), 3.0]]}]
+    response = httpx.post(f"{sta}/CreateObservations", json=body, auth=(device, password))
+    assert response.status_code == 201
+    assert len(response.json()) == 3 and all("Observations('" in link for link in response.json())
+
+
+@pytest.mark.windowed
+def test_an_invalid_observation_is_dead_lettered_like_an_mqtt_reading(sta, writer_device, database_url):
+    device, password = writer_device
+    response = httpx.post(f"{sta}/Observations", auth=(device, password), json={
+        "phenomenonTime": _stamp(1), "result": "very wet", "Datastream": {"@iot.id": f"{device}:soil_moisture"}})
+    assert response.status_code == 400 and "bad_type" in response.json()["message"]
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("select reason, topic from core.dead_letters where device_id = %s order by id desc limit 1",
+                           (device,)).fetchone()
+    assert row == ("bad_type", f"cityos/v1/env/{device}/readings")
+
+
+def test_a_device_cannot_write_another_devices_datastream_or_a_household_meter(sta, writer_device):
+    device, password = writer_device
+    for target in (f"{SENSOR}:soil_moisture", f"{HOME}:power_w"):
+        response = httpx.post(f"{sta}/Observations", auth=(device, password), json={
+            "phenomenonTime": _stamp(1), "result": 1, "Datastream": {"@iot.id": target}})
+        assert response.status_code in (403, 404)
+    assert httpx.post(f"{sta}/Observations", auth=(device, "wrong"), json={}).status_code == 401
