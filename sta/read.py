@@ -7,7 +7,7 @@ parent with its own ``$top``), never one per row.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import quote, urlencode
 
 import psycopg
@@ -57,10 +57,10 @@ class Reader:
             options.filter)
 
     def _order(self, options: Options, alias: str = "a") -> str:
-        order = list(options.orderby) or list(options.entity.default_order)
-        if "id" not in [name for name, _ in order]:
-            order.append(("id", "asc"))
-        return ", ".join(f"{options.entity.props[name].sql.format(a=alias)} {direction}" for name, direction in order)
+        entity = options.entity
+        order = [f"{entity.props[name].sql.format(a=alias)} {direction}"
+                 for name, direction in (options.orderby or entity.default_order)]
+        return ", ".join(order + [column.format(a=alias) for column in entity.tiebreak])
 
     def _source(self, entity: EntitySet, hint: dict | None) -> str:
         if entity.name == "Observations" and hint:
@@ -74,7 +74,8 @@ class Reader:
         source = self._source(entity, hint)
         where = [self._where(options)]
         for column, value in (conditions or {}).items():
-            where.append(f"a.{column} = {self.ctx.params.add(value, 'text')}")
+            cast = "timestamptz" if isinstance(value, datetime) else "text"
+            where.append(f"a.{column} = {self.ctx.params.add(value, cast)}")
         condition = " and ".join(where)
         limit, offset = self.ctx.params.add(options.top + 1, "int8"), self.ctx.params.add(options.skip, "int8")
         sql = (f"select {self._select_list(entity)} from {source} a where {condition} "
@@ -93,7 +94,7 @@ class Reader:
     def one(self, entity: EntitySet, entity_id: str, options: Options) -> dict | None:
         """One entity by id (with its expansions), or None."""
         rows, _, _ = self.page(Options(entity, select=options.select, expand=options.expand, top=1),
-                               {"id": entity_id})
+                               {"id": entity_id, **key_columns(entity.name, entity_id)})
         return rows[0] if rows else None
 
     def _expand(self, options: Options, rows: list[dict]) -> None:
@@ -165,6 +166,18 @@ class Reader:
             elif wanted is None or name in wanted:
                 out[f"{name}@iot.navigationLink"] = f"{link}/{name}"
         return out
+
+
+def key_columns(entity_set: str, entity_id: str) -> dict[str, object]:
+    """The indexed columns an id stands for (``device:metric[:microseconds]``), so that finding one entity by
+    its id is an index lookup rather than a scan computing every id."""
+    parts = entity_id.split(":")
+    if entity_set == "Datastreams" and len(parts) == 2:
+        return {"device_id": parts[0], "metric": parts[1]}
+    if entity_set == "Observations" and len(parts) == 3 and parts[2].isdigit() and len(parts[2]) <= 16:
+        at = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(parts[2]))
+        return {"device_id": parts[0], "metric": parts[1], "phenomenon_time": at}
+    return {}
 
 
 def unit_of_measurement(domain: str, metric: str) -> dict:

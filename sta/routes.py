@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
 
 import psycopg
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from psycopg_pool import ConnectionPool
 
 from cityos.platform.auth import Principal, audit, caller_address, hash_token, lookup_token, request_detail
-from cityos.platform.db.connection import connect
 from cityos.sta.entities import ENTITY_SETS, Context, EntitySet
 from cityos.sta.filter import QueryError
 from cityos.sta.options import Options, parse_options
@@ -28,6 +29,10 @@ router = APIRouter(prefix=PREFIX, tags=["SensorThings API"])
 STAFF_SCOPE = "sta:read"
 #: Longest a single read may run in the database.
 STATEMENT_TIMEOUT_MS = 10_000
+#: Database connections each API process keeps for SensorThings reads.
+POOL_SIZE = 8
+_pools: dict[str, ConnectionPool] = {}
+_pools_lock = threading.Lock()
 _QUOTED = re.compile(r"'((?:[^']|'')*)'")
 
 
@@ -37,6 +42,19 @@ class Refusal(Exception):
     def __init__(self, status: int, message: str, headers: dict | None = None):
         super().__init__(message)
         self.status, self.message, self.headers = status, message, headers or {}
+
+
+def pooled(database_url: str):
+    """A connection of this process's pool for ``database_url`` (autocommit, reads bounded by
+    :data:`STATEMENT_TIMEOUT_MS`): a page costs a query, not a new database session."""
+    with _pools_lock:
+        pool = _pools.get(database_url)
+        if pool is None:
+            pool = ConnectionPool(database_url, min_size=1, max_size=POOL_SIZE, open=True, timeout=10,
+                                  kwargs={"autocommit": True, "application_name": "cityos-sta",
+                                          "options": f"-c statement_timeout={STATEMENT_TIMEOUT_MS}"})
+            _pools[database_url] = pool
+    return pool.connection()
 
 
 def _error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
@@ -100,8 +118,7 @@ async def _run(request: Request, work) -> JSONResponse:
         ctx = Context(staff=principal is not None)
 
         def in_thread():
-            with connect(settings=settings, autocommit=True) as conn:
-                conn.execute(f"set statement_timeout = {STATEMENT_TIMEOUT_MS}")
+            with pooled(settings.database_url) as conn:
                 return work(Reader(conn, ctx, settings.api_url))
 
         body = await asyncio.to_thread(in_thread)
