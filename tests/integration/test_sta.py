@@ -378,3 +378,48 @@ def test_a_device_cannot_write_another_devices_datastream_or_a_household_meter(s
             "phenomenonTime": _stamp(1), "result": 1, "Datastream": {"@iot.id": target}})
         assert response.status_code in (403, 404)
     assert httpx.post(f"{sta}/Observations", auth=(device, "wrong"), json={}).status_code == 401
+
+
+# -- hostile filters against the running service -------------------------------------------------------------
+
+def _hostile_filters():
+    from hypothesis import strategies as st
+
+    atoms = st.sampled_from(["result", "id", "name", "phenomenonTime", "location", "Datastream/id", "Thing/name",
+                             "properties/kind", "1", "-1e308", "1e308", "0", "'x'", "'''; drop table x; --'",
+                             "2026-01-01T00:00:00Z", "null", "true", "geography'POINT(1 2)'", "now()"])
+    ops = st.sampled_from([" eq ", " ne ", " gt ", " lt ", " add ", " mul ", " div ", " mod ", " and ", " or "])
+    funcs = st.sampled_from(["not ", "year(", "length(", "tolower(", "geo.distance(location, ", "round(",
+                             "substring(name, ", "st_within(location, ", "("])
+    part = st.one_of(atoms, st.tuples(funcs, atoms).map(lambda t: t[0] + t[1] + (")" if t[0][-1] == "(" or
+                                                                                  t[0].endswith(", ") else "")))
+    return st.lists(st.tuples(part, ops), min_size=1, max_size=6).map(
+        lambda items: "".join(a + o for a, o in items)[:-4] if items else "")
+
+
+def test_hostile_filters_get_an_answer_or_a_400_never_a_500(sta):
+    from hypothesis import HealthCheck, given, settings
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(_hostile_filters())
+    def check(text):
+        for entity_set in ("Observations", "Locations", "Things"):
+            response = _get(f"{sta}/{entity_set}", **{"$filter": text, "$top": "5"})
+            assert response.status_code in (200, 400), (entity_set, text, response.text[:300])
+
+    check()
+
+
+def test_same_devices_and_latest_positions_as_the_platform_sensors_route(sta):
+    api = sta.removesuffix("/sta/v1.1")
+    sensors = {s["device_id"]: s for s in httpx.get(f"{api}/api/v1/sensors", params={"limit": 10000}).json()["items"]
+               if s["device_id"].startswith("sta-")}
+    things = _get(f"{sta}/Things", **{"$filter": "startswith(id, 'sta-')", "$expand": "Locations", "$top": "1000"})
+    things = {t["@iot.id"]: t for t in things.json()["value"]}
+    assert set(things) == set(sensors)
+    for device, sensor in sensors.items():
+        locations = things[device]["Locations"]
+        if sensor["lon"] is None:
+            assert locations == []
+        else:
+            assert locations[0]["location"]["coordinates"] == pytest.approx([sensor["lon"], sensor["lat"]])
