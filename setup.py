@@ -15,7 +15,7 @@ from setuptools import find_namespace_packages, setup
 from setuptools.command.build_py import build_py
 
 HERE = Path(__file__).resolve().parent
-COMPONENTS = ["platform", "ingest", "gis", "opendata", "apps", "deploy"]
+COMPONENTS = ["platform", "ingest", "gis", "sta", "opendata", "apps", "deploy"]
 #: never packaged: npm's install folder. The CKAN extension (opendata/ckanext-cityos) is shipped whole, with
 #: its pyproject.toml: the local runtime installs it into CKAN's own environment from the installed package.
 EXCLUDED = ["node_modules", "node_modules.*", "*.node_modules", "*.node_modules.*"]

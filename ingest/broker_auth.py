@@ -41,6 +41,8 @@ INGEST_GROUP = "cityos-ingest"
 PBKDF2_ITERATIONS = 101  # Mosquitto's own default for $7$ hashes and for the plugin's clients
 SALT_BYTES = 12  # the plugin keeps exactly 12 bytes of salt per client
 CONFIG_NAME = "dynamic-security.json"
+#: The SensorThings MQTT extension's tree (cityos.sta.mqtt): public devices' observations and locations.
+STA_TREE = "v1.1/#"
 SERVICE_ROLE, PUBLIC_ROLE, DEVICE_ROLE_PREFIX = "cityos-service", "cityos-public", "device-"
 #: The ingest gate: a role every device holds above its own. Closed (deny publishing ``cityos/v1/#``)
 #: whenever the broker starts; an ingest worker opens it (removes the rule) once its subscription to the
@@ -110,15 +112,15 @@ def service_role() -> Role:
     """The platform's services: the whole cityos tree, the ingest share group, the plugin's API, $SYS."""
     control = "$CONTROL/dynamic-security/#"
     return Role(SERVICE_ROLE, (
-        Acl(PUBLISH, "cityos/#"), Acl(PUBLISH, control),
-        *_reads("cityos/#", control, "$SYS/#"),
+        Acl(PUBLISH, "cityos/#"), Acl(PUBLISH, control), Acl(PUBLISH, STA_TREE),
+        *_reads("cityos/#", control, "$SYS/#", STA_TREE),
         Acl(SUBSCRIBE, f"$share/{INGEST_GROUP}/cityos/v1/#"),
     ))
 
 
 def public_role() -> Role:
     """Citizen developers: read the public tree, nothing else."""
-    return Role(PUBLIC_ROLE, _reads("cityos/public/#"))
+    return Role(PUBLIC_ROLE, _reads("cityos/public/#", STA_TREE))
 
 
 def gate_role(closed: bool = True) -> Role:

@@ -8,6 +8,7 @@ import multiprocessing.connection
 import os
 import signal
 import socket
+import threading
 
 import typer
 
@@ -52,8 +53,14 @@ def _public_feed_main(database_url: str, mqtt_url: str, k: int, client_id: str) 
     settings = _settings()
     configure_logging(settings.log_level, settings.log_json)
     feed = PublicFeed(database_url, mqtt_url, k, client_id=client_id)
-    signal.signal(signal.SIGTERM, lambda *_: feed.stop())
+    # The SensorThings MQTT extension (v1.1/#) rides in the same process; cityos.sta is wired here by name only.
+    from cityos.sta.mqtt import StaFeed
+
+    sta = StaFeed(database_url, mqtt_url, settings.api_url, client_id=f"{client_id}-sta")
+    threading.Thread(target=sta.run, name="sta-feed", daemon=True).start()
+    signal.signal(signal.SIGTERM, lambda *_: (feed.stop(), sta.stop()))
     feed.run()
+    sta.stop()
 
 
 @ingest_app.command("ingest")

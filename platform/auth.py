@@ -28,6 +28,8 @@ SCOPES = {
     "requests:manage",                        # answer and close citizens' dataset requests
     "telemetry:read",                         # every device's readings through the standard APIs (audited)
     "telemetry:write",                        # producers writing readings over HTTP (NGSI-LD upserts)
+    "sta:read",                               # SensorThings API: the city's non-public vehicles and sensors
+    "sta:write",                              # SensorThings API: create Observations as a service
     "admin",                                  # everything
 }
 

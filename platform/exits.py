@@ -68,6 +68,12 @@ NGSILD_READ = Use("staff", note="anonymous callers and API keys: public devices 
 SERVICE_ENERGY = Use("consent", "energy", "services",
                      note="the household's own meter, and its district's homes that consented to services")
 
+SENSORTHINGS = Use("non_personal", note="public city vehicles and environment sensors; staff with sta:read also "
+                   "the non-public ones (audited)")
+
+STA_INTAKE = Use("non_personal", note="intake: city devices' observations through ingest's validation; answers "
+                 "only links")
+
 # Names of the exits that select consenting subjects (used by their queries).
 API_ENERGY_BY_DISTRICT = "api:GET /api/v1/gis/energy-by-district"
 API_ENERGY_BY_AREA = "api:GET /api/v1/gis/energy-by-area"
@@ -132,6 +138,10 @@ _API: dict[tuple[str, str], Use] = {
     # producers write readings; nothing leaves the platform through them
     ("POST", "/ngsi-ld/v1/entityOperations/upsert"): STAFF, ("PATCH", "/ngsi-ld/v1/entities/{entityId}/attrs"): STAFF,
     ("POST", "/ngsi-ld/v1/entities/{entityId}/attrs"): STAFF,
+    # SensorThings API (cityos.sta): city vehicles and environment sensors, never household or health devices
+    **{("GET", f"/sta/v1.1{path}"): SENSORTHINGS for path in
+       ("", "/{entity_set}", "/{entity_set}({entity_id})", "/{entity_set}({entity_id})/{navigation}")},
+    ("POST", "/sta/v1.1/Observations"): STA_INTAKE, ("POST", "/sta/v1.1/CreateObservations"): STA_INTAKE,
 }
 
 #: Every exit: ``api:METHOD path``, ``mqtt:topic``, ``export:layer``, ``ogc:collection``, ``cli:command``
@@ -141,6 +151,7 @@ EXITS: dict[str, Use] = {
     **{f"api:{method} {path}": use for (method, path), use in _API.items()},
     "mqtt:cityos/public/v1/snowplows/{device_id}": Use("non_personal", note="public snowplows"),
     MQTT_ENERGY: OPEN_ENERGY,
+    "mqtt:v1.1/Datastreams({id})/Observations": SENSORTHINGS, "mqtt:v1.1/Things({id})/Locations": SENSORTHINGS,
     # the layers' ogc:/export: exits and the declared analyses' exits come from cityos.gis.declarations
     "export:hotspots": NON_PERSONAL, "export:snowplow_coverage": NON_PERSONAL,
     "export:population": STATUTORY, "export:bus_coverage": STATUTORY, EXPORT_ENERGY: OPEN_ENERGY,

@@ -23,7 +23,7 @@ from starlette.websockets import WebSocket
 from cityos.platform.api.clientaddr import client_address, parse_networks
 from cityos.platform.ratelimit import ConnectionCap, Limits, RateLimiter, create_api_key, hash_key
 
-LIMITED_PREFIXES = ("/api/v1/sensors", "/api/v1/gis", "/ogc", "/api/v1/live")
+LIMITED_PREFIXES = ("/api/v1/sensors", "/api/v1/gis", "/ogc", "/api/v1/live", "/sta/")
 LIVE_PREFIX = "/api/v1/live"
 KEYS_PATH = "/api/v1/keys"
 KEY_CACHE_S = 30.0

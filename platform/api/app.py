@@ -41,6 +41,8 @@ ROUTERS: list[str] = [
     "cityos.opendata.api:router",
     "cityos.platform.api.live:router",
     "cityos.gis.app_data:router",
+    "cityos.sta.routes:router",
+    "cityos.sta.create:router",
     "cityos.platform.api.apps:router",
     "cityos.ingest.ngsild.api:router",
 ]

@@ -67,6 +67,11 @@ MATRIX: dict[tuple[str, str], str] = {
     ("POST", "/ngsi-ld/v1/entityOperations/upsert"): "telemetry:write",
     ("PATCH", "/ngsi-ld/v1/entities/{entityId}/attrs"): "telemetry:write",
     ("POST", "/ngsi-ld/v1/entities/{entityId}/attrs"): "telemetry:write",
+    # SensorThings: anonymous reads public devices; a token with sta:read sees more (tests/integration/test_sta.py)
+    ("GET", "/sta/v1.1"): PUBLIC, ("GET", "/sta/v1.1/{entity_set}"): PUBLIC,
+    ("GET", "/sta/v1.1/{entity_set}({entity_id})"): PUBLIC,
+    ("GET", "/sta/v1.1/{entity_set}({entity_id})/{navigation}"): PUBLIC,
+    ("POST", "/sta/v1.1/Observations"): "sta:write", ("POST", "/sta/v1.1/CreateObservations"): "sta:write",
 }
 #: Streams: checked by their own tests (they never end); here only their place in the matrix.
 STREAMS = {"/api/v1/live/snowplows", "/api/v1/live/energy"}
@@ -74,7 +79,12 @@ SAMPLES = {"subject_id": "perm-subject", "device_id": "perm-wear-01", "collectio
            "feature_id": "X1", "z": "14", "x": "14550", "y": "6380", "layer": "districts", "hydrant_id": "X1",
            "report_id": "1", "request_id": "1", "entityId": "urn:ngsi-ld:Device:perm-home-01", "type_name": "Device",
            "attr": "power_w", "name": "ngsi-ld-core-context-v1.8.jsonld",
-           "subscriptionId": "urn:ngsi-ld:Subscription:perm"}
+           "subscriptionId": "urn:ngsi-ld:Subscription:perm",
+           # the wearable as a SensorThings Thing: must be as unknown as any id
+           "entity_set": "Things", "entity_id": "'perm-wear-01'", "navigation": "Datastreams"}
+#: Every SensorThings entity set, read anonymously in the consent probe too.
+STA_SETS = ("Things", "Sensors", "Locations", "HistoricalLocations", "Datastreams", "ObservedProperties",
+            "Observations", "FeaturesOfInterest")
 SECRETS = ("PERMSECRET-PERSON", "perm-secret-subject", "424242.4242", "perm-wear-01", "perm-home-01")
 
 
@@ -160,6 +170,15 @@ def test_an_anonymous_route_answers_without_personal_data(api, method, path):
     assert not [s for s in SECRETS if s in body], f"{method} {path} leaks personal data"
 
 
+@pytest.mark.parametrize("entity_set", STA_SETS)
+def test_every_sensorthings_set_answers_anonymously_without_personal_data(api, entity_set):
+    for url in (f"{api}/sta/v1.1/{entity_set}?$top=10000&$expand=" + ("Datastreams" if entity_set == "Things" else ""),
+                f"{api}/sta/v1.1/{entity_set}('perm-home-01')", f"{api}/sta/v1.1/{entity_set}('perm-wear-01')"):
+        response = _call("GET", url.removesuffix("&$expand="))
+        assert response.status_code in (200, 404), url
+        assert not [s for s in SECRETS if s in response.text], f"{url} leaks personal data"
+
+
 # -- consent purposes: a home without open-data consent never moves an anonymous answer -------------------
 #
 # Ten homes in one district consent to everything except energy/open_data (energy for research and
@@ -219,6 +238,8 @@ def _anonymous_answers(api: str, database_url: str, live: list[dict]) -> dict[st
     for method, path in ANONYMOUS:
         if method == "GET" and path not in VOLATILE and "{" not in path:
             answers[f"GET {path}"] = _call("GET", _url(api, path)).text
+    for entity_set in STA_SETS:
+        answers[f"sta {entity_set}"] = _call("GET", f"{api}/sta/v1.1/{entity_set}?$top=10000").text
     for layer in EXPORTS:
         answers[f"export {layer}"] = httpx.get(f"{api}/api/v1/gis/exports/{layer}?format=geojson", timeout=60).content
     for collection in COLLECTIONS:

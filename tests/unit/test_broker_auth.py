@@ -35,8 +35,9 @@ def test_d4c_is_offered_to_vehicles_only():
 
 
 def test_public_reads_the_public_tree_only():
-    assert {(a.acltype, a.topic) for a in public_role().acls} == {(SUBSCRIBE, "cityos/public/#"),
-                                                                  (RECEIVE, "cityos/public/#")}
+    assert {(a.acltype, a.topic) for a in public_role().acls} == {
+        (SUBSCRIBE, "cityos/public/#"), (RECEIVE, "cityos/public/#"),  # the platform's public tree
+        (SUBSCRIBE, "v1.1/#"), (RECEIVE, "v1.1/#")}  # the SensorThings MQTT extension (public devices only)
 
 
 def test_only_the_service_role_names_the_ingest_share_group():

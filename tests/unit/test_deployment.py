@@ -67,7 +67,7 @@ def test_gateway_install_pulls_no_gis_stack_or_web_framework():
 
 
 def test_no_top_level_folder_is_a_package():
-    for folder in ("platform", "ingest", "gis", "opendata", "apps", "deploy"):
+    for folder in ("platform", "ingest", "gis", "sta", "opendata", "apps", "deploy"):
         assert not (REPO / folder / "__init__.py").exists(), folder
 
 

@@ -51,8 +51,9 @@ def test_every_api_route_and_live_feed_names_its_purpose():
 
 def test_every_public_mqtt_topic_names_its_purpose():
     from cityos.ingest.public_feed import TOPICS
+    from cityos.sta.mqtt import TOPICS as STA_TOPICS
 
-    assert {f"mqtt:{t}" for t in TOPICS} == _declared("mqtt:")
+    assert {f"mqtt:{t}" for t in (*TOPICS, *STA_TOPICS)} == _declared("mqtt:")
 
 
 def test_every_export_and_ogc_collection_names_its_purpose():
@@ -106,7 +107,7 @@ CONSENT_READERS = {"platform/consent.py", "platform/exits.py", "ingest/admission
 
 def test_only_the_registry_reads_the_consent_view():
     readers = set()
-    for folder in ("platform", "ingest", "gis", "opendata", "deploy", "apps"):
+    for folder in ("platform", "ingest", "gis", "sta", "opendata", "deploy", "apps"):
         for path in (REPO / folder).rglob("*.py"):
             if "consents_current" in path.read_text(encoding="utf-8") or \
                     "core.consenting_subjects(" in path.read_text(encoding="utf-8"):

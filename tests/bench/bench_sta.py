@@ -1,0 +1,105 @@
+"""SensorThings API latency under load, beside the service's own floor (``/healthz``) in the same run.
+
+Run with the local runtime up (``./cityos up``):  ``.venv/bin/python tests/bench/bench_sta.py``
+
+It creates a database ``cityos_bench_sta`` on the platform's server with one public soil sensor reporting
+every 10 seconds for a week (60,480 Observations of one Datastream) and 200 other public sensors, starts
+its own API service on it (uvicorn, ``--workers`` processes, rate limits lifted, no micro-cache) and prints,
+for a page of 100 Observations of that Datastream within the week (``$filter`` on ``phenomenonTime``,
+``$orderby``, ``$top=100``) and for ``/healthz``: one call's median, and p50/p95/p99 and requests/s with
+``--connections`` (50) clients (Debian's ``wrk``). The goal of the issue: p95 under 100 ms at 50 clients.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench_api import WRK_SCRIPT, _up, single, wrk  # beside this file
+
+from cityos.deploy.runtime.system import ensure_packages
+from cityos.platform.settings import load_settings
+from helpers import create_database, free_port, wait_for
+
+SENSOR, OTHERS = "bench-soil-0001", 200
+WEEK = 7 * 24 * 360  # one reading every 10 s
+
+
+def load(url: str) -> datetime:
+    now = datetime.now(UTC).replace(microsecond=0)
+    start = now - timedelta(days=7)
+    with psycopg.connect(url) as conn, conn.cursor() as cur:
+        with cur.copy("copy core.devices (device_id, domain, kind, public, display_name) from stdin") as copy:
+            copy.write_row((SENSOR, "env", "soil", True, "bench soil sensor"))
+            for n in range(OTHERS):
+                copy.write_row((f"bench-env-{n:04d}", "env", "thermometer", True, ""))
+        with cur.copy("copy telemetry.measurements (time, device_id, metric, value) from stdin") as copy:
+            for step in range(WEEK):
+                copy.write_row((start + timedelta(seconds=10 * step), SENSOR, "soil_moisture", 20 + step % 100 / 10))
+        with cur.copy("copy telemetry.latest_values (device_id, metric, time, value) from stdin") as copy:
+            copy.write_row((SENSOR, "soil_moisture", now, 20.0))
+            for n in range(OTHERS):
+                copy.write_row((f"bench-env-{n:04d}", "temperature_c", now, 5.0))
+        conn.commit()
+        conn.execute("analyze")
+    return start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=50)
+    args = parser.parse_args()
+    ensure_packages("wrk")
+    settings = load_settings()
+    url = create_database(settings, "cityos_bench_sta")
+    started = time.perf_counter()
+    start = load(url)
+    print(f"loaded a week of 10-second readings ({WEEK:,} Observations) in {time.perf_counter() - started:.1f} s")
+    home = tempfile.mkdtemp(prefix="bench-sta-")
+    script = Path(home) / "report.lua"
+    script.write_text(WRK_SCRIPT)
+    begin, end = (start + timedelta(days=3)).isoformat().replace("+00:00", "Z"), \
+        (start + timedelta(days=7)).isoformat().replace("+00:00", "Z")
+    page = (f"/sta/v1.1/Datastreams('{SENSOR}:soil_moisture')/Observations?$top=100&$orderby=phenomenonTime%20asc"
+            f"&$filter={quote(f'phenomenonTime ge {begin} and phenomenonTime lt {end}')}")
+    paths = {"Observations page (100 rows, one Datastream, a week)": page,
+             "/healthz (no database: the HTTP floor)": "/healthz"}
+    port = free_port()
+    env = {**os.environ, "CITYOS_DATABASE_URL": url, "CITYOS_MQTT_URL": "", "CITYOS_HOME": home,
+           "CITYOS_ANONYMOUS_RATE_PER_MINUTE": "100000000", "CITYOS_ANONYMOUS_DAILY_QUOTA": "1000000000",
+           "CITYOS_LOG_LEVEL": "WARNING", "CITYOS_API_CACHE_S": "0"}
+    server = subprocess.Popen([sys.executable, "-m", "uvicorn", "cityos.platform.api.app:create_app", "--factory",
+                               "--host", "127.0.0.1", "--port", str(port), "--workers", str(args.workers),
+                               "--no-access-log", "--no-proxy-headers", "--log-level", "warning"], env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: _up(base), 30)
+        print(f"\nAPI: {args.workers} uvicorn worker(s) on this machine; wrk -t2 -c{args.connections} "
+              f"-d{args.seconds}s")
+        with httpx.Client(timeout=60) as client:
+            body = client.get(base + page).json()
+            assert len(body["value"]) == 100 and "@iot.nextLink" in body, body
+            for label, path in paths.items():
+                median, size = single(client, base + path)
+                loaded = wrk(base + path, args.seconds, args.connections, script)
+                print(f"  {label:<56} one call: {median:7.1f} ms ({size / 1024:,.1f} KiB); under load: {loaded}")
+    finally:
+        server.terminate()
+        server.wait(20)
+
+
+if __name__ == "__main__":
+    main()
