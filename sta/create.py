@@ -4,7 +4,8 @@
 They take the MQTT readings' way in: each device's observations become one cityos ``readings`` message on
 the device's own topic, which :func:`cityos.ingest.pipeline.process_message` parses, validates and admits
 exactly as the ingest worker does; a refused message becomes a dead letter (``core.dead_letters``, replayable)
-and the caller gets 400 with its reason; accepted rows are written by :func:`cityos.ingest.writer.write_batch`
+and the caller gets 400 with its reason; accepted rows (and the device's ledger) are written by
+:func:`cityos.ingest.writer.write_batch`
 (the latest values too, so the public feeds announce them).
 
 Who may: a device, with HTTP Basic auth as its MQTT user and password, for its own Datastreams; a service,
@@ -137,13 +138,11 @@ class Writer:
             payload = json.dumps({"batch": found} if len(found) > 1 else found[0]).encode()
             outcome = process_message(topic, payload, now=now, admission=_admission, conn=self.conn,
                                       client_id=self.client)
+            batch.add_outcome(outcome)  # rows or dead letter, and the device's ledger, as for an MQTT message
             if outcome.dead_letter is not None:
-                batch.dead_letters.append(outcome.dead_letter)
                 for index in by_device[(domain, device_id)]:
                     answers[index] = f"error: {outcome.dead_letter.reason}: {outcome.dead_letter.detail}"[:300]
                 continue
-            for table, rows in outcome.rows.items():
-                batch.add_rows(table, rows)
             for index in by_device[(domain, device_id)]:
                 datastream_id, when, _ = items[index]
                 try:
