@@ -58,7 +58,11 @@ def _public_feed_main(database_url: str, mqtt_url: str, k: int, client_id: str) 
 
     sta = StaFeed(database_url, mqtt_url, settings.api_url, client_id=f"{client_id}-sta")
     threading.Thread(target=sta.run, name="sta-feed", daemon=True).start()
-    signal.signal(signal.SIGTERM, lambda *_: (feed.stop(), sta.stop()))
+    def stop(*_: object) -> None:
+        feed.stop()
+        sta.stop()
+
+    signal.signal(signal.SIGTERM, stop)
     feed.run()
     sta.stop()
 

@@ -193,12 +193,12 @@ class Translator:
             return Expr(self.params.add(node.val, "text"), TEXT)
         if isinstance(node, ast.DateTime):
             try:
-                value = datetime.fromisoformat(node.val.replace("z", "Z"))
+                moment = datetime.fromisoformat(node.val.replace("z", "Z"))
             except ValueError:
                 raise QueryError(f"not a time: {node.val[:40]}") from None
-            if value.tzinfo is None:
+            if moment.tzinfo is None:
                 raise QueryError("a time needs a UTC offset (Z or +09:00)")
-            return Expr(self.params.add(value, "timestamptz"), TIME)
+            return Expr(self.params.add(moment, "timestamptz"), TIME)
         if isinstance(node, ast.Date):
             try:
                 return Expr(self.params.add(date.fromisoformat(node.val), "date"), DATE)

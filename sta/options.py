@@ -156,7 +156,8 @@ def _expand(entity: EntitySet, text: str, depth: int, budget: list[int]) -> list
             if not eq:
                 raise QueryError(f"an option inside $expand is name=value, not {opt[:60]!r}")
             raw[name.strip()] = value
-        current, chain = entity, []
+        current = entity
+        chain: list[str] = []
         for name in path:
             if depth + len(chain) >= MAX_EXPAND_DEPTH:
                 raise QueryError(f"$expand nests deeper than {MAX_EXPAND_DEPTH} levels")

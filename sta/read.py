@@ -67,7 +67,7 @@ class Reader:
             return observations_source(self.ctx, hint["device_id"], hint["metric"], hint["domain"])
         return entity.source(self.ctx)
 
-    def page(self, options: Options, conditions: dict[str, str] | None = None,
+    def page(self, options: Options, conditions: dict[str, object] | None = None,
              hint: dict | None = None) -> tuple[list[dict], int | None, bool]:
         """A page of ``options.entity`` (rows, total count if asked, whether there are more)."""
         entity = options.entity
@@ -84,8 +84,9 @@ class Reader:
             rows = cur.execute(sql, self.ctx.params.values).fetchall()
             total = None
             if options.count:
-                total = cur.execute(f"select count(*) as n from {source} a where {condition}",
-                                    self.ctx.params.values).fetchone()["n"]
+                counted = cur.execute(f"select count(*) as n from {source} a where {condition}",
+                                      self.ctx.params.values).fetchone()
+                total = counted["n"] if counted else 0
         more = len(rows) > options.top
         rows = rows[:options.top]
         self._expand(options, rows)
