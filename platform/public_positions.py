@@ -18,6 +18,8 @@ from datetime import UTC, datetime
 
 import psycopg
 
+from cityos.platform.db.connection import connect, dedicated
+
 log = logging.getLogger(__name__)
 
 CHANNEL = "cityos_public_positions"
@@ -63,7 +65,7 @@ def notification_event(payload: str) -> dict | None:
 
 def snowplow_snapshot(database_url: str) -> list[dict]:
     """The latest stored position of every public snowplow."""
-    with psycopg.connect(database_url, connect_timeout=3) as conn, conn.cursor() as cur:
+    with connect(database_url, timeout=3) as conn, conn.cursor() as cur:
         cur.execute(SNAPSHOT)
         columns = [c.name for c in cur.description or []]
         return [position_event(dict(zip(columns, r, strict=True))) for r in cur.fetchall()]
@@ -92,8 +94,8 @@ class PositionListener:
         self._thread.join(5)
 
     def _listen(self) -> None:
-        with psycopg.connect(self.database_url, autocommit=True, connect_timeout=5,
-                             application_name=self._thread.name) as conn:
+        # LISTEN needs a session of its own for as long as the listener runs: not pooled.
+        with dedicated(self.database_url, autocommit=True, timeout=5, application_name=self._thread.name) as conn:
             conn.execute(f"listen {CHANNEL}")
             self.listening.set()
             while not self._stop.is_set():

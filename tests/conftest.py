@@ -21,6 +21,9 @@ from helpers import create_database
 REPO = Path(__file__).resolve().parents[1]
 # Parallel sessions on one server each set their own name.
 TEST_DATABASE = os.environ.get("CITYOS_TEST_DATABASE", "cityos_test")
+# The product answers repeated anonymous reads from a 2 s micro-cache; tests read what they just wrote, so
+# every API they start has it off unless the test sets CITYOS_API_CACHE_S itself (the cache's own tests).
+os.environ.setdefault("CITYOS_API_CACHE_S", "0")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -22,6 +22,7 @@ from cityos.ingest.devices import BrokerTarget, NewDevice, add_device, provision
 from cityos.ingest.simulate import health, hems, vehicles
 from cityos.ingest.simulate.routes import road_routes
 from cityos.platform import consent
+from cityos.platform.db.connection import connect
 from cityos.platform.mqtt import BrokerAddress, new_client
 
 log = logging.getLogger(__name__)
@@ -267,7 +268,7 @@ def simulate(database_url: str, broker_url: str, target: BrokerTarget, config: S
 
     Devices are spread over processes of :data:`DEVICES_PER_PROCESS` each.
     """
-    with psycopg.connect(database_url, autocommit=True) as conn, conn.transaction():
+    with connect(database_url, autocommit=True) as conn, conn.transaction():
         devices = ensure_devices(conn, config)
         provision(conn, target, *devices.values())  # each device's account, with its fresh password
     passwords = {device_id: new.mqtt_password for device_id, new in devices.items()}

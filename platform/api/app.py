@@ -20,6 +20,7 @@ from cityos.platform.api.live import start_live_feed
 from cityos.platform.api.metrics import RequestMetrics
 from cityos.platform.api.microcache import MicroCache
 from cityos.platform.api.security import SecurityHeaders, mount_docs
+from cityos.platform.db import pool as pools
 from cityos.platform.logs import configure_logging
 from cityos.platform.metrics import enable_multiprocess, metrics_dir
 from cityos.platform.settings import Settings, get_settings
@@ -68,8 +69,13 @@ def create_app(settings: Settings | None = None, *, maintenance: bool = True) ->
     configure_logging(settings.log_level, settings.log_json)
     enable_multiprocess(metrics_dir(settings.home))
 
+    database = pools.Database(settings, name="cityos-api")  # this app's pool, from this app's settings
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pools.install(database)  # every connect() of this process now lends from it
+        if settings.database_url:
+            await database.open_async()
         task = asyncio.create_task(_maintenance_loop(settings)) if maintenance else None
         live = start_live_feed(settings, asyncio.get_running_loop())
         log.info("api started", extra={"url": settings.api_url})
@@ -80,6 +86,8 @@ def create_app(settings: Settings | None = None, *, maintenance: bool = True) ->
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await database.aclose()
+        pools.install(None)
 
     app = FastAPI(
         title="cityos API",
@@ -89,6 +97,7 @@ def create_app(settings: Settings | None = None, *, maintenance: bool = True) ->
         docs_url=None, redoc_url=None, swagger_ui_oauth2_redirect_url=None,  # /docs with its CSP: mount_docs
     )
     app.state.settings = settings
+    app.state.database = database
     # Open data may be read from any web page; writes need a token, not a cookie, so this is safe.
     # Innermost first: gzip for clients that accept it, the micro-cache (keeps compressed answers), then access.
     app.add_middleware(GZipMiddleware, minimum_size=1024)

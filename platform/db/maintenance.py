@@ -17,6 +17,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from cityos.platform.audit import Who, access_of, record
+from cityos.platform.db.connection import connect
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ def run_maintenance(url: str, retention_days_raw: int, who: Who | None = None) -
     recorded in ``cityos_meta.maintenance_runs``; audited as ``who`` (default the API's scheduled job
     ``maintenance``, which leaves a row only when it dropped readings; a person's run always does)."""
     who = who or Who("maintenance", "job")
-    with psycopg.connect(url, autocommit=True) as conn:
+    with connect(url, autocommit=True) as conn:
         run_id = conn.execute(
             "insert into cityos_meta.maintenance_runs (job) values ('rollups+retention') returning id"
         ).fetchone()[0]
