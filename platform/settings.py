@@ -81,6 +81,9 @@ class Settings(BaseSettings):
                                             "for callers without an API key or token.")
     api_cache_s: float = Field(2, ge=0, le=300, description="Seconds anonymous open-data GETs are answered from "
                                "each API process's memory (0: off; the tests set 0 where they need freshness).")
+    series_rollups: bool = Field(True, description="Series with interval=1h or 1d read their complete buckets from the "
+                                 "hourly/daily roll-ups (raw rows only for the rest); off: all from raw rows (the "
+                                 "test suite, which writes readings into the past behind ingest's back).")
     db_pool_min: int = Field(1, ge=0, le=100, description="Connections each process's database pool keeps open.")
     db_pool_max: int = Field(10, ge=1, le=1000, description="Most connections each process's database pool opens "
                              "(each of the sync and async pools of an API process).")

@@ -57,7 +57,8 @@ async def _maintenance_loop(settings: Settings) -> None:
 
     while True:
         try:
-            await asyncio.to_thread(run_maintenance, settings.database_url, settings.retention_days_raw)
+            await asyncio.to_thread(run_maintenance, settings.database_url, settings.retention_days_raw,
+                                    timezone=settings.timezone)
         except Exception:
             log.exception("maintenance pass failed")
         await asyncio.sleep(settings.maintenance_interval_s)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 from datetime import UTC, datetime, timedelta
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
@@ -18,6 +19,7 @@ from psycopg.rows import dict_row
 
 from cityos.platform.api.responses import Format, respond
 from cityos.platform.db.connection import connect
+from cityos.platform.db.series_rollups import BY_NAME, Rollup, bucket_ceil, bucket_floor, watermark
 from cityos.platform.vehicle_privacy import PUBLIC_POSITIONS, visible_sql, visible_until
 
 router = APIRouter(prefix="/api/v1/sensors", tags=["open data"])
@@ -114,6 +116,31 @@ def latest(request: Request, metric: str | None = None, domain: Literal["vehicle
     return respond(request, rows, format, max_age=5)
 
 
+#: (vehicle?, interval) -> the roll-up that holds that interval's complete buckets.
+ROLLUPS = {(False, "1h"): BY_NAME["measurements_hourly"], (False, "1d"): BY_NAME["measurements_daily"],
+           (True, "1h"): BY_NAME["vehicle_positions_hourly"], (True, "1d"): BY_NAME["vehicle_positions_daily"]}
+
+
+def _rolled_up_sql(cur, rollup: Rollup, source: str, agg: str, params: dict, zone: ZoneInfo) -> str:
+    """Buckets from the roll-up where it is complete (whole buckets inside the range, before its watermark),
+    and from raw rows elsewhere: the partial buckets at either edge and everything after the watermark
+    (the current bucket). Fills ``params`` with the split (``lo``, ``hi``)."""
+    done = watermark(cur.connection, rollup.name, params["tz"])
+    lo = bucket_ceil(params["start"], rollup.step, zone)
+    hi = bucket_floor(params["end"], rollup.step, zone)
+    if done is not None:
+        hi = min(hi, done)
+    if done is None or hi <= lo:
+        lo = hi = params["start"]  # no complete rolled-up bucket in the range: all from raw rows
+    params.update(lo=lo, hi=hi)
+    return (f"select bucket as time, {agg} as value from {rollup.table} where device_id = %(device)s "
+            f"and metric = %(metric)s and zone = %(tz)s and bucket >= %(lo)s and bucket < %(hi)s "
+            f"union all "
+            f"select time_bucket('{rollup.width}', time, %(tz)s) as time, {agg}(value) as value from {source} "
+            f"where device_id = %(device)s and ((time >= %(start)s and time < %(lo)s) "
+            f"or (time >= %(hi)s and time < %(end)s)) group by 1")
+
+
 def _encode_cursor(t: datetime) -> str:
     return base64.urlsafe_b64encode(t.isoformat().encode()).decode()
 
@@ -162,15 +189,21 @@ def series(request: Request, device_id: str, metric: str,
             source = f"(select time, device_id, {metric} as value from telemetry.vehicle_positions) src"
         else:
             source = ("(select time, device_id, value from telemetry.measurements where metric = %(metric)s) src")
-        time_col = "time" if interval == "raw" else f"time_bucket('{INTERVALS[interval]}', time, %(tz)s)"
-        value_col = "value" if interval == "raw" else f"{AGGREGATES[agg]}(value)"
-        group = "" if interval == "raw" else "group by 1"
-        sql = (f"select {time_col} as time, {value_col} as value from {source} where device_id = %(device)s "
-               f"and time >= %(start)s and time < %(end)s {group} ")
+        params = {"metric": metric, "device": device_id, "start": start, "end": end, "after": after,
+                  "limit": limit + 1, "tz": zone}
+        settings = request.app.state.settings
+        rollup = ROLLUPS.get((device["domain"] == "vehicle", interval)) if settings.series_rollups else None
+        if rollup is not None:
+            sql = _rolled_up_sql(cur, rollup, source, AGGREGATES[agg], params, settings.zone)
+        else:
+            time_col = "time" if interval == "raw" else f"time_bucket('{INTERVALS[interval]}', time, %(tz)s)"
+            value_col = "value" if interval == "raw" else f"{AGGREGATES[agg]}(value)"
+            group = "" if interval == "raw" else "group by 1"
+            sql = (f"select {time_col} as time, {value_col} as value from {source} where device_id = %(device)s "
+                   f"and time >= %(start)s and time < %(end)s {group} ")
         sql = f"select * from ({sql}) s where (%(after)s::timestamptz is null or time > %(after)s) " \
               f"order by time limit %(limit)s"
-        rows = cur.execute(sql, {"metric": metric, "device": device_id, "start": start, "end": end, "after": after,
-                                 "limit": limit + 1, "tz": zone}).fetchall()
+        rows = cur.execute(sql, params).fetchall()
     next_cursor = _encode_cursor(rows[limit - 1]["time"]) if len(rows) > limit else None
     rows = rows[:limit]
     return respond(request, rows, format, max_age=60,

@@ -87,16 +87,24 @@ def apply_retention(conn: psycopg.Connection, retention_days_raw: int) -> dict[s
     return dropped
 
 
-def run_maintenance(url: str, retention_days_raw: int, who: Who | None = None) -> dict[str, object]:
+def run_maintenance(url: str, retention_days_raw: int, who: Who | None = None,
+                    timezone: str | None = None) -> dict[str, object]:
     """One maintenance pass (roll-ups, then retention keeping ``retention_days_raw`` days of raw telemetry),
     recorded in ``cityos_meta.maintenance_runs``; audited as ``who`` (default the API's scheduled job
-    ``maintenance``, which leaves a row only when it dropped readings; a person's run always does)."""
+    ``maintenance``, which leaves a row only when it dropped readings; a person's run always does).
+    The series roll-ups (:mod:`cityos.platform.db.series_rollups`) are cut in ``timezone`` (default: the setting)."""
+    from cityos.platform.db.series_rollups import refresh_series_rollups
+    from cityos.platform.settings import get_settings
+
     who = who or Who("maintenance", "job")
+    timezone = timezone or get_settings().timezone
     with connect(url, autocommit=True) as conn:
         run_id = conn.execute(
             "insert into cityos_meta.maintenance_runs (job) values ('rollups+retention') returning id"
         ).fetchone()[0]
-        detail: dict[str, object] = {"rollup_rows": refresh_rollups(conn), "retention_days_raw": retention_days_raw,
+        detail: dict[str, object] = {"rollup_rows": refresh_rollups(conn),
+                                     "series_rollup_rows": refresh_series_rollups(conn, timezone),
+                                     "retention_days_raw": retention_days_raw,
                                      "chunks_dropped": apply_retention(conn, retention_days_raw)}
         conn.execute("update cityos_meta.maintenance_runs set finished_at = now(), detail = %s where id = %s",
                      (Jsonb(detail), run_id))
