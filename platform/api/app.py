@@ -20,6 +20,7 @@ from cityos.platform.api.live import start_live_feed
 from cityos.platform.api.metrics import RequestMetrics
 from cityos.platform.api.microcache import MicroCache
 from cityos.platform.api.security import SecurityHeaders, mount_docs
+from cityos.platform.api.snapshots import Snapshots
 from cityos.platform.db import pool as pools
 from cityos.platform.logs import configure_logging
 from cityos.platform.metrics import enable_multiprocess, metrics_dir
@@ -79,10 +80,14 @@ def create_app(settings: Settings | None = None, *, maintenance: bool = True) ->
             await database.open_async()
         task = asyncio.create_task(_maintenance_loop(settings)) if maintenance else None
         live = start_live_feed(settings, asyncio.get_running_loop())
+        snapshots = app.state.latest_snapshots = Snapshots(settings.database_url).start() \
+            if settings.database_url else None
         log.info("api started", extra={"url": settings.api_url})
         yield
         if live:
             live.stop()
+        if snapshots:
+            snapshots.stop()
         if task:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -17,7 +17,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
 from psycopg.rows import dict_row
 
-from cityos.platform.api.responses import Format, respond
+from cityos.platform.api.responses import Encoded, Format, respond
 from cityos.platform.db.connection import connect
 from cityos.platform.db.series_rollups import BY_NAME, Rollup, bucket_ceil, bucket_floor, watermark
 from cityos.platform.vehicle_privacy import PUBLIC_POSITIONS, visible_sql, visible_until
@@ -93,6 +93,15 @@ def latest(request: Request, metric: str | None = None, domain: Literal["vehicle
            limit: int = Query(10_000, ge=1, le=50_000)) -> Response:
     """The latest value of every public sensor (and metric) in one call. 全センサーの最新値を一度に取得します。"""
     id_list = [i for i in ids.split(",") if i] if ids else None
+    snapshots = getattr(request.app.state, "latest_snapshots", None)
+    if snapshots is None or id_list:  # a chosen few sensors: small, and too many combinations to keep
+        return respond(request, _latest_rows(metric, domain, id_list, limit), format, max_age=5)
+    key = (metric, domain, limit, format)
+    encoded = snapshots.get(key, lambda: Encoded.of(_latest_rows(metric, domain, None, limit), format))
+    return encoded.response(request, max_age=5)
+
+
+def _latest_rows(metric: str | None, domain: str | None, id_list: list[str] | None, limit: int) -> list[dict]:
     sql = f"""
         select v.device_id, v.metric, v.time, v.value, v.label, st_x(p.geom) as lon, st_y(p.geom) as lat
         from telemetry.latest_values v join core.devices d using (device_id)
@@ -113,7 +122,7 @@ def latest(request: Request, metric: str | None = None, domain: Literal["vehicle
     if domain in (None, "vehicle"):
         with connect(autocommit=True) as conn, conn.cursor(row_factory=dict_row) as cur:
             rows += cur.execute(positions_sql, {"ids": id_list, "metric": metric, "limit": limit}).fetchall()
-    return respond(request, rows, format, max_age=5)
+    return rows
 
 
 #: (vehicle?, interval) -> the roll-up that holds that interval's complete buckets.

@@ -1,4 +1,4 @@
--- Hourly and daily roll-ups behind long-range series (the open API's /sensors/{id}/series with
+-- Series and snapshots without the cache. Hourly and daily roll-ups behind long-range series (the open API's /sensors/{id}/series with
 -- interval=1h or 1d), declared in cityos.platform.db.series_rollups.SERIES_ROLLUPS and filled by the
 -- maintenance pass on both TimescaleDB editions (the buckets follow the CITYOS_TIMEZONE setting, which a
 -- continuous aggregate cannot take). Each row carries the zone its buckets were cut in. They outlive raw
@@ -27,3 +27,21 @@ create table cityos_meta.rollup_watermarks (
     done_until timestamptz not null,
     primary key (rollup, zone)
 );
+
+-- The open API's snapshot of the latest values (/api/v1/sensors/latest, 10,000 sensors in one answer) is
+-- encoded once per change, not per request: any statement that changes what it shows (the latest values,
+-- the latest positions, the device registry: public, revoked) announces it, once per statement, on
+-- cityos_latest_changed (transactional: nothing for a rollback; one notification per transaction however
+-- many statements). Listener: cityos.platform.api.snapshots.
+create function telemetry.notify_latest_changed() returns trigger language plpgsql as $$
+begin
+    perform pg_notify('cityos_latest_changed', '');
+    return null;
+end $$;
+
+create trigger latest_values_changed after insert or update or delete or truncate on telemetry.latest_values
+    for each statement execute function telemetry.notify_latest_changed();
+create trigger latest_positions_changed after insert or update or delete or truncate on telemetry.latest_positions
+    for each statement execute function telemetry.notify_latest_changed();
+create trigger devices_changed after insert or update or delete or truncate on core.devices
+    for each statement execute function telemetry.notify_latest_changed();
