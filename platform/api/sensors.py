@@ -19,7 +19,7 @@ from psycopg.rows import dict_row
 
 from cityos.platform.api.responses import Encoded, Format, respond
 from cityos.platform.db.connection import connect
-from cityos.platform.db.series_rollups import BY_NAME, Rollup, bucket_ceil, bucket_floor, watermark
+from cityos.platform.db.series_rollups import BY_NAME, Rollup, bucket_ceil, bucket_floor
 from cityos.platform.vehicle_privacy import PUBLIC_POSITIONS, visible_sql, visible_until
 
 router = APIRouter(prefix="/api/v1/sensors", tags=["open data"])
@@ -130,11 +130,11 @@ ROLLUPS = {(False, "1h"): BY_NAME["measurements_hourly"], (False, "1d"): BY_NAME
            (True, "1h"): BY_NAME["vehicle_positions_hourly"], (True, "1d"): BY_NAME["vehicle_positions_daily"]}
 
 
-def _rolled_up_sql(cur, rollup: Rollup, source: str, agg: str, params: dict, zone: ZoneInfo) -> str:
-    """Buckets from the roll-up where it is complete (whole buckets inside the range, before its watermark),
-    and from raw rows elsewhere: the partial buckets at either edge and everything after the watermark
-    (the current bucket). Fills ``params`` with the split (``lo``, ``hi``)."""
-    done = watermark(cur.connection, rollup.name, params["tz"])
+def _rolled_up_sql(rollup: Rollup, done: datetime | None, source: str, agg: str, params: dict, zone: ZoneInfo
+                   ) -> str:
+    """Buckets from the roll-up where it is complete (whole buckets inside the range, before its watermark
+    ``done``), and from raw rows elsewhere: the partial buckets at either edge and everything after the
+    watermark (the current bucket). Fills ``params`` with the split (``lo``, ``hi``)."""
     lo = bucket_ceil(params["start"], rollup.step, zone)
     hi = bucket_floor(params["end"], rollup.step, zone)
     if done is not None:
@@ -186,9 +186,15 @@ def series(request: Request, device_id: str, metric: str,
     if start >= end:
         raise HTTPException(400, "start must be before end")
     after = _decode_cursor(cursor) if cursor else None
+    settings = request.app.state.settings
     with connect(autocommit=True) as conn, conn.cursor(row_factory=dict_row) as cur:
-        device = cur.execute("select domain, kind from core.devices where device_id = %s and public "
-                             "and revoked_at is null", (device_id,)).fetchone()
+        # the device and, in the same round trip, how far its interval's roll-up is complete
+        device = cur.execute(
+            "select d.domain, d.kind, (select w.done_until from cityos_meta.rollup_watermarks w where w.zone = %s "
+            "and w.rollup = case when d.domain = 'vehicle' then %s else %s end) as done from core.devices d "
+            "where d.device_id = %s and d.public and d.revoked_at is null",
+            (zone, ROLLUPS[(True, interval)].name if interval in ("1h", "1d") else "",
+             ROLLUPS[(False, interval)].name if interval in ("1h", "1d") else "", device_id)).fetchone()
         if device is None:
             raise HTTPException(404, f"no public sensor {device_id}")
         if device["domain"] == "vehicle":
@@ -200,10 +206,9 @@ def series(request: Request, device_id: str, metric: str,
             source = ("(select time, device_id, value from telemetry.measurements where metric = %(metric)s) src")
         params = {"metric": metric, "device": device_id, "start": start, "end": end, "after": after,
                   "limit": limit + 1, "tz": zone}
-        settings = request.app.state.settings
         rollup = ROLLUPS.get((device["domain"] == "vehicle", interval)) if settings.series_rollups else None
         if rollup is not None:
-            sql = _rolled_up_sql(cur, rollup, source, AGGREGATES[agg], params, settings.zone)
+            sql = _rolled_up_sql(rollup, device["done"], source, AGGREGATES[agg], params, settings.zone)
         else:
             time_col = "time" if interval == "raw" else f"time_bucket('{INTERVALS[interval]}', time, %(tz)s)"
             value_col = "value" if interval == "raw" else f"{AGGREGATES[agg]}(value)"

@@ -16,18 +16,13 @@ up) nothing is kept: every request builds its answer, as without snapshots.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 
-import psycopg
-
 from cityos.platform.api.responses import Encoded
-from cityos.platform.db.connection import dedicated
-
-log = logging.getLogger(__name__)
+from cityos.platform.db.listen import ChannelListener
 
 CHANNEL = "cityos_latest_changed"
 MAX_AGE_S = 5.0
@@ -35,28 +30,17 @@ MAX_ENTRIES = 64
 MAX_BYTES = 64 * 1024 * 1024  # per API process; least recently used answers go first
 
 
-class Snapshots:
+class Snapshots(ChannelListener):
     """Encoded answers per key, valid while nothing announced a change on :data:`CHANNEL`."""
 
     def __init__(self, database_url: str, max_age_s: float = MAX_AGE_S):
-        self.database_url = database_url
+        super().__init__(database_url, CHANNEL, "latest-snapshots")
         self.max_age_s = max_age_s
         self.generation = 0
-        self.listening = threading.Event()
         self.builds = 0  # answers built (for tests and diagnostics)
         self._entries: OrderedDict[Hashable, tuple[int, float, Encoded]] = OrderedDict()
         self._locks: dict[Hashable, threading.Lock] = {}
         self._guard = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="latest-snapshots", daemon=True)
-
-    def start(self) -> Snapshots:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
 
     def _fresh(self, key: Hashable) -> Encoded | None:
         entry = self._entries.get(key)
@@ -89,28 +73,8 @@ class Snapshots:
     def _bytes(self) -> int:
         return sum(len(e[2].body) + len(e[2].gzipped) for e in self._entries.values())
 
-    def _changed(self) -> None:
+    def on_listen(self) -> None:
+        self.generation += 1  # whatever changed while not listening
+
+    def on_notify(self, payload: str) -> None:
         self.generation += 1
-
-    def _listen(self) -> None:
-        with dedicated(self.database_url, autocommit=True, timeout=5, application_name=self._thread.name) as conn:
-            conn.execute(f"listen {CHANNEL}")
-            self._changed()  # whatever happened while not listening
-            self.listening.set()
-            while not self._stop.is_set():
-                for _ in conn.notifies(timeout=0.5):
-                    self._changed()
-
-    def _run(self) -> None:
-        backoff = 0.5
-        while not self._stop.is_set():
-            try:
-                self._listen()
-            except psycopg.Error as exc:
-                log.warning("latest snapshots: database unavailable, answers are built per request",
-                            extra={"error": str(exc).strip()[:200], "retry_s": backoff})
-            except Exception:
-                log.exception("latest snapshots: listener failed, restarting")
-            self.listening.clear()
-            self._stop.wait(backoff)
-            backoff = min(backoff * 2, 10.0)
