@@ -9,6 +9,8 @@ Snowplows and buses are shown in real time; patrol cars and other official cars 
 from __future__ import annotations
 
 import base64
+import threading
+from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -130,11 +132,43 @@ ROLLUPS = {(False, "1h"): BY_NAME["measurements_hourly"], (False, "1d"): BY_NAME
            (True, "1h"): BY_NAME["vehicle_positions_hourly"], (True, "1d"): BY_NAME["vehicle_positions_daily"]}
 
 
-def _rolled_up_sql(rollup: Rollup, done: datetime | None, source: str, agg: str, params: dict, zone: ZoneInfo
-                   ) -> str:
-    """Buckets from the roll-up where it is complete (whole buckets inside the range, before its watermark
-    ``done``), and from raw rows elsewhere: the partial buckets at either edge and everything after the
-    watermark (the current bucket). Fills ``params`` with the split (``lo``, ``hi``)."""
+class _RolledRows:
+    """Rolled-up rows this process read, per range and roll-up version (complete buckets do not change until a
+    write to the roll-up bumps its version), least recently used first out."""
+
+    MAX_ROWS = 200_000
+
+    def __init__(self) -> None:
+        self._entries: OrderedDict[tuple, list[dict]] = OrderedDict()
+        self._rows = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple) -> list[dict] | None:
+        with self._lock:
+            rows = self._entries.get(key)
+            if rows is not None:
+                self._entries.move_to_end(key)
+            return rows
+
+    def put(self, key: tuple, rows: list[dict]) -> None:
+        with self._lock:
+            if key in self._entries or len(rows) > self.MAX_ROWS:
+                return
+            self._entries[key] = rows
+            self._rows += len(rows)
+            while self._rows > self.MAX_ROWS:
+                self._rows -= len(self._entries.popitem(last=False)[1])
+
+
+_ROLLED = _RolledRows()
+
+
+def _rolled_up_rows(cur, rollup: Rollup, device: dict, source: str, agg: str, params: dict, zone: ZoneInfo
+                    ) -> list[dict]:
+    """Buckets from the roll-up where it is complete (whole buckets inside the range, before its watermark),
+    and from raw rows elsewhere: the partial buckets at either edge and everything after the watermark
+    (the current bucket); ordered, after the cursor, at most ``params["limit"]``."""
+    done = device["done"]
     lo = bucket_ceil(params["start"], rollup.step, zone)
     hi = bucket_floor(params["end"], rollup.step, zone)
     if done is not None:
@@ -142,12 +176,25 @@ def _rolled_up_sql(rollup: Rollup, done: datetime | None, source: str, agg: str,
     if done is None or hi <= lo:
         lo = hi = params["start"]  # no complete rolled-up bucket in the range: all from raw rows
     params.update(lo=lo, hi=hi)
+    rolled: list[dict] = []
+    if lo < hi:
+        key = (rollup.name, params["device"], params["metric"], params["tz"], agg, lo, hi, device["version"])
+        if (kept := _ROLLED.get(key)) is None:
+            kept = cur.execute(f"select bucket as time, {agg} as value from {rollup.table} where device_id = "
+                               "%(device)s and metric = %(metric)s and zone = %(tz)s and bucket >= %(lo)s "
+                               "and bucket < %(hi)s order by bucket", params).fetchall()
+            _ROLLED.put(key, kept)
+        rolled = kept
     raw = (f"select time_bucket('{rollup.width}', time, %(tz)s) as time, {agg}(value) as value from {source} "
            "where device_id = %(device)s and time >= {} and time < {} group by 1")
-    # two plain ranges, not one OR: TimescaleDB excludes the other chunks of each while planning
-    return (f"select bucket as time, {agg} as value from {rollup.table} where device_id = %(device)s "
-            f"and metric = %(metric)s and zone = %(tz)s and bucket >= %(lo)s and bucket < %(hi)s "
-            f"union all {raw.format('%(start)s', '%(lo)s')} union all {raw.format('%(hi)s', '%(end)s')}")
+    # two plain ranges, not one OR, and no prepared statement (a generic plan would keep every chunk):
+    # TimescaleDB excludes the other chunks of each range while planning
+    edges = cur.execute(f"{raw.format('%(start)s', '%(lo)s')} union all {raw.format('%(hi)s', '%(end)s')}",
+                        params, prepare=False).fetchall()
+    rows = sorted([*edges, *rolled], key=lambda r: r["time"])
+    if params["after"] is not None:
+        rows = [r for r in rows if r["time"] > params["after"]]
+    return rows[:params["limit"]]
 
 
 def _encode_cursor(t: datetime) -> str:
@@ -190,8 +237,9 @@ def series(request: Request, device_id: str, metric: str,
     with connect(autocommit=True) as conn, conn.cursor(row_factory=dict_row) as cur:
         # the device and, in the same round trip, how far its interval's roll-up is complete
         device = cur.execute(
-            "select d.domain, d.kind, (select w.done_until from cityos_meta.rollup_watermarks w where w.zone = %s "
-            "and w.rollup = case when d.domain = 'vehicle' then %s else %s end) as done from core.devices d "
+            "select d.domain, d.kind, w.done_until as done, w.version from core.devices d "
+            "left join cityos_meta.rollup_watermarks w on w.zone = %s "
+            "and w.rollup = case when d.domain = 'vehicle' then %s else %s end "
             "where d.device_id = %s and d.public and d.revoked_at is null",
             (zone, ROLLUPS[(True, interval)].name if interval in ("1h", "1d") else "",
              ROLLUPS[(False, interval)].name if interval in ("1h", "1d") else "", device_id)).fetchone()
@@ -208,16 +256,16 @@ def series(request: Request, device_id: str, metric: str,
                   "limit": limit + 1, "tz": zone}
         rollup = ROLLUPS.get((device["domain"] == "vehicle", interval)) if settings.series_rollups else None
         if rollup is not None:
-            sql = _rolled_up_sql(rollup, device["done"], source, AGGREGATES[agg], params, settings.zone)
+            rows = _rolled_up_rows(cur, rollup, device, source, AGGREGATES[agg], params, settings.zone)
         else:
             time_col = "time" if interval == "raw" else f"time_bucket('{INTERVALS[interval]}', time, %(tz)s)"
             value_col = "value" if interval == "raw" else f"{AGGREGATES[agg]}(value)"
             group = "" if interval == "raw" else "group by 1"
             sql = (f"select {time_col} as time, {value_col} as value from {source} where device_id = %(device)s "
                    f"and time >= %(start)s and time < %(end)s {group} ")
-        sql = f"select * from ({sql}) s where (%(after)s::timestamptz is null or time > %(after)s) " \
-              f"order by time limit %(limit)s"
-        rows = cur.execute(sql, params).fetchall()
+            sql = f"select * from ({sql}) s where (%(after)s::timestamptz is null or time > %(after)s) " \
+                  f"order by time limit %(limit)s"
+            rows = cur.execute(sql, params).fetchall()
     next_cursor = _encode_cursor(rows[limit - 1]["time"]) if len(rows) > limit else None
     rows = rows[:limit]
     return respond(request, rows, format, max_age=60,

@@ -8,9 +8,10 @@ time lies in ``[%(from)s, %(to)s)``, in the time zone ``%(tz)s``). Buckets follo
 zone's buckets from the start, and the old ones are never read.
 
 How far a roll-up is complete is kept per roll-up and zone in ``cityos_meta.rollup_watermarks``
-(``done_until``: every bucket before it is rolled up). The series route reads the roll-up for complete
-buckets before ``done_until`` and raw rows for the rest (the current, incomplete bucket and whatever the
-last maintenance pass has not reached yet), so answers stay exact and fresh.
+(``done_until``: every bucket before it is rolled up; ``version``: bumped by every write, so a reader may
+keep rolled-up rows until it changes — a recompute of touched buckets must bump it too). The series route
+reads the roll-up for complete buckets before ``done_until`` and raw rows for the rest (the current,
+incomplete bucket and whatever the last maintenance pass has not reached yet), so answers stay exact and fresh.
 
 Refreshing (:func:`refresh_series_rollups`, every maintenance pass, on both TimescaleDB editions: a
 continuous aggregate cannot take the time zone as a setting): each pass rolls up from ``done_until``
@@ -148,7 +149,8 @@ def _refresh_one(conn: psycopg.Connection, rollup: Rollup, zone: str, now: datet
 def _advance(conn: psycopg.Connection, name: str, zone: str, until: datetime) -> None:
     conn.execute("insert into cityos_meta.rollup_watermarks (rollup, zone, done_until) values (%s, %s, %s) "
                  "on conflict (rollup, zone) do update set done_until = greatest("
-                 "cityos_meta.rollup_watermarks.done_until, excluded.done_until)", (name, zone, until))
+                 "cityos_meta.rollup_watermarks.done_until, excluded.done_until), "
+                 "version = nextval('cityos_meta.rollup_versions')", (name, zone, until))
 
 
 def refresh_series_rollups(conn: psycopg.Connection, zone: str, now: datetime | None = None) -> dict[str, int]:

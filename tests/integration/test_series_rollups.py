@@ -88,3 +88,15 @@ def test_complete_days_are_read_from_the_daily_rollup(api, database_url):
     after = _series(api, GONE, "1d", "avg", start, end)
     complete = [b for b in before if b[0] + timedelta(days=1) <= done and b[0] >= start]
     assert complete and all(b in after for b in complete)
+
+
+def test_a_rewritten_rollup_is_read_again_not_kept(api, database_url):
+    now = datetime.now(UTC)
+    start, end = now - timedelta(days=3), now
+    assert 500 not in [v for _, v in _series(api, SENSOR, "1d", "max", start, end)]  # now kept by the API
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("update telemetry.measurements set value = 500 where device_id = %s and time < %s and time > %s",
+                     (SENSOR, now - timedelta(days=2), now - timedelta(days=2, hours=1)))
+        conn.execute("delete from cityos_meta.rollup_watermarks")  # roll everything up again
+        refresh_series_rollups(conn, ZONE)
+    assert 500 in [v for _, v in _series(api, SENSOR, "1d", "max", start, end)]

@@ -20,11 +20,14 @@ create table telemetry.vehicle_positions_hourly (like telemetry.measurements_hou
 create table telemetry.vehicle_positions_daily (like telemetry.measurements_hourly including all);
 
 -- How far each roll-up is complete, per zone: every bucket before done_until is rolled up; the series
--- route reads raw rows from there on.
+-- route reads raw rows from there on. version counts the writes to the roll-up (the API keeps rolled-up
+-- rows it read until it changes; from a sequence, so a value is never given twice).
+create sequence cityos_meta.rollup_versions;
 create table cityos_meta.rollup_watermarks (
     rollup     text not null,
     zone       text not null,
     done_until timestamptz not null,
+    version    bigint not null default nextval('cityos_meta.rollup_versions'),
     primary key (rollup, zone)
 );
 
