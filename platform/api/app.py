@@ -106,7 +106,7 @@ def create_app(settings: Settings | None = None, *, maintenance: bool = True) ->
     app.state.database = database
     # Open data may be read from any web page; writes need a token, not a cookie, so this is safe.
     # Innermost first: gzip for clients that accept it, the micro-cache (keeps compressed answers), then access.
-    app.add_middleware(GZipMiddleware, minimum_size=1024)
+    app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=5)  # 9 cost ~3x the CPU for ~3 % less
     app.add_middleware(MicroCache, ttl=settings.api_cache_s)  # inside the access middleware: requests still count
     app.add_middleware(AccessMiddleware, settings=settings)
     app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "HEAD", "OPTIONS"],
