@@ -116,23 +116,35 @@ class Database:
         return out
 
 
-_current: Database | None = None
-_current_lock = threading.Lock()
+_installed: Database | None = None
+_lazy: Database | None = None
+_lock = threading.Lock()
 
 
 def install(database: Database | None) -> None:
     """Make ``database`` the process's pool (the API does it while it runs); None: forget it."""
-    global _current
-    with _current_lock:
-        _current = database
+    global _installed
+    with _lock:
+        _installed = database
 
 
 def current() -> Database:
-    """The process's pool: the installed one, else one built from the process-wide settings (closed at exit)."""
-    global _current
-    if _current is None:
-        with _current_lock:
-            if _current is None:
-                _current = Database(get_settings())
-                atexit.register(_current.close)
-    return _current
+    """The process's pool: the installed one, else one built from the process-wide settings (closed at exit).
+
+    The latter follows the settings: when they name another database (``get_settings.cache_clear()`` after
+    the environment changed, as tests and in-process CLI calls do), its pool is closed and a new one built."""
+    global _lazy
+    if _installed is not None:
+        return _installed
+    settings = get_settings()
+    database = _lazy
+    if database is None or database.settings is not settings:
+        with _lock:
+            if _lazy is None or _lazy.settings is not settings:
+                if _lazy is not None:
+                    _lazy.close()
+                else:
+                    atexit.register(lambda: _lazy and _lazy.close())
+                _lazy = Database(settings)
+            database = _lazy
+    return database

@@ -50,3 +50,18 @@ def test_connections_of_a_process_are_lent_from_its_one_pool(database_url):
     finally:
         pools.install(None)
         database.close()
+
+
+def test_a_process_pool_follows_the_settings_it_was_built_from(database_url, monkeypatch):
+    from cityos.platform.settings import get_settings
+
+    try:
+        monkeypatch.setenv("CITYOS_DATABASE_URL", "postgresql://nobody:x@127.0.0.1:9/elsewhere")
+        get_settings.cache_clear()
+        assert pools.current().url.endswith("/elsewhere")
+        monkeypatch.setenv("CITYOS_DATABASE_URL", database_url)  # an in-process CLI call of a test, say
+        get_settings.cache_clear()
+        with connect() as conn:
+            assert conn.execute("select current_database()").fetchone()[0] == database_url.rsplit("/", 1)[1]
+    finally:
+        get_settings.cache_clear()
