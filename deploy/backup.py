@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from cityos.platform.db.connection import connect
 from cityos.platform.settings import Settings
 
 PG_BIN_IN_ROOT = "/usr/lib/postgresql/17/bin"
@@ -79,7 +79,7 @@ OWN_TABLES = ("select n.nspname, c.relname from pg_class c join pg_namespace n o
 
 def row_counts(database_url: str) -> dict[str, int]:
     """Rows of every table and hypertable of the database's own (see OWN_TABLES)."""
-    with psycopg.connect(database_url) as conn:
+    with connect(database_url) as conn:
         tables = conn.execute(OWN_TABLES, (list(SYSTEM_SCHEMAS),)).fetchall()
         return {f"{s}.{t}": conn.execute(sql.SQL("select count(*) from {}.{}").format(
             sql.Identifier(s), sql.Identifier(t))).fetchone()[0] for s, t in tables}
@@ -160,14 +160,14 @@ def restore(settings: Settings, source: Path, database_url: str) -> dict[str, tu
     if not settings.admin_database_url:
         raise BackupError("restoring TimescaleDB needs a superuser: set CITYOS_ADMIN_DATABASE_URL")
     expected = json.loads((source / MANIFEST).read_text())["row_counts"]
-    with psycopg.connect(database_url, autocommit=True) as conn:
+    with connect(database_url, autocommit=True) as conn:
         database = conn.info.dbname
         if conn.execute(OWN_TABLES, (list(SYSTEM_SCHEMAS),)).fetchone():
             raise BackupError("the target database is not empty: restore only into a new database")
         if not conn.execute("select 1 from pg_extension where extname = 'timescaledb'").fetchone():
             raise BackupError("the target database has no timescaledb extension: `create extension timescaledb` first")
     admin = _on_database(settings.admin_database_url, database)
-    with psycopg.connect(admin, autocommit=True) as conn:
+    with connect(admin, autocommit=True) as conn:
         conn.execute("select timescaledb_pre_restore()")
     try:
         tools = pg_tools(settings)
@@ -176,7 +176,7 @@ def restore(settings: Settings, source: Path, database_url: str) -> dict[str, tu
             result = subprocess.run(tools.argv("pg_restore", "--no-password", dbname), stdin=dump,
                                     capture_output=True, env=env)
     finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
+        with connect(admin, autocommit=True) as conn:
             conn.execute("select timescaledb_post_restore()")
     if result.returncode != 0:
         raise BackupError(f"pg_restore failed: {result.stderr.decode(errors='replace').strip()[-2000:]}")

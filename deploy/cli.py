@@ -90,12 +90,13 @@ def backup(to: Path = typer.Option(Path("backups"), "--to", help="Folder that re
     from cityos.deploy.backup import BackupError
     from cityos.deploy.backup import backup as run_backup
     from cityos.platform.audit import record_command
+    from cityos.platform.db.connection import connect
     from cityos.platform.settings import load_settings
 
     settings = load_settings()
     try:
         # A backup reads every resident's data: audited first, so the row is in the backup too.
-        with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        with connect(settings.database_url, autocommit=True) as conn:
             record_command(conn, "backup", detail={"to": str(to)})
         folder = run_backup(settings, to)
     except (BackupError, OSError, psycopg.Error) as exc:

@@ -16,9 +16,9 @@ def load_city(stack, report: Callable[[str], None]) -> None:
     """The demo city's layers and registry extract, once (an existing city is left alone)."""
     import time
 
-    import psycopg
+    from cityos.platform.db.connection import connect
 
-    with psycopg.connect(stack.postgres.database_url()) as conn:
+    with connect(stack.postgres.database_url()) as conn:
         if conn.execute("select exists (select 1 from gis.districts)").fetchone()[0]:
             report("  demo city    already loaded")
             return
@@ -40,9 +40,10 @@ def start_simulator(stack, report: Callable[[str], None]) -> None:
 
 def previous_day_homes(database_url: str, timezone: str) -> int:
     """Simulated homes with at least two meter readings in the previous local day (the city's time zone)."""
-    import psycopg
 
-    with psycopg.connect(database_url) as conn:
+    from cityos.platform.db.connection import connect
+
+    with connect(database_url) as conn:
         return conn.execute("""
             with day as (select (date_trunc('day', now() at time zone %(tz)s) - interval '1 day') at time zone %(tz)s
                                 as start)

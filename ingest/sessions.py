@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import psycopg
 
+from cityos.platform.db.connection import connect, dedicated
 from cityos.platform.db.scalar import scalar
 
 log = logging.getLogger(__name__)
@@ -94,8 +95,8 @@ class InstanceClaim:
         self.conn: psycopg.Connection | None = None
 
     def _connect(self) -> psycopg.Connection:
-        return psycopg.connect(self.database_url, autocommit=True, connect_timeout=5,
-                               application_name="cityos-ingest-instance")
+        # Not pooled: this session holds the instance's advisory lock for as long as the instance runs.
+        return dedicated(self.database_url, autocommit=True, timeout=5, application_name="cityos-ingest-instance")
 
     def acquire(self, timeout: float = 30.0) -> int:
         """Take the wanted ordinal (waiting up to ``timeout`` for it), or the lowest free one with ``auto``."""
@@ -311,7 +312,7 @@ def _sleep(stop: threading.Event, seconds: float) -> None:
 
 def overview(database_url: str) -> dict[str, object]:
     """What ``cityos status`` shows of the ingest sessions: running instances, open sessions, orphans."""
-    with psycopg.connect(database_url, autocommit=True, connect_timeout=3) as conn:
+    with connect(database_url, autocommit=True, timeout=3) as conn:
         if not scalar(conn.execute("select to_regclass('core.ingest_sessions')")):
             return {"error": "no session registry (run `cityos db migrate`)"}
         live = sorted(live_instances(conn))

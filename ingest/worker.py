@@ -37,6 +37,7 @@ from cityos.ingest.dynsec import CONTROL_TOPIC, open_gate_payload
 from cityos.ingest.pipeline import MessageOutcome, process_message
 from cityos.ingest.topics import SEQ_PROPERTY, confirm_topic, is_valid_device_id
 from cityos.ingest.writer import Batch, write_batch
+from cityos.platform.db.connection import dedicated
 from cityos.platform.mqtt import BrokerAddress, new_client
 
 log = logging.getLogger(__name__)
@@ -205,8 +206,9 @@ class IngestWorker:
 
     def _db(self) -> psycopg.Connection:
         if self._conn is None or self._conn.closed:
-            self._conn = psycopg.connect(self.config.database_url, connect_timeout=5,
-                                         application_name=self.config.client_id)
+            # Not pooled: a worker writes one batch at a time on one connection of its own (COPY into staging
+            # tables, then the acknowledgement after commit); a pool would only add a hand-over per batch.
+            self._conn = dedicated(self.config.database_url, timeout=5, application_name=self.config.client_id)
         return self._conn
 
     def _take(self) -> list[Received]:

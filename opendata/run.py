@@ -21,6 +21,7 @@ from cityos.opendata.builders import READS
 from cityos.opendata.definitions import DATASETS_DIR, Dataset, load_definitions, load_portal
 from cityos.opendata.publisher import Change, DatasetResult, connect, publish
 from cityos.platform.audit import Who, access_of, record
+from cityos.platform.db.connection import connect as connect_db
 from cityos.platform.settings import Settings
 
 
@@ -126,7 +127,7 @@ def run(settings: Settings, *, only: list[str] | None = None, dry_run: bool = Fa
     now = now or datetime.now(UTC)
     run_id = uuid.uuid4()
     portal = load_portal(folder)
-    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+    with connect_db(settings.database_url, autocommit=True) as conn:
         definitions = load_definitions(folder, only)
         if due_only:
             definitions = due(definitions, last_published(conn), now, late_arrivals(conn))

@@ -17,6 +17,8 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from psycopg.types.json import Jsonb
 
+from cityos.platform.db.connection import aconnect
+
 #: Every scope a token may carry.
 SCOPES = {
     "devices:read", "devices:write",          # device registry and credentials
@@ -76,7 +78,7 @@ class Principal:
 
 async def lookup_token(database_url: str, token: str) -> Principal | None:
     """The principal of a valid (unexpired, unrevoked) ``token``, or None."""
-    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+    async with aconnect(database_url, autocommit=True) as conn:
         cur = await conn.execute(
             "select name, scopes from core.api_tokens where token_hash = %s and revoked_at is null "
             "and (expires_at is null or expires_at > now())", (hash_token(token),))
@@ -90,7 +92,7 @@ async def audit(database_url: str, principal: Principal | None, action: str, res
     """Append one entry to the audit log (entry point ``api``; who: the token's name)."""
     from cityos.platform.audit import INSERT
 
-    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+    async with aconnect(database_url, autocommit=True) as conn:
         await conn.execute(INSERT, (
             principal.name if principal else "anonymous", ",".join(sorted(principal.scopes)) if principal else "",
             "api", action, resource, subject, reason, Jsonb(detail or {}), client_addr))

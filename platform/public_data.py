@@ -7,8 +7,7 @@ open data, blank below k homes.
 
 from __future__ import annotations
 
-import psycopg
-
+from cityos.platform.db.connection import connect
 from cityos.platform.exits import consent_filter
 from cityos.platform.public_positions import rfc3339_utc
 
@@ -25,7 +24,7 @@ def energy_now(database_url: str, k: int, exit_name: str) -> dict:
     """Average power per home now, per district and for the city, from the homes that consented to the purpose
     ``exit_name`` declares (:mod:`cityos.platform.exits`); fewer than ``k`` homes: blank."""
     query = ENERGY_NOW.format(consenting=consent_filter(exit_name, "d.owner_subject"))
-    with psycopg.connect(database_url, connect_timeout=3) as conn:
+    with connect(database_url, timeout=3) as conn:
         rows = conn.execute(query).fetchall()
     out: dict = {"t": None, "city": None, "districts": []}
     for district, homes, avg_w, latest in rows:

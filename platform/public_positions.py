@@ -12,11 +12,11 @@ from __future__ import annotations
 import json
 import logging
 import math
-import threading
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
-import psycopg
+from cityos.platform.db.connection import connect
+from cityos.platform.db.listen import ChannelListener
 
 log = logging.getLogger(__name__)
 
@@ -63,13 +63,13 @@ def notification_event(payload: str) -> dict | None:
 
 def snowplow_snapshot(database_url: str) -> list[dict]:
     """The latest stored position of every public snowplow."""
-    with psycopg.connect(database_url, connect_timeout=3) as conn, conn.cursor() as cur:
+    with connect(database_url, timeout=3) as conn, conn.cursor() as cur:
         cur.execute(SNAPSHOT)
         columns = [c.name for c in cur.description or []]
         return [position_event(dict(zip(columns, r, strict=True))) for r in cur.fetchall()]
 
 
-class PositionListener:
+class PositionListener(ChannelListener):
     """A thread that LISTENs on :data:`CHANNEL` and calls ``on_position(event)`` for each committed position.
 
     Reconnects with back-off after a database outage (positions committed meanwhile are not replayed:
@@ -77,44 +77,9 @@ class PositionListener:
     """
 
     def __init__(self, database_url: str, on_position: Callable[[dict], None], name: str = "public-positions"):
-        self.database_url = database_url
+        super().__init__(database_url, CHANNEL, name)
         self.on_position = on_position
-        self.listening = threading.Event()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
-    def start(self) -> PositionListener:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-
-    def _listen(self) -> None:
-        with psycopg.connect(self.database_url, autocommit=True, connect_timeout=5,
-                             application_name=self._thread.name) as conn:
-            conn.execute(f"listen {CHANNEL}")
-            self.listening.set()
-            while not self._stop.is_set():
-                for notification in conn.notifies(timeout=0.5):
-                    if (event := notification_event(notification.payload)) is not None:
-                        self.on_position(event)
-
-    def _run(self) -> None:
-        backoff = 0.5
-        while not self._stop.is_set():
-            try:
-                self._listen()
-            except psycopg.Error as exc:
-                if self.listening.is_set():  # was listening: a new outage
-                    backoff = 0.5
-                log.warning("public positions: database unavailable, retrying",
-                            extra={"error": str(exc).strip()[:200], "retry_s": backoff})
-                self.listening.clear()
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 10.0)
-            except Exception:
-                log.exception("public positions: listener failed, restarting")
-                self.listening.clear()
-                self._stop.wait(1.0)
+    def on_notify(self, payload: str) -> None:
+        if (event := notification_event(payload)) is not None:
+            self.on_position(event)

@@ -83,8 +83,16 @@ class Settings(BaseSettings):
                                  "against the rate and quota, so paging clients read whole layers.")
     anonymous_max_permutations: int = Field(999, ge=99, description="Most permutations of the hotspot analysis "
                                             "for callers without an API key or token.")
-    api_cache_s: float = Field(0, ge=0, le=300, description="Seconds anonymous open-data GETs are answered from "
-                               "each API process's memory (0: off; production: 2).")
+    api_cache_s: float = Field(2, ge=0, le=300, description="Seconds anonymous open-data GETs are answered from "
+                               "each API process's memory (0: off; the tests set 0 where they need freshness).")
+    series_rollups: bool = Field(True, description="Series with interval=1h or 1d read their complete buckets from the "
+                                 "hourly/daily roll-ups (raw rows only for the rest); off: all from raw rows (the "
+                                 "test suite, which writes readings into the past behind ingest's back).")
+    db_pool_min: int = Field(1, ge=0, le=100, description="Connections each process's database pool keeps open.")
+    db_pool_max: int = Field(10, ge=1, le=1000, description="Most connections each process's database pool opens "
+                             "(each of the sync and async pools of an API process).")
+    db_pool_timeout_s: float = Field(10, gt=0, le=300, description="Longest wait for a free pooled connection "
+                                     "before the request fails.")
     basemap_tiles: str = Field("", description="Raster tile URL template of the apps' basemap (e.g. GSI: "
                                "https://cyberjapandata.gsi.go.jp/xyz/std/{z}/{x}/{y}.png); empty = offline style.")
     basemap_attribution: str = Field("", description="Attribution shown with the basemap (e.g. 地理院タイル).")

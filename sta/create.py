@@ -67,7 +67,7 @@ async def _writer(request: Request, conn_url: str) -> str | None:
             raise Refusal(401, "cannot read the Basic credentials", {"WWW-Authenticate": "Basic"}) from None
 
         def check() -> bool:
-            with psycopg.connect(conn_url, autocommit=True, connect_timeout=3) as conn:
+            with connect(conn_url, autocommit=True, timeout=3) as conn:
                 row = conn.execute("select mqtt_password_hash from core.devices where device_id = %s "
                                    "and revoked_at is null", (device_id,)).fetchone()
             return bool(row) and verify_password(password, row[0])

@@ -22,6 +22,7 @@ from datetime import datetime
 import psycopg
 from psycopg.rows import dict_row
 
+from cityos.platform.db.connection import dedicated
 from cityos.platform.mqtt import BrokerAddress, new_client
 from cityos.platform.vehicle_privacy import PUBLIC_POSITIONS, REALTIME_KINDS
 from cityos.sta.entities import ENTITY_SETS, Context
@@ -115,7 +116,7 @@ class StaFeed:
         try:
             while not self._stop.is_set():
                 try:
-                    with psycopg.connect(self.database_url, autocommit=True, connect_timeout=3) as conn:
+                    with dedicated(self.database_url, autocommit=True, timeout=3) as conn:  # held while polling
                         self.poll(conn)
                         self.ready.set()
                         while not self._stop.is_set():

@@ -21,6 +21,12 @@ from helpers import api_server, create_database, missing
 REPO = Path(__file__).resolve().parents[1]
 # Parallel sessions on one server each set their own name.
 TEST_DATABASE = os.environ.get("CITYOS_TEST_DATABASE", "cityos_test")
+# The product answers repeated anonymous reads from a 2 s micro-cache; tests read what they just wrote, so
+# every API they start has it off unless the test sets CITYOS_API_CACHE_S itself (the cache's own tests).
+os.environ.setdefault("CITYOS_API_CACHE_S", "0")
+# Likewise series read raw rows: tests write readings into the past with SQL, behind the roll-ups' back
+# (tests/integration/test_series_rollups.py turns them on).
+os.environ.setdefault("CITYOS_SERIES_ROLLUPS", "false")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -168,9 +168,10 @@ class Broker:
 
     def sync_credentials(self, database_url: str) -> int:
         """Make the broker's accounts match the registry (its file when stopped, its control API when running)."""
-        import psycopg
 
-        with psycopg.connect(database_url) as conn:
+        from cityos.platform.db.connection import connect
+
+        with connect(database_url) as conn:
             result = sync_broker(conn, self.target())
         return len(result.removed) + len(result.roles_changed)
 

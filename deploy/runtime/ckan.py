@@ -117,14 +117,16 @@ class Ckan:
 
     def provision_database(self) -> str:
         """CKAN's role and database on the platform's server; returns CKAN's database URL."""
-        import psycopg
+
         from psycopg import sql
+
+        from cityos.platform.db.connection import connect
 
         if not self.admin_url:
             raise ProvisioningError("CKAN needs a database: set CITYOS_ADMIN_DATABASE_URL (a superuser URL of the "
                                     "server) or CITYOS_CKAN_URL and CITYOS_CKAN_TOKEN (an existing portal)")
         password = self.secrets.get("CKAN_DB_PASSWORD")
-        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+        with connect(self.admin_url, autocommit=True) as conn:
             if not conn.execute("select 1 from pg_roles where rolname = 'ckan'").fetchone():
                 conn.execute(sql.SQL("create role ckan login password {}").format(sql.Literal(password)))
             if not conn.execute("select 1 from pg_database where datname = 'ckan'").fetchone():

@@ -212,17 +212,19 @@ class Postgres:
 
     def provision_database(self) -> None:
         """Create the owner role, the platform database and its extensions (idempotent)."""
-        import psycopg
+
         from psycopg import sql
 
+        from cityos.platform.db.connection import connect
+
         owner_pw = self.secrets.get("PG_OWNER_PASSWORD")
-        with psycopg.connect(self.admin_url(), autocommit=True) as conn:
+        with connect(self.admin_url(), autocommit=True) as conn:
             if not conn.execute("select 1 from pg_roles where rolname = %s", (OWNER_ROLE,)).fetchone():
                 conn.execute(sql.SQL("create role {} login createrole password {}").format(
                     sql.Identifier(OWNER_ROLE), sql.Literal(owner_pw)))
             if not conn.execute("select 1 from pg_database where datname = %s", (DATABASE,)).fetchone():
                 conn.execute(f"create database {DATABASE} owner {OWNER_ROLE}")
-        with psycopg.connect(self.admin_url(DATABASE), autocommit=True) as conn:
+        with connect(self.admin_url(DATABASE), autocommit=True) as conn:
             conn.execute("create extension if not exists timescaledb")
             conn.execute("create extension if not exists postgis")
             conn.execute(f"grant create on database {DATABASE} to {OWNER_ROLE}")

@@ -31,6 +31,7 @@ from cityos.ingest.ngsild.model import READ_SCOPE, VEHICLE_ATTRS
 from cityos.ingest.ngsild.problems import NgsiError
 from cityos.ingest.ngsild.subscriptions import check_endpoint
 from cityos.ingest.ngsild.terms import CORE, CORE_CONTEXT_URL, link_header
+from cityos.platform.db.connection import dedicated
 from cityos.platform.db.scalar import scalar
 
 log = logging.getLogger(__name__)
@@ -159,8 +160,8 @@ class Notifier:
             self._stop.wait(2.0)
 
     def _lead(self) -> None:
-        with psycopg.connect(self.database_url, autocommit=True, connect_timeout=5,
-                             application_name="ngsild-notifier") as conn:
+        # its own session: it holds the advisory lock and LISTENs as long as it leads
+        with dedicated(self.database_url, autocommit=True, timeout=5, application_name="ngsild-notifier") as conn:
             if not scalar(conn.execute("select pg_try_advisory_lock(%s)", (LOCK_KEY,))):
                 return  # another process notifies; try again later (it may stop)
             conn.execute(f"listen {CHANNEL}")

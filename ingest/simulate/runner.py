@@ -23,6 +23,7 @@ from cityos.ingest.devices import BrokerTarget, NewDevice, add_device, provision
 from cityos.ingest.simulate import health, hems, vehicles
 from cityos.ingest.simulate.routes import Segment, road_routes, road_segments
 from cityos.platform import consent
+from cityos.platform.db.connection import dedicated
 from cityos.platform.mqtt import BrokerAddress, new_client
 
 log = logging.getLogger(__name__)
@@ -269,7 +270,9 @@ def simulate(database_url: str, broker_url: str, target: BrokerTarget, config: S
 
     Devices are spread over processes of :data:`DEVICES_PER_PROCESS` each.
     """
-    with psycopg.connect(database_url, autocommit=True) as conn, conn.transaction():
+    # a connection of its own, not the process's pool: this process forks its publishers next, and a pool's
+    # threads and sockets must not be half-inherited by them
+    with dedicated(database_url, autocommit=True) as conn, conn.transaction():
         devices = ensure_devices(conn, config)
         provision(conn, target, *devices.values())  # each device's account, with its fresh password
         roads = road_segments(conn)

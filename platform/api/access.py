@@ -13,7 +13,6 @@ import re
 import time
 from urllib.parse import parse_qs
 
-import psycopg
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, EmailStr, Field
@@ -21,6 +20,7 @@ from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocket
 
 from cityos.platform.api.clientaddr import client_address, parse_networks
+from cityos.platform.db.connection import connect
 from cityos.platform.ratelimit import ConnectionCap, Limits, RateLimiter, create_api_key, hash_key
 
 LIMITED_PREFIXES = ("/api/v1/sensors", "/api/v1/gis", "/ogc", "/api/v1/live", "/sta/")
@@ -47,7 +47,7 @@ def request_key(body: KeyRequest, request: Request) -> dict:
     """Self-service: a key with the default rate (600/min) and daily quota (100,000). Shown once.
     One address may ask for ``CITYOS_KEYS_PER_ADDRESS_PER_DAY`` keys a day (10); then 429."""
     settings = request.app.state.settings
-    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+    with connect(settings.database_url, autocommit=True) as conn:
         key = create_api_key(conn, body.name, str(body.contact))
     return {"api_key": key, "rate_per_minute": 600, "daily_quota": 100_000,
             "usage": "send it as the X-API-Key header"}
@@ -75,7 +75,7 @@ class AccessMiddleware:
         cached = self._keys.get(key)
         if cached and time.monotonic() - cached[0] < KEY_CACHE_S:
             return cached[1]
-        with psycopg.connect(self.settings.database_url, autocommit=True, connect_timeout=3) as conn:
+        with connect(self.settings.database_url, autocommit=True, timeout=3) as conn:
             row = conn.execute("select rate_per_minute, daily_quota from core.api_keys where key_hash = %s "
                                "and revoked_at is null", (hash_key(key),)).fetchone()
         limits = Limits(row[0], row[1]) if row else None

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import time
 
-import psycopg
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from cityos.platform.db.connection import aconnect
 from cityos.platform.mqtt import check_broker
 
 router = APIRouter(tags=["operations"])
@@ -23,11 +23,8 @@ async def healthz() -> dict[str, str]:
 async def _check_database(url: str) -> dict[str, object]:
     started = time.monotonic()
     try:
-        conn = await psycopg.AsyncConnection.connect(url, connect_timeout=2, autocommit=True)
-        try:
+        async with aconnect(url, autocommit=True, timeout=2) as conn:
             await asyncio.wait_for(conn.execute("select 1"), timeout=2)
-        finally:
-            await conn.close()
     except Exception as exc:
         return {"ok": False, "error": str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}
     return {"ok": True, "latency_ms": round((time.monotonic() - started) * 1000, 1)}

@@ -19,6 +19,8 @@ import psycopg
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from cityos.platform.db.connection import connect
+
 router = APIRouter(tags=["operations"])
 
 DEVICES_SQL = """
@@ -86,8 +88,8 @@ class CityCollector:
                                    "CITYOS_SILENT_DEVICE_S", labels=["domain"])
         dead = GaugeMetricFamily("cityos_dead_letters_recent", "Dead letters stored in the last hour (all hosts)")
         try:
-            with psycopg.connect(self.database_url, connect_timeout=3) as conn:
-                conn.execute("set statement_timeout = '3s'")
+            with connect(self.database_url, timeout=3) as conn:  # one transaction: the limit ends with it
+                conn.execute("set local statement_timeout = '3s'")
                 for domain, count, quiet in conn.execute(DEVICES_SQL, (self.silent_after_s,)):
                     active.add_metric([domain], count)
                     silent.add_metric([domain], quiet)

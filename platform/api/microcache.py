@@ -5,7 +5,8 @@ for that long); caching each process's own answers for a second or two flattens 
 identical requests (200 citizen apps polling the same snowplow list) without making anything
 staler than its headers allow. Requests with an ``Authorization`` header (staff, households) are
 never cached or answered from the cache. It sits inside the access middleware, so every request
-still counts against its rate limit and quota. ``CITYOS_API_CACHE_S`` sets the time (0: off).
+still counts against its rate limit and quota. ``CITYOS_API_CACHE_S`` sets the time (default 2 s; 0: off, as
+the test suite sets it).
 """
 
 from __future__ import annotations

@@ -9,15 +9,19 @@ Snowplows and buses are shown in real time; patrol cars and other official cars 
 from __future__ import annotations
 
 import base64
+import threading
+from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
 from psycopg.rows import dict_row
 
-from cityos.platform.api.responses import Format, respond
+from cityos.platform.api.responses import Encoded, Format, respond
 from cityos.platform.db.connection import connect
+from cityos.platform.db.series_rollups import BY_NAME, Rollup, bucket_ceil, bucket_floor
 from cityos.platform.vehicle_privacy import PUBLIC_POSITIONS, visible_sql, visible_until
 
 router = APIRouter(prefix="/api/v1/sensors", tags=["open data"])
@@ -91,6 +95,15 @@ def latest(request: Request, metric: str | None = None, domain: Literal["vehicle
            limit: int = Query(10_000, ge=1, le=50_000)) -> Response:
     """The latest value of every public sensor (and metric) in one call. 全センサーの最新値を一度に取得します。"""
     id_list = [i for i in ids.split(",") if i] if ids else None
+    snapshots = getattr(request.app.state, "latest_snapshots", None)
+    if snapshots is None or id_list:  # a chosen few sensors: small, and too many combinations to keep
+        return respond(request, _latest_rows(metric, domain, id_list, limit), format, max_age=5)
+    key = (metric, domain, limit, format)
+    encoded = snapshots.get(key, lambda: Encoded.of(_latest_rows(metric, domain, None, limit), format))
+    return encoded.response(request, max_age=5)
+
+
+def _latest_rows(metric: str | None, domain: str | None, id_list: list[str] | None, limit: int) -> list[dict]:
     sql = f"""
         select v.device_id, v.metric, v.time, v.value, v.label, st_x(p.geom) as lon, st_y(p.geom) as lat
         from telemetry.latest_values v join core.devices d using (device_id)
@@ -111,7 +124,77 @@ def latest(request: Request, metric: str | None = None, domain: Literal["vehicle
     if domain in (None, "vehicle"):
         with connect(autocommit=True) as conn, conn.cursor(row_factory=dict_row) as cur:
             rows += cur.execute(positions_sql, {"ids": id_list, "metric": metric, "limit": limit}).fetchall()
-    return respond(request, rows, format, max_age=5)
+    return rows
+
+
+#: (vehicle?, interval) -> the roll-up that holds that interval's complete buckets.
+ROLLUPS = {(False, "1h"): BY_NAME["measurements_hourly"], (False, "1d"): BY_NAME["measurements_daily"],
+           (True, "1h"): BY_NAME["vehicle_positions_hourly"], (True, "1d"): BY_NAME["vehicle_positions_daily"]}
+
+
+class _RolledRows:
+    """Rolled-up rows this process read, per range and roll-up version (complete buckets do not change until a
+    write to the roll-up bumps its version), least recently used first out."""
+
+    MAX_ROWS = 200_000
+
+    def __init__(self) -> None:
+        self._entries: OrderedDict[tuple, list[dict]] = OrderedDict()
+        self._rows = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple) -> list[dict] | None:
+        with self._lock:
+            rows = self._entries.get(key)
+            if rows is not None:
+                self._entries.move_to_end(key)
+            return rows
+
+    def put(self, key: tuple, rows: list[dict]) -> None:
+        with self._lock:
+            if key in self._entries or len(rows) > self.MAX_ROWS:
+                return
+            self._entries[key] = rows
+            self._rows += len(rows)
+            while self._rows > self.MAX_ROWS:
+                self._rows -= len(self._entries.popitem(last=False)[1])
+
+
+_ROLLED = _RolledRows()
+
+
+def _rolled_up_rows(cur, rollup: Rollup, device: dict, source: str, agg: str, params: dict, zone: ZoneInfo
+                    ) -> list[dict]:
+    """Buckets from the roll-up where it is complete (whole buckets inside the range, before its watermark),
+    and from raw rows elsewhere: the partial buckets at either edge and everything after the watermark
+    (the current bucket); ordered, after the cursor, at most ``params["limit"]``."""
+    done = device["done"]
+    lo = bucket_ceil(params["start"], rollup.step, zone)
+    hi = bucket_floor(params["end"], rollup.step, zone)
+    if done is not None:
+        hi = min(hi, done)
+    if done is None or hi <= lo:
+        lo = hi = params["start"]  # no complete rolled-up bucket in the range: all from raw rows
+    params.update(lo=lo, hi=hi)
+    rolled: list[dict] = []
+    if lo < hi:
+        key = (rollup.name, params["device"], params["metric"], params["tz"], agg, lo, hi, device["version"])
+        if (kept := _ROLLED.get(key)) is None:
+            kept = cur.execute(f"select bucket as time, {agg} as value from {rollup.table} where device_id = "
+                               "%(device)s and metric = %(metric)s and zone = %(tz)s and bucket >= %(lo)s "
+                               "and bucket < %(hi)s order by bucket", params).fetchall()
+            _ROLLED.put(key, kept)
+        rolled = kept
+    raw = (f"select time_bucket('{rollup.width}', time, %(tz)s) as time, {agg}(value) as value from {source} "
+           "where device_id = %(device)s and time >= {} and time < {} group by 1")
+    # two plain ranges, not one OR, and no prepared statement (a generic plan would keep every chunk):
+    # TimescaleDB excludes the other chunks of each range while planning
+    edges = cur.execute(f"{raw.format('%(start)s', '%(lo)s')} union all {raw.format('%(hi)s', '%(end)s')}",
+                        params, prepare=False).fetchall()
+    rows = sorted([*edges, *rolled], key=lambda r: r["time"])
+    if params["after"] is not None:
+        rows = [r for r in rows if r["time"] > params["after"]]
+    return rows[:params["limit"]]
 
 
 def _encode_cursor(t: datetime) -> str:
@@ -150,9 +233,16 @@ def series(request: Request, device_id: str, metric: str,
     if start >= end:
         raise HTTPException(400, "start must be before end")
     after = _decode_cursor(cursor) if cursor else None
+    settings = request.app.state.settings
     with connect(autocommit=True) as conn, conn.cursor(row_factory=dict_row) as cur:
-        device = cur.execute("select domain, kind from core.devices where device_id = %s and public "
-                             "and revoked_at is null", (device_id,)).fetchone()
+        # the device and, in the same round trip, how far its interval's roll-up is complete
+        device = cur.execute(
+            "select d.domain, d.kind, w.done_until as done, w.version from core.devices d "
+            "left join cityos_meta.rollup_watermarks w on w.zone = %s "
+            "and w.rollup = case when d.domain = 'vehicle' then %s else %s end "
+            "where d.device_id = %s and d.public and d.revoked_at is null",
+            (zone, ROLLUPS[(True, interval)].name if interval in ("1h", "1d") else "",
+             ROLLUPS[(False, interval)].name if interval in ("1h", "1d") else "", device_id)).fetchone()
         if device is None:
             raise HTTPException(404, f"no public sensor {device_id}")
         if device["domain"] == "vehicle":
@@ -162,15 +252,20 @@ def series(request: Request, device_id: str, metric: str,
             source = f"(select time, device_id, {metric} as value from telemetry.vehicle_positions) src"
         else:
             source = ("(select time, device_id, value from telemetry.measurements where metric = %(metric)s) src")
-        time_col = "time" if interval == "raw" else f"time_bucket('{INTERVALS[interval]}', time, %(tz)s)"
-        value_col = "value" if interval == "raw" else f"{AGGREGATES[agg]}(value)"
-        group = "" if interval == "raw" else "group by 1"
-        sql = (f"select {time_col} as time, {value_col} as value from {source} where device_id = %(device)s "
-               f"and time >= %(start)s and time < %(end)s {group} ")
-        sql = f"select * from ({sql}) s where (%(after)s::timestamptz is null or time > %(after)s) " \
-              f"order by time limit %(limit)s"
-        rows = cur.execute(sql, {"metric": metric, "device": device_id, "start": start, "end": end, "after": after,
-                                 "limit": limit + 1, "tz": zone}).fetchall()
+        params = {"metric": metric, "device": device_id, "start": start, "end": end, "after": after,
+                  "limit": limit + 1, "tz": zone}
+        rollup = ROLLUPS.get((device["domain"] == "vehicle", interval)) if settings.series_rollups else None
+        if rollup is not None:
+            rows = _rolled_up_rows(cur, rollup, device, source, AGGREGATES[agg], params, settings.zone)
+        else:
+            time_col = "time" if interval == "raw" else f"time_bucket('{INTERVALS[interval]}', time, %(tz)s)"
+            value_col = "value" if interval == "raw" else f"{AGGREGATES[agg]}(value)"
+            group = "" if interval == "raw" else "group by 1"
+            sql = (f"select {time_col} as time, {value_col} as value from {source} where device_id = %(device)s "
+                   f"and time >= %(start)s and time < %(end)s {group} ")
+            sql = f"select * from ({sql}) s where (%(after)s::timestamptz is null or time > %(after)s) " \
+                  f"order by time limit %(limit)s"
+            rows = cur.execute(sql, params).fetchall()
     next_cursor = _encode_cursor(rows[limit - 1]["time"]) if len(rows) > limit else None
     rows = rows[:limit]
     return respond(request, rows, format, max_age=60,

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 
 import psycopg
 
+from cityos.platform.db.connection import connect
 from cityos.platform.db.scalar import scalar
 
 
@@ -53,7 +54,7 @@ def detect(conn: psycopg.Connection) -> ServerFeatures:
 
 def describe_server(url: str) -> dict[str, object]:
     """Version and features of the server at ``url``, for ``cityos status`` and ``/readyz``."""
-    with psycopg.connect(url, connect_timeout=3) as conn:
+    with connect(url, timeout=3) as conn:
         feats = detect(conn)
         applied = None
         if scalar(conn.execute("select to_regclass('cityos_meta.schema_migrations')")):

@@ -19,6 +19,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from cityos.platform.audit import Who, access_of, record
+from cityos.platform.db.connection import connect
 from cityos.platform.db.rollups import recompute
 from cityos.platform.db.scalar import scalar
 
@@ -30,10 +31,10 @@ def rollup_mode(conn: psycopg.Connection) -> str:
     return row[0] if row else "platform_table"
 
 
-def refresh_rollups(conn: psycopg.Connection, run_id: int) -> dict[str, int]:
+def refresh_rollups(conn: psycopg.Connection, run_id: int, zone: str = "UTC") -> dict[str, int]:
     """Recompute every roll-up bucket that received rows since the last pass, however old (the marks ingest
     writes with the rows, :mod:`cityos.platform.db.rollups`); per roll-up, rows written or buckets refreshed."""
-    return recompute(conn, run_id, rollup_mode(conn))
+    return recompute(conn, run_id, rollup_mode(conn), zone)
 
 
 RETENTION_POLICY = """
@@ -74,16 +75,24 @@ def apply_retention(conn: psycopg.Connection, retention_days_raw: int) -> dict[s
     return dropped
 
 
-def run_maintenance(url: str, retention_days_raw: int, who: Who | None = None) -> dict[str, object]:
+def run_maintenance(url: str, retention_days_raw: int, who: Who | None = None,
+                    timezone: str | None = None) -> dict[str, object]:
     """One maintenance pass (roll-ups, then retention keeping ``retention_days_raw`` days of raw telemetry),
     recorded in ``cityos_meta.maintenance_runs``; audited as ``who`` (default the API's scheduled job
-    ``maintenance``, which leaves a row only when it dropped readings; a person's run always does)."""
+    ``maintenance``, which leaves a row only when it dropped readings; a person's run always does).
+    The series roll-ups (:mod:`cityos.platform.db.series_rollups`) are cut in ``timezone`` (default: the setting)."""
+    from cityos.platform.db.series_rollups import refresh_series_rollups
+    from cityos.platform.settings import get_settings
+
     who = who or Who("maintenance", "job")
-    with psycopg.connect(url, autocommit=True) as conn:
+    timezone = timezone or get_settings().timezone
+    with connect(url, autocommit=True) as conn:
         run_id = scalar(conn.execute(
             "insert into cityos_meta.maintenance_runs (job) values ('rollups+retention') returning id"
         ))
-        detail: dict[str, object] = {"rollups": refresh_rollups(conn, run_id), "retention_days_raw": retention_days_raw,
+        detail: dict[str, object] = {"rollups": refresh_rollups(conn, run_id, timezone),
+                                     "series_rollup_rows": refresh_series_rollups(conn, timezone),
+                                     "retention_days_raw": retention_days_raw,
                                      "chunks_dropped": apply_retention(conn, retention_days_raw)}
         conn.execute("update cityos_meta.maintenance_runs set finished_at = now(), detail = %s where id = %s",
                      (Jsonb(detail), run_id))

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import psycopg
 
+from cityos.platform.db.connection import dedicated
 from cityos.platform.db.features import ServerFeatures, detect
 from cityos.platform.db.scalar import scalar
 
@@ -92,7 +93,7 @@ def applied(conn: psycopg.Connection) -> dict[int, str]:
 def migrate(url: str, directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     """Apply the pending migrations to the database at ``url``; return those applied."""
     done: list[Migration] = []
-    with psycopg.connect(url, autocommit=True) as conn:
+    with dedicated(url, autocommit=True) as conn:  # holds a session-level advisory lock
         conn.execute("select pg_advisory_lock(%s)", (LOCK_ID,))
         try:
             conn.execute("create schema if not exists cityos_meta")

@@ -17,6 +17,7 @@ that commits later marks the bucket afresh (claimed marks do not absorb new ones
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -31,9 +32,12 @@ class Rollup:
     name: str
     source: str
     width: timedelta
-    columns: tuple[str, ...]
-    select: str
-    group_by: int
+    columns: tuple[str, ...] = ()
+    select: str = ""
+    group_by: int = 0
+    #: A roll-up kept by its own code (the series roll-ups, cut in the city's time zone): called with the
+    #: touched ``[start, end)`` windows and the zone instead of the generic recompute; returns rows written.
+    refresh: Callable[[psycopg.Connection, list[tuple[datetime, datetime]], str], int] | None = None
 
     def bucket_of(self, t: datetime) -> datetime:
         """The start of the bucket holding ``t`` (buckets are aligned to the Unix epoch, as ``time_bucket``'s)."""
@@ -49,8 +53,19 @@ ENERGY_HOURLY = Rollup(
            "count(*)",
     group_by=3)
 
+def _series(source: str) -> Rollup:
+    """The hourly and daily series roll-ups of ``source`` (:mod:`cityos.platform.db.series_rollups`)."""
+    def refresh(conn: psycopg.Connection, touched: list[tuple[datetime, datetime]], zone: str) -> int:
+        from cityos.platform.db.series_rollups import recompute_touched
+
+        return recompute_touched(conn, source, touched, zone)
+
+    return Rollup(name=f"series:{source}", source=source, width=timedelta(hours=1), refresh=refresh)
+
+
 #: Every roll-up the maintenance job keeps right. Add one declaration to add one.
-ROLLUPS: tuple[Rollup, ...] = (ENERGY_HOURLY,)
+ROLLUPS: tuple[Rollup, ...] = (ENERGY_HOURLY, _series("telemetry.measurements"),
+                               _series("telemetry.vehicle_positions"))
 
 
 def rollups_of(source: str) -> tuple[Rollup, ...]:
@@ -126,15 +141,20 @@ def _refresh_aggregate(conn: psycopg.Connection, rollup: Rollup, buckets: list[d
     return len(buckets)
 
 
-def recompute(conn: psycopg.Connection, run_id: int, mode: str) -> dict[str, int]:
-    """Recompute every marked bucket; per roll-up, rows written (``platform_table``) or buckets refreshed."""
+def recompute(conn: psycopg.Connection, run_id: int, mode: str, zone: str = "UTC") -> dict[str, int]:
+    """Recompute every marked bucket; per roll-up, rows written (``platform_table``) or buckets refreshed.
+    ``zone``: the city's time zone, for roll-ups cut in it."""
     claimed = claim(conn, run_id)
     done: dict[str, int] = {}
     for rollup in ROLLUPS:
         buckets = claimed.get(rollup.name)
         if not buckets:
             continue
-        if mode == "platform_table":
+        if rollup.refresh is not None:
+            done[rollup.name] = rollup.refresh(conn, windows(buckets, rollup.width), zone)
+            conn.execute("delete from cityos_meta.rollup_dirty where rollup = %s and claimed <> 0 "
+                         "and bucket = any(%s)", (rollup.name, buckets))
+        elif mode == "platform_table":
             done[rollup.name] = _recompute_table(conn, rollup, buckets)
         else:
             done[rollup.name] = _refresh_aggregate(conn, rollup, buckets)

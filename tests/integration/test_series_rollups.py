@@ -1,0 +1,102 @@
+"""Long-range series come from the hourly and daily roll-ups for complete buckets and from raw rows for the
+rest (the current bucket, partial buckets at the range's edges), so they are as exact and fresh as raw."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import psycopg
+import pytest
+
+from cityos.platform.db.series_rollups import refresh_series_rollups
+from helpers import api_server
+
+ZONE = "Asia/Tokyo"
+SENSOR, GONE = "env-roll-01", "env-roll-02"
+AGGS = {"avg": "avg", "min": "min", "max": "max", "sum": "sum", "count": "count"}
+
+
+@pytest.fixture(scope="module")
+def api(database_url, tmp_path_factory):
+    """Two public sensors with a reading every 10 minutes for the last four days, rolled up, and an API that
+    reads the roll-ups (the suite's default is raw rows)."""
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        for device in (SENSOR, GONE):
+            conn.execute("delete from core.devices where device_id = %s", (device,))
+            conn.execute("delete from telemetry.measurements where device_id = %s", (device,))
+            conn.execute("insert into core.devices (device_id, domain, kind, public) values (%s, 'env', 'air', true)",
+                         (device,))
+            conn.execute("""insert into telemetry.measurements (time, device_id, metric, value)
+                            select %s - make_interval(mins => 10 * n), %s, 'pm25', (n * 7919) %% 101
+                            from generate_series(1, 4 * 144) n""", (now, device))
+        # Written into the past with SQL, behind ingest: roll everything up again, as from an empty roll-up.
+        conn.execute("delete from cityos_meta.rollup_watermarks")
+        refresh_series_rollups(conn, ZONE)
+    env = {"CITYOS_DATABASE_URL": database_url, "CITYOS_HOME": str(tmp_path_factory.mktemp("rollups")),
+           "CITYOS_SERIES_ROLLUPS": "true", "CITYOS_TIMEZONE": ZONE, "CITYOS_MAINTENANCE_INTERVAL_S": "3600"}
+    with api_server(env) as base:
+        yield base
+
+
+def _series(base: str, device: str, interval: str, agg: str, start: datetime, end: datetime) -> list:
+    answer = httpx.get(f"{base}/api/v1/sensors/{device}/series", params={
+        "metric": "pm25", "interval": interval, "agg": agg, "start": start.isoformat(), "end": end.isoformat(),
+        "limit": 1000}, timeout=30)
+    answer.raise_for_status()
+    return [(datetime.fromisoformat(i["time"]), i["value"]) for i in answer.json()["items"]]
+
+
+def _raw(database_url: str, device: str, interval: str, agg: str, start: datetime, end: datetime) -> list:
+    width = {"1h": "1 hour", "1d": "1 day"}[interval]
+    with psycopg.connect(database_url) as conn:
+        return conn.execute(
+            f"select time_bucket('{width}', time, %s), {AGGS[agg]}(value) from telemetry.measurements "
+            "where device_id = %s and metric = 'pm25' and time >= %s and time < %s group by 1 order by 1",
+            (ZONE, device, start, end)).fetchall()
+
+
+def test_rolled_up_series_equal_the_answer_from_raw_rows(api, database_url):
+    now = datetime.now(UTC)
+    start, end = now - timedelta(days=3, minutes=17), now + timedelta(minutes=5)  # partial buckets at both edges
+    for interval in ("1h", "1d"):
+        for agg in AGGS:
+            got = _series(api, SENSOR, interval, agg, start, end)
+            want = _raw(database_url, SENSOR, interval, agg, start, end)
+            assert [t for t, _ in got] == [t for t, _ in want], (interval, agg)
+            assert [v for _, v in got] == pytest.approx([v for _, v in want]), (interval, agg)
+
+
+def test_a_new_reading_shows_at_once_in_the_current_bucket(api, database_url):
+    now = datetime.now(UTC)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("insert into telemetry.measurements (time, device_id, metric, value) values (%s, %s, 'pm25', "
+                     "999) on conflict do nothing", (now - timedelta(seconds=1), SENSOR))
+    for interval in ("1h", "1d"):
+        assert _series(api, SENSOR, interval, "max", now - timedelta(days=2), now + timedelta(minutes=1))[-1][1] == 999
+
+
+def test_complete_days_are_read_from_the_daily_rollup(api, database_url):
+    now = datetime.now(UTC)
+    start, end = now - timedelta(days=3), now
+    before = _series(api, GONE, "1d", "avg", start, end)
+    with psycopg.connect(database_url, autocommit=True) as conn:  # raw rows of the rolled-up days go away
+        done = conn.execute("select done_until from cityos_meta.rollup_watermarks where rollup = "
+                            "'measurements_daily' and zone = %s", (ZONE,)).fetchone()[0]
+        conn.execute("delete from telemetry.measurements where device_id = %s and time < %s", (GONE, done))
+    after = _series(api, GONE, "1d", "avg", start, end)
+    complete = [b for b in before if b[0] + timedelta(days=1) <= done and b[0] >= start]
+    assert complete and all(b in after for b in complete)
+
+
+def test_a_rewritten_rollup_is_read_again_not_kept(api, database_url):
+    now = datetime.now(UTC)
+    start, end = now - timedelta(days=3), now
+    assert 500 not in [v for _, v in _series(api, SENSOR, "1d", "max", start, end)]  # now kept by the API
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("update telemetry.measurements set value = 500 where device_id = %s and time < %s and time > %s",
+                     (SENSOR, now - timedelta(days=2), now - timedelta(days=2, hours=1)))
+        conn.execute("delete from cityos_meta.rollup_watermarks")  # roll everything up again
+        refresh_series_rollups(conn, ZONE)
+    assert 500 in [v for _, v in _series(api, SENSOR, "1d", "max", start, end)]
