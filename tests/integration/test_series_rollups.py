@@ -100,3 +100,23 @@ def test_a_rewritten_rollup_is_read_again_not_kept(api, database_url):
         conn.execute("delete from cityos_meta.rollup_watermarks")  # roll everything up again
         refresh_series_rollups(conn, ZONE)
     assert 500 in [v for _, v in _series(api, SENSOR, "1d", "max", start, end)]
+
+
+def test_a_late_reading_days_old_is_in_the_rollups_after_the_next_maintenance_pass(api, database_url):
+    """A gateway back after days offline: the writer marks the touched hour, maintenance rolls it up again
+    (the refresh's own look-back is two hours), and the series from the roll-ups equals the raw answer."""
+    from cityos.ingest.writer import Batch, write_batch
+    from cityos.platform.db.maintenance import run_maintenance
+
+    late = (datetime.now(UTC) - timedelta(days=2, hours=5)).replace(minute=3, second=17, microsecond=0)  # no twin
+    batch = Batch(received_at=datetime.now(UTC))
+    batch.add_rows("telemetry.measurements", [(late, SENSOR, "pm25", 5000.0)])
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        write_batch(conn, batch)
+    run_maintenance(database_url, 400, timezone=ZONE)
+    start, end = late - timedelta(days=1), late + timedelta(days=1)
+    for interval in ("1h", "1d"):
+        got = _series(api, SENSOR, interval, "max", start, end)
+        assert 5000.0 in [v for _, v in got], interval
+        assert [v for _, v in got] == pytest.approx([v for _, v in _raw(database_url, SENSOR, interval, "max",
+                                                                          start, end)])
