@@ -2,7 +2,7 @@
 
 ``stress-ng --cpu N`` (Debian ``stress-ng``, installed by ``cityos test``); where it is missing, N Python
 processes spinning at the same (normal) priority. Either way the load runs in a process group of its
-own and is stopped on every exit path.
+own and is stopped (SIGKILL to the group) on every exit path.
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 #: Set by a caller that already keeps the cores busy (the delivery benchmark): tests add no load of their own.
 EXTERNAL = "CITYOS_TEST_CPU_LOAD_EXTERNAL"
@@ -37,11 +38,15 @@ def cpu_load(cpus: int | None = None) -> Iterator[subprocess.Popen | None]:
     try:
         yield proc
     finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(10)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
+        # SIGKILL to the whole group: a load generator has nothing to tidy up, and every spinner (or
+        # stress-ng worker) goes with its parent, not a moment later.
+        with suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
+        proc.wait(10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(proc.pid, 0)  # members left (being reaped by init)?
+            except ProcessLookupError:
+                break
+            time.sleep(0.05)
