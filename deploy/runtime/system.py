@@ -66,9 +66,9 @@ def ensure_packages(*packages: str) -> None:
     subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing], check=True, env=env)
 
 
-#: What the end-to-end tests need on the host: the browser, a Japanese font, the OGC clients (GDAL, QGIS).
-#: (npm: see cityos.apps.build, by command.)
-TEST_PACKAGES = ("chromium", "fonts-ipafont-gothic", "gdal-bin", "python3-qgis", "qgis-providers")
+#: What the end-to-end tests need on the host: the browser, a Japanese font, the OGC clients (GDAL, QGIS),
+#: and stress-ng (the delivery tests keep every core busy). (npm: see cityos.apps.build, by command.)
+TEST_PACKAGES = ("chromium", "fonts-ipafont-gothic", "gdal-bin", "python3-qgis", "qgis-providers", "stress-ng")
 
 
 def _stop_package_services(packages: list[str]) -> None:

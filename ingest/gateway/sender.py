@@ -93,8 +93,12 @@ class Sender:
         self._command_mid: int | None = None
         self._confirming = config.sender.confirm  # off if the broker refuses the confirmation topic
         self._next_resend_check = 0.0
+        # Guards _inflight and _early only, and is never held while calling paho: paho calls _on_publish
+        # holding its own message lock, which client.publish() takes too (holding ours across publish()
+        # deadlocked the gateway as soon as a PUBACK arrived during the next publish, inflight > 1).
         self._lock = threading.Lock()
         self._inflight: dict[int, list[int]] = {}
+        self._early: dict[int, object] = {}  # mid -> reason code of a PUBACK that beat its registration
         self._connected = threading.Event()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -121,6 +125,7 @@ class Sender:
         with self._lock:
             released = [ids for ids in self._inflight.values()]
             self._inflight.clear()
+            self._early.clear()
         for ids in released:
             self.outbox.release(ids)
         if not self._stop.is_set():
@@ -130,8 +135,13 @@ class Sender:
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         with self._lock:
             ids = self._inflight.pop(mid, None)
-        if ids is None:
-            return
+            if ids is None:  # the PUBACK beat the pump to registering the message (or is stale: see _pump)
+                self._early[mid] = reason_code
+                return
+        self._settle(ids, reason_code)
+
+    def _settle(self, ids: list[int], reason_code) -> None:
+        """The broker answered the message carrying readings ``ids``."""
         if reason_code.is_failure:  # e.g. not authorised: keep the readings, count, try later
             self.counters.inc("publish_refused")
             self.outbox.release(ids)
@@ -213,15 +223,22 @@ class Sender:
                 continue
             props = Properties(PacketTypes.PUBLISH)
             props.UserProperty = (SEQ_PROPERTY, str(batch.seq))
-            with self._lock:
-                info = self.client.publish(batch.topic, batch.payload, qos=1, properties=props)
-                if info.rc == mqtt.MQTT_ERR_SUCCESS:
-                    self._inflight[info.mid] = batch.ids
+            info = self.client.publish(batch.topic, batch.payload, qos=1, properties=props)
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
                 self.outbox.release(batch.ids)
                 self._connected.wait(0.5)
-            else:
-                self.counters.inc("messages_published")
+                continue
+            with self._lock:
+                early = self._early.pop(info.mid, None)
+                # This thread is the only publisher and registers each message right after publish(): any
+                # other early answer is stale (paho re-sending an unacknowledged message after a reconnect,
+                # whose readings were released to the outbox already); dropped so a reused mid cannot match it.
+                self._early.clear()
+                if early is None:
+                    self._inflight[info.mid] = batch.ids
+            self.counters.inc("messages_published")
+            if early is not None:
+                self._settle(batch.ids, early)
 
     def start(self) -> None:
         props = Properties(PacketTypes.CONNECT)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -16,12 +15,12 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-import httpx
 import psycopg
 import pytest
+from edge_gateway import health_gateway, push
 
 from cityos.platform import consent
-from helpers import free_port, hours_ago, wait_for
+from helpers import hours_ago, wait_for
 
 # Times here pass ingest's window relative to now: tests/integration/test_time_windows.py re-runs
 # these tests with the clock a year ahead.
@@ -34,55 +33,8 @@ BASE = hours_ago(24)  # within the outbox's and ingest's windows on any day
 OUTAGE_S = float(os.environ.get("CITYOS_TEST_GATEWAY_OUTAGE_S", "120"))
 
 
-class GatewayProcess:
-    """``cityos gateway run`` as a real process (python -m cityos.ingest.gateway)."""
-
-    def __init__(self, config: Path, log: Path):
-        self.config, self.log = config, log
-        self.proc: subprocess.Popen | None = None
-
-    def start(self, endpoint: str) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "cityos.ingest.gateway", "run", "--config",
-                                      str(self.config)], stdout=self.log.open("ab"), stderr=subprocess.STDOUT)
-        wait_for(lambda: _up(endpoint), 20, message=lambda: f"gateway endpoint\n{self.log.read_text()[-2000:]}")
-
-    def kill9(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(30)
-
-    def rss_mb(self) -> float:
-        assert self.proc is not None
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        raise AssertionError("no VmRSS")
-
-
-def _up(endpoint: str) -> bool:
-    try:
-        return httpx.post(endpoint, json={}).status_code == 401
-    except httpx.HTTPError:
-        return False
-
-
-def _readings(start: int, count: int) -> list[dict]:
-    return [{"t": (BASE + timedelta(seconds=n)).isoformat(), "heart_rate_bpm": 60 + n % 50}
-            for n in range(start, start + count)]
-
-
 def _push(endpoint: str, start: int, count: int, chunk: int = 100) -> None:
-    for offset in range(start, start + count, chunk):
-        n = min(chunk, start + count - offset)
-        response = httpx.post(endpoint, json={"batch": _readings(offset, n)},
-                              headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
-        assert response.status_code == 202, response.text
-        assert response.json() == {"stored": n}
+    push(endpoint, TOKEN, BASE, start, count, chunk)
 
 
 def _outbox_rows(path: Path) -> int:
@@ -97,35 +49,16 @@ def _stored(url: str) -> tuple[int, int]:
 
 
 @pytest.fixture()
-def gateway(database_url, test_broker, register, workers, tmp_path):
+def gateway(database_url, test_broker, register, workers, tmp_path, request):
+    """The gateway, started; ``[sender]`` settings of its config by indirect parametrisation."""
     password = register(DEVICE, "health", owner_subject=SUBJECT)
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("delete from telemetry.health_readings where device_id = %s", (DEVICE,))
         consent.grant(conn, SUBJECT, "health", "services", "test")
-    (tmp_path / "credentials.json").write_text(json.dumps({"device_id": DEVICE, "mqtt_username": DEVICE,
-                                                            "mqtt_password": password}))
-    (tmp_path / "health-token").write_text(TOKEN)
-    port = free_port()
-    config = tmp_path / "gateway.toml"
-    config.write_text(f'''device_id = "{DEVICE}"
-broker_url = "mqtt://127.0.0.1:{test_broker.port}"
-status_interval_s = 1
-[outbox]
-path = "outbox.db"
-[sender]
-batch_size = 25
-inflight = 1
-linger_s = 0.2
-confirm_timeout_s = 5
-[[adapters]]
-type = "health_http"
-listen = "127.0.0.1:{port}"
-''')
+    process = health_gateway(tmp_path, DEVICE, password, test_broker.port, TOKEN, **getattr(request, "param", {}))
     # no wait for the workers' consent cache: tests run them with CITYOS_INGEST_ADMISSION_REFRESH_S=0.2
     # (tests/servers.py), less than the gateway takes to start
-    process = GatewayProcess(config, tmp_path / "gateway.log")
-    process.endpoint = f"http://127.0.0.1:{port}/readings"
-    process.start(process.endpoint)
+    process.start()
     yield process
     process.stop()
 
@@ -150,6 +83,17 @@ def test_readings_arrive_once_through_a_broker_outage_and_a_kill_9(gateway, data
     wait_for(lambda: _stored(database_url) == (4500, 4500), 120, message=lambda: "every reading after the restart")
     time.sleep(2)
     assert _stored(database_url) == (4500, 4500)
+
+
+@pytest.mark.parametrize("gateway", [{"batch_size": 5, "inflight": 8}], indirect=True)
+def test_with_several_messages_in_flight_every_reading_is_sent_and_confirmed(gateway, database_url):
+    """PUBACKs arrive while the next message is being published: the sender must not deadlock on them."""
+    _push(gateway.endpoint, 40_000, 2000, chunk=500)
+    wait_for(lambda: _stored_range(database_url, 40_000, 2000) == 2000, 120,
+             message=lambda: f"{_stored_range(database_url, 40_000, 2000)} of 2000 stored; "
+                             f"{_counters(gateway.outbox)}")
+    wait_for(lambda: _outbox_rows(gateway.outbox) == 0, 60,
+             message=lambda: f"{_outbox_rows(gateway.outbox)} left unconfirmed; {_counters(gateway.outbox)}")
 
 
 def _stored_range(url: str, start: int, count: int) -> int:
