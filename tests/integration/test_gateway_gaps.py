@@ -14,9 +14,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from edge_gateway import GatewayProcess
 from publisher import Publisher
 from test_broker_access import Session
-from test_gateway_e2e import GatewayProcess
 from typer.testing import CliRunner
 
 from cityos.ingest.gateway.outbox import Outbox
@@ -62,10 +62,9 @@ confirm_timeout_s = 5
 type = "health_http"
 listen = "127.0.0.1:{port}"
 ''')
-    time.sleep(3)  # the workers' consent cache refreshes every few seconds
+    # no wait for the workers' consent cache: tests run them with CITYOS_INGEST_ADMISSION_REFRESH_S=0.2
     process = GatewayProcess(config, tmp_path / "gateway.log")
     process.endpoint = f"http://127.0.0.1:{port}/readings"
-    process.outbox = tmp_path / "outbox.db"
     yield process
     process.stop()
 
