@@ -149,22 +149,32 @@ def require_scope(scope: str):
         detail = request_detail(request, scope)
         principal = await lookup_token(settings.database_url, credentials.credentials)
         if principal is None:
-            # which token was tried is kept as a short hash prefix: enough to tell repeated attempts apart
-            await audit(settings.database_url, None, "invalid_token", request.url.path,
-                        {**detail, "token_hash_prefix": hash_token(credentials.credentials)[:12]},
-                        caller_address(request))
+            await audit_invalid_token(request, credentials.credentials, detail)
             raise HTTPException(401, "invalid or expired token", headers={"WWW-Authenticate": "Bearer"})
         if not principal.allows(scope):
             await audit(settings.database_url, principal, "denied", request.url.path, detail, caller_address(request))
             raise HTTPException(403, f"this token lacks the scope {scope!r}")
-        from cityos.platform.audit import PERSONAL
-
-        route = request.scope.get("route")
-        entry = f"{request.method} {getattr(route, 'path', request.url.path)}"
-        access = PERSONAL.get(f"api:{entry}")
-        subject = await audit_subject(request, access.subject, principal) if access else ""
-        await audit(settings.database_url, principal, entry, request.url.path, detail, caller_address(request),
-                    subject=subject, reason=access.why if access else "")
+        await audit_admitted(request, principal, detail)
         return principal
 
     return dependency
+
+
+async def audit_invalid_token(request: Request, token: str, detail: dict) -> None:
+    """The row of a presented token that is unknown, expired or revoked (which one: a short hash prefix,
+    enough to tell repeated attempts apart)."""
+    await audit(request.app.state.settings.database_url, None, "invalid_token", request.url.path,
+                {**detail, "token_hash_prefix": hash_token(token)[:12]}, caller_address(request))
+
+
+async def audit_admitted(request: Request, principal: Principal, detail: dict) -> None:
+    """The row of an admitted call: the token (who), the route (what), and the subject and reason the route
+    declares in :data:`cityos.platform.audit.PERSONAL`."""
+    from cityos.platform.audit import PERSONAL
+
+    route = request.scope.get("route")
+    entry = f"{request.method} {getattr(route, 'path', request.url.path)}"
+    access = PERSONAL.get(f"api:{entry}")
+    subject = await audit_subject(request, access.subject, principal) if access else ""
+    await audit(request.app.state.settings.database_url, principal, entry, request.url.path, detail,
+                caller_address(request), subject=subject, reason=access.why if access else "")

@@ -33,10 +33,9 @@ from cityos.ingest.ngsild.terms import (
 )
 from cityos.platform.auth import (
     Principal,
-    audit,
-    audit_subject,
+    audit_admitted,
+    audit_invalid_token,
     bearer,
-    caller_address,
     hash_token,
     lookup_token,
     request_detail,
@@ -57,22 +56,13 @@ async def caller(request: Request,
     """The caller's token (None: anonymous); a call that uses ``telemetry:read`` is audited."""
     if credentials is None:
         return None
-    settings = request.app.state.settings
     detail = request_detail(request, READ_SCOPE)
-    principal = await lookup_token(settings.database_url, credentials.credentials)
+    principal = await lookup_token(request.app.state.settings.database_url, credentials.credentials)
     if principal is None:
-        await audit(settings.database_url, None, "invalid_token", request.url.path,
-                    {**detail, "token_hash_prefix": hash_token(credentials.credentials)[:12]}, caller_address(request))
+        await audit_invalid_token(request, credentials.credentials, detail)
         raise NgsiError("InvalidRequest", "invalid or expired token", status=401)
     if sees_everything(principal):
-        from cityos.platform.audit import PERSONAL
-
-        route = request.scope.get("route")
-        entry = f"{request.method} {getattr(route, 'path', request.url.path)}"
-        access = PERSONAL.get(f"api:{entry}")
-        subject = await audit_subject(request, access.subject, principal) if access else ""
-        await audit(settings.database_url, principal, entry, request.url.path, detail, caller_address(request),
-                    subject=subject, reason=access.why if access else "")
+        await audit_admitted(request, principal, detail)
     return principal
 
 
