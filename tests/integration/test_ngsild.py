@@ -283,13 +283,13 @@ class Receiver:
     """An HTTP endpoint that records the notifications it receives."""
 
     def __init__(self) -> None:
-        self.received: list[tuple[float, dict]] = []
+        self.received: list[tuple[float, float, dict]] = []  # (monotonic, wall clock, notification)
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
-                outer.received.append((time.monotonic(), json.loads(body)))
+                outer.received.append((time.monotonic(), time.time(), json.loads(body)))
                 self.send_response(200)
                 self.end_headers()
 
@@ -329,7 +329,7 @@ def test_a_subscription_is_notified_within_a_second_of_a_validated_reading(api, 
                                                                      "observedAt": t}}]).status_code == 204
     stored = time.monotonic()  # the upsert answers once its transaction committed
     wait_for(lambda: receiver.received, 5)
-    at, notification = receiver.received[0]
+    at, _, notification = receiver.received[0]
     assert at - stored < 1.0
     assert notification["subscriptionId"] == created.headers["Location"].rsplit("/", 1)[-1]
     assert notification["data"] == [{"id": f"urn:ngsi-ld:Device:{SOIL}", "type": "Device",
@@ -419,8 +419,8 @@ def ngsildclient_python(settings) -> str:
     return str(python)
 
 
-def test_orange_ngsildclient_queries_with_q_and_geo_reads_history_and_upserts(api, city, database_url,
-                                                                             ngsildclient_python):
+def test_orange_ngsildclient_queries_subscribes_reads_history_and_upserts(api, city, database_url,
+                                                                         ngsildclient_python, receiver):
     import subprocess
     from pathlib import Path
     from urllib.parse import urlsplit
@@ -428,8 +428,9 @@ def test_orange_ngsildclient_queries_with_q_and_geo_reads_history_and_upserts(ap
     _, tokens = city
     address = urlsplit(api)
     script = Path(__file__).with_name("clients") / "ngsildclient_session.py"
-    run = subprocess.run([ngsildclient_python, str(script), address.hostname, str(address.port), tokens["producer"]],
-                         capture_output=True, text=True, timeout=120)
+    notify = f"http://127.0.0.1:{receiver.port}/notify"
+    run = subprocess.run([ngsildclient_python, str(script), address.hostname, str(address.port), tokens["producer"],
+                          notify], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-3000:]
     seen = json.loads(run.stdout.strip().splitlines()[-1])
     assert seen["vehicles"] == [f"urn:ngsi-ld:Vehicle:{CAR}", f"urn:ngsi-ld:Vehicle:{PLOW}"]
@@ -441,6 +442,12 @@ def test_orange_ngsildclient_queries_with_q_and_geo_reads_history_and_upserts(ap
     assert seen["temperature_values"] >= 288
     assert seen["avg_periods"] >= 4
     assert seen["upsert_ok"] is True
+    assert seen["subscription"].startswith("urn:ngsi-ld:Subscription:")
+    wait_for(lambda: [n for _, _, n in receiver.received if n["subscriptionId"] == seen["subscription"]], 5)
+    arrived, notification = next((at, n) for _, at, n in receiver.received
+                                 if n["subscriptionId"] == seen["subscription"])
+    assert arrived - seen["upserted_at"] < 1.0  # the client's upsert to the notification (wall clocks, one host)
+    assert notification["data"][0]["temperature"] == -7.25
     with psycopg.connect(database_url) as conn:
         assert conn.execute("select value from telemetry.latest_values where device_id = %s and metric = %s",
                             (WX, "temperature")).fetchone() == (-7.25,)
@@ -473,7 +480,7 @@ def test_throttling_holds_later_changes_until_the_period_ends(api, city, receive
                                                                          "observedAt": t}}]).status_code == 204
         time.sleep(0.3)
     wait_for(lambda: len(receiver.received) >= 2, 10)
-    (first_at, first), (second_at, second) = receiver.received[:2]
+    (first_at, _, first), (second_at, _, second) = receiver.received[:2]
     assert first["data"][0]["soil_moisture_pct"] == 21.0
     assert second_at - first_at >= 1.5
     assert second["data"][0]["soil_moisture_pct"] == 22.0

@@ -1,13 +1,14 @@
 """A session of Orange's ngsildclient (0.5.2, from PyPI) against cityos: run in the client's own
 virtual environment (its pins clash with the platform's); prints what it saw as one JSON object.
 
-Usage: python ngsildclient_session.py HOST PORT PRODUCER_TOKEN
+Usage: python ngsildclient_session.py HOST PORT PRODUCER_TOKEN NOTIFY_URL
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 
 from ngsildclient import Client, Entity
@@ -24,7 +25,7 @@ class Bearer(AuthBase):
         return request
 
 
-def main(host: str, port: int, producer_token: str) -> dict:
+def main(host: str, port: int, producer_token: str, notify_url: str) -> dict:
     seen: dict = {}
     with Client(hostname=host, port=port, verbose=False) as client:
         seen["vehicles"] = sorted(e.id for e in client.query(type="Vehicle"))
@@ -48,13 +49,20 @@ def main(host: str, port: int, producer_token: str) -> dict:
                                                methods=[AggrMethod.AVERAGE], period=timedelta(hours=6))
         seen["avg_periods"] = len(aggregated.result[0]["temperature"]["avg"])
     with Client(hostname=host, port=port, custom_auth=Bearer(producer_token), verbose=False) as producer:
+        seen["subscription"] = producer.subscriptions.create({
+            "@context": "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context.jsonld", "type": "Subscription",
+            "entities": [{"type": "WeatherObserved"}], "watchedAttributes": ["temperature"],
+            "notification": {"endpoint": {"uri": notify_url, "accept": "application/json"},
+                             "format": "keyValues"}})
+        time.sleep(0.5)
         now = datetime.now(UTC).replace(microsecond=0)
         station = Entity("WeatherObserved", "ngsi-wx-01")
         station.prop("temperature", -7.25, observedat=now)
         result = producer.upsert([station])
+        seen["upserted_at"] = time.time()
         seen["upsert_ok"] = result.ok
     return seen
 
 
 if __name__ == "__main__":
-    print(json.dumps(main(sys.argv[1], int(sys.argv[2]), sys.argv[3])))
+    print(json.dumps(main(sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4])))
