@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import re
+from html import escape
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI
@@ -27,6 +29,7 @@ COMMON = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY")
 API_POLICY = "default-src 'none'; frame-ancestors 'none'"
 SWAGGER = "/apps/vendor/swagger-ui"
 REDOC = "/apps/vendor/redoc"
+DOCS_ASSETS = "/apps/shared"
 _INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.DOTALL)
 
 
@@ -53,24 +56,53 @@ def _with_language(html: str, lang: str = "en") -> str:
     return html.replace("<html>", f'<html lang="{lang}">', 1)
 
 
+def _with_accessibility(html: str) -> str:
+    """The page with our stylesheet after the widget's own (colours that reach WCAG AA contrast) and our
+    script that names the controls the widget leaves unnamed (both in ``apps/shared``)."""
+    html = html.replace("</head>", f'<link rel="stylesheet" href="{DOCS_ASSETS}/docs.css">\n</head>', 1)
+    return html.replace("</body>", f'<script src="{DOCS_ASSETS}/docs.js"></script>\n</body>', 1)
+
+
 def docs_page(app: FastAPI) -> tuple[str, str]:
-    """Swagger UI's page for ``app`` and its CSP (built once: the page never varies)."""
-    html = _with_language(bytes(get_swagger_ui_html(
+    """Swagger UI's page for ``app`` and its CSP (built once: the page never varies). Deep links are off:
+    Swagger UI puts each one as a link inside the button that opens the operation (nested controls, which
+    screen readers cannot reach)."""
+    html = _with_accessibility(_with_language(bytes(get_swagger_ui_html(
         openapi_url=app.openapi_url or "/openapi.json", title=f"{app.title} - docs",
         swagger_js_url=f"{SWAGGER}/swagger-ui-bundle.js", swagger_css_url=f"{SWAGGER}/swagger-ui.css",
-        swagger_favicon_url=f"{SWAGGER}/favicon-32x32.png").body).decode())
+        swagger_favicon_url=f"{SWAGGER}/favicon-32x32.png",
+        swagger_ui_parameters={"deepLinking": False}).body).decode()))
     policy = (f"default-src 'none'; script-src 'self' {' '.join(script_hashes(html))}; "
               "style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; "
               "form-action 'self'; frame-ancestors 'none'")
     return html, policy
 
 
+#: ReDoc's theme: its default colours that miss WCAG AA contrast (4.5:1) replaced by darker (on white) or
+#: lighter (on the dark right panel) ones of the same hue
+REDOC_THEME = {
+    "colors": {
+        "text": {"secondary": "#5f6468"},
+        "responses": {"error": {"tabTextColor": "#ff8a80"}, "success": {"tabTextColor": "#6cc070"},
+                      "redirect": {"color": "#8a5a00", "tabTextColor": "#ffc870"},
+                      "info": {"color": "#1a6b8a", "tabTextColor": "#87ceeb"}},
+    },
+    "typography": {"code": {"color": "#b71c1c"}},
+}
+
+
+def _with_theme(html: str) -> str:
+    """ReDoc's element with :data:`REDOC_THEME` (ReDoc reads a ``theme`` attribute as JSON)."""
+    theme = escape(json.dumps(REDOC_THEME, separators=(",", ":")), quote=True)
+    return html.replace("<redoc ", f'<redoc theme="{theme}" ', 1)
+
+
 def redoc_page(app: FastAPI) -> tuple[str, str]:
-    """ReDoc's page for ``app`` (no Google Fonts) and its CSP."""
-    html = _with_language(bytes(get_redoc_html(
+    """ReDoc's page for ``app`` (no Google Fonts, a theme with enough contrast) and its CSP."""
+    html = _with_accessibility(_with_theme(_with_language(bytes(get_redoc_html(
         openapi_url=app.openapi_url or "/openapi.json", title=f"{app.title} - ReDoc",
         redoc_js_url=f"{REDOC}/redoc.standalone.js", redoc_favicon_url="/favicon.ico",
-        with_google_fonts=False).body).decode())
+        with_google_fonts=False).body).decode())))
     policy = ("default-src 'none'; script-src 'self'; worker-src 'self' blob:; style-src 'self' 'unsafe-inline'; "
               "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; base-uri 'none'; "
               "form-action 'self'; frame-ancestors 'none'")
