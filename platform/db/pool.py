@@ -121,6 +121,12 @@ _lazy: Database | None = None
 _lock = threading.Lock()
 
 
+def _close_lazy() -> None:
+    """At exit: close the pool a CLI process built on first use (if any)."""
+    if _lazy is not None:
+        _lazy.close()
+
+
 def install(database: Database | None) -> None:
     """Make ``database`` the process's pool (the API does it while it runs); None: forget it."""
     global _installed
@@ -144,7 +150,7 @@ def current() -> Database:
                 if _lazy is not None:
                     _lazy.close()
                 else:
-                    atexit.register(lambda: _lazy and _lazy.close())
+                    atexit.register(_close_lazy)
                 _lazy = Database(settings)
             database = _lazy
     return database

@@ -31,6 +31,8 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 
+from cityos.platform.db.scalar import scalar
+
 LATE_LOOKBACK = timedelta(hours=2)
 SLICE = timedelta(days=7)
 LOCK_ID = 0x726F6C6C  # "roll"
@@ -125,8 +127,8 @@ def _refresh_one(conn: psycopg.Connection, rollup: Rollup, zone: str, now: datet
         until = min(until, bucket_floor(before, rollup.step, tz))
     done = watermark(conn, rollup.name, zone)
     if done is None:
-        first = conn.execute(f"select min({'time' if rollup.after is None else 'bucket'}) from {rollup.source}"
-                             ).fetchone()[0]
+        first = scalar(conn.execute(f"select min({'time' if rollup.after is None else 'bucket'}) "
+                                    f"from {rollup.source}"))
         start = bucket_floor(first, rollup.step, tz) if first else until
     else:
         start = bucket_floor(min(done - LATE_LOOKBACK, until), rollup.step, tz)
@@ -183,5 +185,5 @@ def recompute_touched(conn: psycopg.Connection, source: str, windows: list[tuple
 
 def refresh_series_rollups(conn: psycopg.Connection, zone: str, now: datetime | None = None) -> dict[str, int]:
     """Bring every roll-up of :data:`SERIES_ROLLUPS` up to the current bucket in ``zone``; rows written each."""
-    now = now or conn.execute("select now()").fetchone()[0]
+    now = now or scalar(conn.execute("select now()"))
     return {r.name: _refresh_one(conn, r, zone, now) for r in SERIES_ROLLUPS}
