@@ -14,6 +14,7 @@ import httpx
 import psycopg
 import pytest
 
+from cityos.gis.declarations import analyses
 from cityos.platform.api.app import create_app
 from cityos.platform.auth import create_token
 from helpers import api_server, wait_for
@@ -64,6 +65,10 @@ MATRIX: dict[tuple[str, str], str] = {
     ("GET", "/ngsi-ld/v1/subscriptions/{subscriptionId}"): OWNER,
     ("PATCH", "/ngsi-ld/v1/subscriptions/{subscriptionId}"): OWNER,
     ("DELETE", "/ngsi-ld/v1/subscriptions/{subscriptionId}"): OWNER,
+    ("GET", "/api/v1/devices/fleet"): "devices:read", ("GET", "/api/v1/devices/gaps"): "devices:read",
+    ("GET", "/api/v1/devices/{device_id}/stats"): "devices:read",
+    # declared analyses (gis/analyses/declared/): non-personal by declaration, one route each
+    **{("GET", a.path): PUBLIC for a in analyses().values()},
     ("POST", "/ngsi-ld/v1/entityOperations/upsert"): "telemetry:write",
     ("PATCH", "/ngsi-ld/v1/entities/{entityId}/attrs"): "telemetry:write",
     ("POST", "/ngsi-ld/v1/entities/{entityId}/attrs"): "telemetry:write",

@@ -29,6 +29,7 @@ def main(host: str, port: int, producer_token: str, notify_url: str) -> dict:
     seen: dict = {}
     with Client(hostname=host, port=port, verbose=False) as client:
         seen["vehicles"] = sorted(e.id for e in client.query(type="Vehicle"))
+        seen["devices"] = sorted(e.id for e in client.query(type="Device"))
         seen["devices_count"] = client.count(type="Device")
         seen["moist"] = [e.id for e in client.query(type="Device", q="soil_moisture_pct<100;category==\"soil\"")]
         near = {"type": "Query", "entities": [{"type": "Vehicle"}, {"type": "WeatherObserved"}],
