@@ -60,7 +60,9 @@ class Database:
                         _require_url(self.url), min_size=self.settings.db_pool_min,
                         max_size=max(self.settings.db_pool_min, self.settings.db_pool_max),
                         timeout=self.settings.db_pool_timeout_s, kwargs=self._kwargs(),
-                        name=f"{self.name}-sync", open=True)
+                        # a connection is checked as it is lent: after a database restart the pool holds
+                        # closed ones, and a request must get a new one, not "terminating connection"
+                        check=ConnectionPool.check_connection, name=f"{self.name}-sync", open=True)
         return self._sync
 
     @contextmanager
@@ -79,7 +81,7 @@ class Database:
                 _require_url(self.url), min_size=self.settings.db_pool_min,
                 max_size=max(self.settings.db_pool_min, self.settings.db_pool_max),
                 timeout=self.settings.db_pool_timeout_s, kwargs=self._kwargs(), name=f"{self.name}-async",
-                open=False)
+                check=AsyncConnectionPool.check_connection, open=False)
             await pool.open()
             self._async = pool
         return self._async
