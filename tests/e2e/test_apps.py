@@ -139,7 +139,7 @@ def test_energy_dashboard_shows_my_home_beside_my_district(page, city_api, datab
         token = create_token(conn, "household-e2e0", ["household:hems-e2e0"])
     page.goto(f"{city_api}/apps/energy/")
     page.fill("#token", token)
-    page.click("#signin button")
+    page.press("#token", "Enter")  # the phone keyboard's Go submits the form (the button was once not yet laid out)
     wait_js(page, "Array.isArray(window.__myHours)", timeout=20_000)
     hours = page.evaluate("window.__myHours")
     assert len(hours) == 24
