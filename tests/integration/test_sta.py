@@ -72,6 +72,8 @@ def _plant(conn) -> None:
 @pytest.fixture(scope="module")
 def sta(database_url, test_broker, tmp_path_factory):
     """The base URL of the SensorThings service of a running API with the planted devices."""
+    global NOW  # "now" when the module's data is planted, not when the suite was collected (minutes earlier)
+    NOW = datetime.now(UTC).replace(microsecond=0)
     with psycopg.connect(database_url, autocommit=True) as conn:
         _plant(conn)
     env = {"CITYOS_DATABASE_URL": database_url, "CITYOS_MQTT_URL": test_broker.url,
