@@ -21,7 +21,9 @@ from cityos.platform.auth import create_token
 from cityos.platform.mqtt import BrokerAddress, new_client
 from helpers import api_server, free_port, wait_for
 
-pytestmark = pytest.mark.windowed  # readings are now-relative (the producers' go through ingest's window)
+#: Tests whose readings go through ingest's time window (producers) are marked ``windowed``: the suite
+#: re-runs them with the Python clock a year ahead. The others compare with the database's clock (patrol-car
+#: delay, temporal windows) or run a client whose clock cannot move, and are not.
 
 NGSI = "/ngsi-ld/v1"
 PLOW, CAR, WX, SOIL, HOME = "ngsi-plow-01", "ngsi-car-01", "ngsi-wx-01", "ngsi-soil-01", "ngsi-home-01"
@@ -242,6 +244,7 @@ def _upsert(api: str, token: str, entities: list) -> httpx.Response:
                       headers={"Authorization": f"Bearer {token}"}, timeout=30)
 
 
+@pytest.mark.windowed
 def test_an_upsert_lands_in_the_hypertable_and_the_latest_values(api, city, database_url):
     _, tokens = city
     t = datetime.now(UTC).replace(microsecond=0)
@@ -261,6 +264,7 @@ def test_an_upsert_lands_in_the_hypertable_and_the_latest_values(api, city, data
     assert _get(api, f"/entities/urn:ngsi-ld:WeatherObserved:{WX}").json()["temperature"]["value"] == -3.5
 
 
+@pytest.mark.windowed
 def test_an_invalid_upsert_is_refused_with_its_reason_and_kept_as_a_dead_letter(api, city, database_url):
     _, tokens = city
     response = _upsert(api, tokens["producer"], [
@@ -323,6 +327,7 @@ def _subscribe(api: str, token: str, body: dict) -> httpx.Response:
     return httpx.post(api + NGSI + "/subscriptions", json=body, headers={"Authorization": f"Bearer {token}"})
 
 
+@pytest.mark.windowed
 def test_a_subscription_is_notified_within_a_second_of_a_validated_reading(api, city, receiver):
     _, tokens = city
     created = _subscribe(api, tokens["other"], {
@@ -346,6 +351,7 @@ def test_a_subscription_is_notified_within_a_second_of_a_validated_reading(api, 
                                      "soil_moisture_pct": 12.5}]
 
 
+@pytest.mark.windowed
 def test_an_invalid_reading_notifies_nobody(api, city, receiver):
     _, tokens = city
     _subscribe(api, tokens["other"], {"type": "Subscription", "entities": [{"type": "Vehicle"}],
@@ -356,6 +362,7 @@ def test_an_invalid_reading_notifies_nobody(api, city, receiver):
     assert receiver.received == []
 
 
+@pytest.mark.windowed
 def test_a_subscription_notifies_over_mqtt(api, city, test_broker):
     _, tokens = city
     service = BrokerAddress.parse(test_broker.url)
@@ -478,6 +485,7 @@ def test_a_developers_api_key_owns_its_subscriptions(api):
     assert httpx.post(api + NGSI + "/subscriptions", json={}).status_code == 401
 
 
+@pytest.mark.windowed
 def test_throttling_holds_later_changes_until_the_period_ends(api, city, receiver):
     _, tokens = city
     assert _subscribe(api, tokens["other"], {
