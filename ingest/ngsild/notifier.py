@@ -91,7 +91,7 @@ def _watched(sub: dict, changes: Changes, since: datetime) -> tuple[str, dict] |
     return ("e.device_id = any(%(w_devices)s::text[])", {"w_devices": devices}) if devices else None
 
 
-def _send(uri: str, accept: str, notification: dict) -> None:
+def _send(http: httpx.Client, uri: str, accept: str, notification: dict) -> None:
     parts = urlsplit(uri)
     if parts.scheme in ("http", "https"):
         headers = {"Content-Type": accept}
@@ -99,8 +99,7 @@ def _send(uri: str, accept: str, notification: dict) -> None:
             headers["Link"] = link_header()
         else:
             notification = {**notification, "@context": CORE_CONTEXT_URL}
-        response = httpx.post(uri, content=json.dumps(notification), headers=headers, timeout=SEND_TIMEOUT_S,
-                              follow_redirects=False)
+        response = http.post(uri, content=json.dumps(notification), headers=headers)
         response.raise_for_status()
         return
     import paho.mqtt.client as mqtt
@@ -137,6 +136,9 @@ class Notifier:
         self._pending: dict[str, Changes] = {}
         self._senders = ThreadPoolExecutor(max_workers=SENDERS, thread_name_prefix="ngsild-send")
         self._outcomes: queue.SimpleQueue = queue.SimpleQueue()
+        # one client for every HTTP notification: its TLS context and connections are made once, not per send
+        self._http = httpx.Client(timeout=SEND_TIMEOUT_S, follow_redirects=False,
+                                  limits=httpx.Limits(max_connections=SENDERS))
         self._thread = threading.Thread(target=self._run, name="ngsild-notifier", daemon=True)
 
     def start(self) -> Notifier:
@@ -147,6 +149,7 @@ class Notifier:
         self._stop.set()
         self._thread.join(5)
         self._senders.shutdown(wait=False, cancel_futures=True)
+        self._http.close()
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -248,7 +251,7 @@ class Notifier:
         ok = True
         try:
             check_endpoint(endpoint, self.private_hosts)
-            _send(endpoint, accept, message)
+            _send(self._http, endpoint, accept, message)
         except (NgsiError, httpx.HTTPError, OSError, TimeoutError, ValueError) as exc:
             ok = False
             log.warning("ngsi-ld notification not delivered", extra={"subscription": sub_id, "error": str(exc)[:200]})

@@ -265,6 +265,17 @@ def _anonymous_answers(api: str, database_url: str, live: list[dict]) -> dict[st
     return answers
 
 
+def _delayed_vehicles_moving(database_url: str) -> list[str]:
+    """Public vehicles shown late whose shown position will change within the probe (positions < 16 min old)."""
+    from cityos.platform.vehicle_privacy import REALTIME_KINDS
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        return [r[0] for r in conn.execute(
+            "select distinct v.device_id from telemetry.vehicle_positions v join core.devices d using (device_id) "
+            "where d.public and d.domain = 'vehicle' and d.kind <> all(%s) and v.time > now() - interval '16 minutes'",
+            (list(REALTIME_KINDS),))]
+
+
 @pytest.fixture(scope="module")
 def consent_probe(api, database_url, test_broker):
     """(answers with only the open-data homes, answers with the other homes too)."""
@@ -290,6 +301,9 @@ def consent_probe(api, database_url, test_broker):
     listener.connect(address.host, address.port)
     listener.loop_start()
     try:
+        moving = _delayed_vehicles_moving(database_url)
+        assert not moving, f"another module left public delayed vehicles with recent positions: {moving} (their " \
+            "shown positions move as the 15-minute delay passes, whatever this probe does)"
         before = _anonymous_answers(api, database_url, live)
         with psycopg.connect(database_url, autocommit=True) as conn:
             _plant_homes(conn, NO_OPEN, NO_OPEN_W, everything_but_open_energy, "perm-noopen")
