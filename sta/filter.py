@@ -9,6 +9,7 @@ bounded like the CQL2 filters of the OGC API (:mod:`cityos.gis.filters`).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -71,8 +72,11 @@ DATE_PARTS = {"year": "year", "month": "month", "day": "day", "hour": "hour", "m
 ODATA_FUNCTIONS.update({name: 2 for name in SPATIAL if name.startswith("st_")} | {"substringof": 2})
 
 
+@functools.lru_cache(maxsize=256)
 def parse(text: str) -> ast._Node:
-    """The syntax tree of a ``$filter`` text, within the size and nesting bounds."""
+    """The syntax tree of a ``$filter`` text, within the size and nesting bounds (the trees are immutable, so
+    the last few hundred texts are kept: clients paging through a Datastream send the same filter each time,
+    and the grammar's parser costs more than the page's query)."""
     if len(text) > MAX_FILTER_CHARS:
         raise QueryError(f"$filter is longer than {MAX_FILTER_CHARS} characters")
     if text_depth(text) > MAX_FILTER_DEPTH:

@@ -85,7 +85,7 @@ class StaFeed:
 
     def poll(self, conn: psycopg.Connection) -> int:
         """Publish what is new since the last poll; how many messages."""
-        reader = Reader(conn, Context(staff=False), self.base_url)
+        reader = Reader(None, Context(staff=False), self.base_url)  # renders only
         observations, locations = ENTITY_SETS["Observations"], ENTITY_SETS["Locations"]
         sent = 0
         with conn.cursor(row_factory=dict_row) as cur:

@@ -7,6 +7,7 @@ parent with its own ``$top``), never one per row.
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote, urlencode
 
@@ -19,22 +20,38 @@ from cityos.sta.filter import Params, Translator
 from cityos.sta.options import Options
 
 PREFIX = "/sta/v1.1"
+_ZERO = timedelta(0)
+
+
+_PLAIN_ID = re.compile(r"[A-Za-z0-9():@~_.-]*")
 
 
 def quote_id(value: str) -> str:
     """An id as it appears in a URL: ``'snowplow-01'`` (quotes doubled, characters percent-encoded)."""
+    if _PLAIN_ID.fullmatch(value):  # most ids (a page of Observations writes 100): nothing to encode
+        return "'" + value + "'"
     return quote("'" + value.replace("'", "''") + "'", safe="'():@~-_.")
 
 
 def iso(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if value.utcoffset() != _ZERO:
+        value = value.astimezone(UTC)
+    return value.isoformat().replace("+00:00", "Z")
 
 
 class Reader:
-    """Reads entities for one caller (``ctx``), writing links under ``base`` (the configured public URL)."""
+    """Reads entities for one caller (``ctx``) on an asynchronous connection, writing links under ``base``
+    (the configured public URL)."""
 
-    def __init__(self, conn: psycopg.Connection, ctx: Context, base: str):
-        self.conn, self.ctx, self.base = conn, ctx, base.rstrip("/") + PREFIX
+    def __init__(self, conn: psycopg.AsyncConnection | None, ctx: Context, base: str):
+        self._conn, self.ctx, self.base = conn, ctx, base.rstrip("/") + PREFIX
+
+    @property
+    def conn(self) -> psycopg.AsyncConnection:
+        """The connection reads run on (a Reader built without one only renders)."""
+        if self._conn is None:
+            raise RuntimeError("this Reader only renders entities; it has no connection to read with")
+        return self._conn
 
     # -- SQL --------------------------------------------------------------------------------------------
 
@@ -67,7 +84,7 @@ class Reader:
             return observations_source(self.ctx, hint["device_id"], hint["metric"], hint["domain"])
         return entity.source(self.ctx)
 
-    def page(self, options: Options, conditions: dict[str, object] | None = None,
+    async def page(self, options: Options, conditions: dict[str, object] | None = None,
              hint: dict | None = None) -> tuple[list[dict], int | None, bool]:
         """A page of ``options.entity`` (rows, total count if asked, whether there are more)."""
         entity = options.entity
@@ -80,25 +97,25 @@ class Reader:
         limit, offset = self.ctx.params.add(options.top + 1, "int8"), self.ctx.params.add(options.skip, "int8")
         sql = (f"select {self._select_list(entity)} from {source} a where {condition} "
                f"order by {self._order(options)} limit {limit} offset {offset}")
-        with self.conn.cursor(row_factory=dict_row) as cur:
-            rows = cur.execute(sql, self.ctx.params.values).fetchall()
+        async with self.conn.cursor(row_factory=dict_row) as cur:
+            rows = await (await cur.execute(sql, self.ctx.params.values)).fetchall()
             total = None
             if options.count:
-                counted = cur.execute(f"select count(*) as n from {source} a where {condition}",
-                                      self.ctx.params.values).fetchone()
+                counted = await (await cur.execute(f"select count(*) as n from {source} a where {condition}",
+                                                   self.ctx.params.values)).fetchone()
                 total = counted["n"] if counted else 0
         more = len(rows) > options.top
         rows = rows[:options.top]
-        self._expand(options, rows)
+        await self._expand(options, rows)
         return rows, total, more
 
-    def one(self, entity: EntitySet, entity_id: str, options: Options) -> dict | None:
+    async def one(self, entity: EntitySet, entity_id: str, options: Options) -> dict | None:
         """One entity by id (with its expansions), or None."""
-        rows, _, _ = self.page(Options(entity, select=options.select, expand=options.expand, top=1),
+        rows, _, _ = await self.page(Options(entity, select=options.select, expand=options.expand, top=1),
                                {"id": entity_id, **key_columns(entity.name, entity_id)})
         return rows[0] if rows else None
 
-    def _expand(self, options: Options, rows: list[dict]) -> None:
+    async def _expand(self, options: Options, rows: list[dict]) -> None:
         if not rows:
             return
         for item in options.expand:
@@ -114,13 +131,13 @@ class Reader:
                    f"select {self._select_list(target, 'c')} from {target.source(self.ctx)} c "
                    f"where {join} and {self._where(child, 'c')} order by {self._order(child, 'c')} "
                    f"limit {limit} offset {offset}) x")
-            with self.conn.cursor(row_factory=dict_row) as cur:
-                found = cur.execute(sql, self.ctx.params.values).fetchall()
+            async with self.conn.cursor(row_factory=dict_row) as cur:
+                found = await (await cur.execute(sql, self.ctx.params.values)).fetchall()
             by_key: dict[tuple, list[dict]] = {}
             for row in found:
                 by_key.setdefault(tuple(row[k] for k in key_cols), []).append(row)
             children = [r for group in by_key.values() for r in group[:child.top]]
-            self._expand(child, children)
+            await self._expand(child, children)
             for row in rows:
                 group = by_key.get(tuple(row[ours] for ours, _ in relation.pairs), [])
                 row.setdefault("__expanded", {})[item.name] = (group, child, relation.many)
