@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 from cityos.platform.api.sensors import POSITION_METRICS
 from cityos.platform.vehicle_privacy import PUBLIC_POSITIONS, visible_sql
-from cityos.sta.filter import BOOL, GEOM, NUMBER, TEXT, TIME, Expr, Params
+from cityos.sta.filter import BOOL, GEOM, HOLE, NUMBER, TEXT, TIME, Expr, Params
 
 #: Domains the SensorThings API serves at all (never household energy or health).
 SERVED_DOMAINS = ("vehicle", "env")
@@ -112,14 +112,18 @@ class EntitySet:
         relation = self.relations.get(path[0])
         if relation is None or len(path) < 2 or depth >= 3:
             return None
-        if relation.many:
-            return None
         target = ENTITY_SETS[relation.target]
         inner_alias = f"n{depth + 1}"
         inner = target.resolve(path[1:], inner_alias, ctx, depth + 1)
         if inner is None:
             return None
         join = " and ".join(f"{inner_alias}.{theirs} = {alias}.{ours}" for ours, theirs in relation.pairs)
+        if relation.many or inner.scope:
+            # any of the related entities (FROST's reading of Things?$filter=Datastreams/name eq 'x'): the
+            # condition made of this value goes into an exists over them
+            scope = f"exists (select 1 from {target.source(ctx)} {inner_alias} where {join} and " \
+                    f"{inner.scope or HOLE})"
+            return Expr(inner.sql, inner.type, scope)
         return Expr(f"(select {inner.sql} from {target.source(ctx)} {inner_alias} where {join} limit 1)", inner.type)
 
 

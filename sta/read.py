@@ -136,11 +136,19 @@ class Reader:
             by_key: dict[tuple, list[dict]] = {}
             for row in found:
                 by_key.setdefault(tuple(row[k] for k in key_cols), []).append(row)
+            counts: dict[tuple, int] = {}
+            if relation.many and child.count:  # $count=true inside $expand: each parent's related total
+                sql = (f"select k.*, (select count(*) from {target.source(self.ctx)} c where {join} and "
+                       f"{self._where(child, 'c')}) as n from unnest({', '.join(arrays)}) k({', '.join(key_cols)})")
+                async with self.conn.cursor(row_factory=dict_row) as cur:
+                    for row in await (await cur.execute(sql, self.ctx.params.values)).fetchall():
+                        counts[tuple(row[k] for k in key_cols)] = row["n"]
             children = [r for group in by_key.values() for r in group[:child.top]]
             await self._expand(child, children)
             for row in rows:
-                group = by_key.get(tuple(row[ours] for ours, _ in relation.pairs), [])
-                row.setdefault("__expanded", {})[item.name] = (group, child, relation.many)
+                key = tuple(row[ours] for ours, _ in relation.pairs)
+                row.setdefault("__expanded", {})[item.name] = (by_key.get(key, []), child, relation.many,
+                                                               counts.get(key, 0))
 
     # -- JSON -------------------------------------------------------------------------------------------
 
@@ -170,8 +178,10 @@ class Reader:
         expanded = row.get("__expanded", {})
         for name, _relation in entity.relations.items():
             if name in expanded:
-                group, child, many = expanded[name]
+                group, child, many, total = expanded[name]
                 target = child.entity
+                if many and child.count:
+                    out[f"{name}@iot.count"] = total
                 if many:
                     out[name] = [self.render(target, r, child.select) for r in group[:child.top]]
                     if len(group) > child.top:
