@@ -228,6 +228,15 @@ def test_unsupported_or_bad_options_are_refused_with_400_and_a_message(sta, quer
     assert response.json()["message"]
 
 
+def test_observations_of_a_datastream_the_caller_may_not_see_are_a_404_not_an_empty_page(sta, staff_token):
+    for stream in (f"{HIDDEN}:speed_kmh", f"{HOME}:power_w", f"{SENSOR}:no_such_metric"):
+        response = _get(f"{sta}/Datastreams('{stream}')/Observations")
+        assert response.status_code == 404 and str(SECRET) not in response.text, (stream, response.text)
+    staff = httpx.get(f"{sta}/Datastreams('{HIDDEN}:speed_kmh')/Observations",
+                      headers={"Authorization": f"Bearer {staff_token}"}, timeout=30)
+    assert [o["result"] for o in staff.json()["value"]] == [12.0]
+
+
 def test_household_and_health_data_never_appear_to_anyone(sta, staff_token):
     for headers in ({}, {"Authorization": f"Bearer {staff_token}"}):
         for entity_set in ("Things", "Datastreams", "Observations", "Sensors", "ObservedProperties",
