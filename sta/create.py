@@ -112,6 +112,9 @@ class Writer:
 
     def _stream(self, datastream_id: str) -> tuple[str, str, str]:
         device_id, _, metric = datastream_id.partition(":")
+        if ":" in metric:  # sensor:metric:1h, an aggregated Datastream: computed from the readings, not written
+            raise Refusal(400, "aggregated Datastreams (hourly and daily means) are computed from the readings; "
+                               "write to the sensor's own Datastream (device:metric)")
         row = self.conn.execute("select domain from core.devices where device_id = %s and revoked_at is null",
                                 (device_id,)).fetchone()
         if row is None or row[0] not in SERVED_DOMAINS or not metric:

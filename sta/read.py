@@ -15,7 +15,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from cityos.ingest.catalog import DOMAINS, field_for
-from cityos.sta.entities import ENTITY_SETS, Context, EntitySet, observations_source
+from cityos.sta.entities import ENTITY_SETS, SERIES, Context, EntitySet, observations_source
 from cityos.sta.filter import Params, Translator
 from cityos.sta.options import Options
 
@@ -81,7 +81,7 @@ class Reader:
 
     def _source(self, entity: EntitySet, hint: dict | None) -> str:
         if entity.name == "Observations" and hint:
-            return observations_source(self.ctx, hint["device_id"], hint["metric"], hint["domain"])
+            return observations_source(self.ctx, hint["device_id"], hint["metric"], hint["domain"], hint.get("series"))
         return entity.source(self.ctx)
 
     async def page(self, options: Options, conditions: dict[str, object] | None = None,
@@ -171,6 +171,9 @@ class Reader:
                 out[name] = unit_of_measurement(row["domain"], row["metric"])
             elif prop.kind == "time":
                 out[name] = iso(row[name]) if row[name] is not None else None
+            elif prop.kind == "interval":  # an aggregated Observation's bucket: start/end
+                end = row.get("phenomenon_end")
+                out[name] = iso(row[name]) + ("/" + iso(end) if end is not None else "")
             elif prop.kind == "json" and isinstance(row[name], str):
                 out[name] = json.loads(row[name])
             else:
@@ -200,11 +203,14 @@ def key_columns(entity_set: str, entity_id: str) -> dict[str, object]:
     """The indexed columns an id stands for (``device:metric[:microseconds]``), so that finding one entity by
     its id is an index lookup rather than a scan computing every id."""
     parts = entity_id.split(":")
+    series = "raw"
+    if len(parts) >= 3 and parts[2] in SERIES:  # an aggregated Datastream (sensor:metric:1h) or its Observation
+        series = parts.pop(2)
     if entity_set == "Datastreams" and len(parts) == 2:
-        return {"device_id": parts[0], "metric": parts[1]}
+        return {"device_id": parts[0], "metric": parts[1], "series": series}
     if entity_set == "Observations" and len(parts) == 3 and parts[2].isdigit() and len(parts[2]) <= 16:
         at = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(parts[2]))
-        return {"device_id": parts[0], "metric": parts[1], "phenomenon_time": at}
+        return {"device_id": parts[0], "metric": parts[1], "phenomenon_time": at, "series": series}
     return {}
 
 

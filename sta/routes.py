@@ -117,7 +117,7 @@ async def _run(request: Request, work) -> Response:
     try:
         principal = await caller(request)
         settings = request.app.state.settings
-        ctx = Context(staff=principal is not None)
+        ctx = Context(staff=principal is not None, zone=settings.timezone)
 
         pool = await pooled(settings.database_url)
         async with pool.connection() as conn:
@@ -213,7 +213,8 @@ async def get_related(request: Request, entity_set: str, entity_id: str, navigat
         if parent is None:
             raise Refusal(404, f"no such {entity.singular} (or not visible to this caller)")
         conditions = {theirs: parent[ours] for ours, theirs in relation.pairs}
-        hint = ({"device_id": parent["device_id"], "metric": parent["metric"], "domain": parent["domain"]}
+        hint = ({"device_id": parent["device_id"], "metric": parent["metric"], "domain": parent["domain"],
+                 "series": parent["series"]}
                 if target.name == "Observations" and entity.name == "Datastreams" else None)
         if not relation.many:
             options = parse_options(target, raw)

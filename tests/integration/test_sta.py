@@ -33,7 +33,7 @@ def _remove(conn) -> None:
     for device in PLANTED:
         conn.execute("delete from core.devices where device_id = %s", (device,))
         for table in ("vehicle_positions", "measurements", "energy_readings", "health_readings", "latest_values",
-                      "latest_positions"):
+                      "latest_positions", "measurements_hourly", "measurements_daily"):
             conn.execute(f"delete from telemetry.{table} where device_id = %s", (device,))
 
 
@@ -237,6 +237,29 @@ def test_observations_of_a_datastream_the_caller_may_not_see_are_a_404_not_an_em
     assert [o["result"] for o in staff.json()["value"]] == [12.0]
 
 
+def test_hourly_and_daily_datastreams_hold_the_series_routes_means(sta, database_url):
+    from cityos.platform.db.series_rollups import recompute_touched, refresh_series_rollups
+
+    zone = "Asia/Tokyo"  # the API's CITYOS_TIMEZONE (the default)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        refresh_series_rollups(conn, zone)  # what the maintenance pass does
+        recompute_touched(conn, "telemetry.measurements", [(NOW - timedelta(days=3), NOW)], zone)  # planted late
+    api = sta.removesuffix("/sta/v1.1")
+    stream = _get(f"{sta}/Datastreams('{SENSOR}:soil_moisture:1h')").json()
+    assert stream["properties"]["aggregation"] == "mean" and stream["properties"]["resultInterval"] == "PT1H"
+    assert f"{SENSOR}:soil_moisture:1d" in _ids(_get(f"{sta}/Things('{SENSOR}')/Datastreams").json())
+    for interval in ("1h", "1d"):
+        observations = _get(f"{sta}/Datastreams('{SENSOR}:soil_moisture:{interval}')/Observations",
+                            **{"$top": "1000"}).json()["value"]
+        assert observations, interval
+        spans = [o["phenomenonTime"].split("/") for o in observations]
+        series = httpx.get(f"{api}/api/v1/sensors/{SENSOR}/series", timeout=30, params={
+            "metric": "soil_moisture", "interval": interval, "agg": "avg", "start": spans[0][0],
+            "end": spans[-1][1], "limit": 1000}).json()["items"]
+        ours = [(datetime.fromisoformat(start), o["result"]) for (start, _), o in zip(spans, observations, strict=True)]
+        assert ours == [(datetime.fromisoformat(item["time"]), item["value"]) for item in series], interval
+
+
 def test_household_and_health_data_never_appear_to_anyone(sta, staff_token):
     for headers in ({}, {"Authorization": f"Bearer {staff_token}"}):
         for entity_set in ("Things", "Datastreams", "Observations", "Sensors", "ObservedProperties",
@@ -423,6 +446,13 @@ def test_a_device_cannot_write_another_devices_datastream_or_a_household_meter(s
             "phenomenonTime": _stamp(1), "result": 1, "Datastream": {"@iot.id": target}})
         assert response.status_code in (403, 404)
     assert httpx.post(f"{sta}/Observations", auth=(device, "wrong"), json={}).status_code == 401
+
+
+def test_an_aggregated_datastream_is_not_written_to(sta, writer_device):
+    device, password = writer_device
+    response = httpx.post(f"{sta}/Observations", auth=(device, password), json={
+        "phenomenonTime": _stamp(1), "result": 1, "Datastream": {"@iot.id": f"{device}:soil_moisture:1h"}})
+    assert response.status_code == 400 and "aggregated" in response.json()["message"]
 
 
 # -- hostile filters against the running service -------------------------------------------------------------

@@ -131,7 +131,7 @@ def test_in_is_a_list_of_placeholders_of_the_left_sides_type():
 def test_a_path_across_a_to_many_relation_is_an_exists_over_the_related_entities():
     things = ENTITY_SETS["Things"]
     sql, params = _sql("Datastreams/ObservedProperty/name eq 'x' or startswith(Datastreams/name, 'y')", things)
-    assert sql.count("exists (select 1 from") == 2 and HOLE not in sql and set(params.values()) == {"x", "y"}
+    assert sql.count("exists (select 1 from") == 2 and HOLE not in sql and {"x", "y"} <= set(params.values())
     nested, _ = _sql("Datastreams/Observations/result gt 1", things)
     assert nested.count("exists (select 1 from") == 2 and HOLE not in nested
     with pytest.raises(QueryError, match="one to-many path"):
