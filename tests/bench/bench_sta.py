@@ -15,8 +15,6 @@ the floor's. The goal of the issue: p95 under 100 ms at 50 clients.
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,11 +26,11 @@ import httpx
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench_api import WRK_SCRIPT, _up, single, wrk  # beside this file
+from bench_api import WRK_SCRIPT, api_process, measure  # beside this file
 
 from cityos.deploy.runtime.system import ensure_packages
 from cityos.platform.settings import load_settings
-from helpers import create_database, free_port, wait_for
+from helpers import create_database
 
 SENSOR, OTHERS = "bench-soil-0001", 200
 PAGE, FLOOR = "Observations page (100 rows, one Datastream, a week)", "/healthz (no database: the HTTP floor)"
@@ -82,36 +80,16 @@ def main() -> None:
             f"&$filter={quote(f'phenomenonTime ge {begin} and phenomenonTime lt {end}')}")
     paths = {PAGE: page, FLOOR: "/healthz"}
     for cache_s in (0.0, args.cache_s):
-        port = free_port()
-        env = {**os.environ, "CITYOS_DATABASE_URL": url, "CITYOS_MQTT_URL": "", "CITYOS_HOME": home,
-               "CITYOS_ANONYMOUS_RATE_PER_MINUTE": "100000000", "CITYOS_ANONYMOUS_DAILY_QUOTA": "1000000000",
-               "CITYOS_LOG_LEVEL": "WARNING", "CITYOS_API_CACHE_S": str(cache_s)}
-        server = subprocess.Popen([sys.executable, "-m", "uvicorn", "cityos.platform.api.app:create_app",
-                                   "--factory", "--host", "127.0.0.1", "--port", str(port), "--workers",
-                                   str(args.workers), "--no-access-log", "--no-proxy-headers", "--log-level",
-                                   "warning"], env=env)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            wait_for(lambda b=base: _up(b), 30)
+        with api_process(url, home, args.workers, cache_s) as base:
             print(f"\nAPI: {args.workers} uvicorn worker(s) on this machine, micro-cache {cache_s:g} s; "
                   f"wrk -t2 -c{args.connections} -d{args.seconds}s")
-            results = {}
-            with httpx.Client(timeout=60) as client:
-                body = client.get(base + page).json()
-                assert len(body["value"]) == 100 and "@iot.nextLink" in body, body
-                for label, path in paths.items():
-                    median, size = single(client, base + path)
-                    loaded = results[label] = wrk(base + path, args.seconds, args.connections, script)
-                    print(f"  {label:<56} one call: {median:7.1f} ms ({size / 1024:,.1f} KiB); under load: "
-                          f"p50={loaded['p50']:.1f} p95={loaded['p95']:.1f} p99={loaded['p99']:.1f} ms "
-                          f"rps={loaded['rps']:.1f} errors={loaded['errors']:g}")
+            body = httpx.get(base + page, timeout=60).json()
+            assert len(body["value"]) == 100 and "@iot.nextLink" in body, body
+            results = measure(base, paths, args.seconds, args.connections, script, width=56)
             got, floor = results[PAGE], results[FLOOR]["rps"]
             met = "yes" if got["p95"] < TARGET_P95_MS else "NO"
             print(f"  RATIO {PAGE}: {got['rps']:.1f} / {floor:.1f} req/s = {got['rps'] / floor:.3f} of the floor; "
                   f"p95 {got['p95']:.1f} ms (p95 < {TARGET_P95_MS:g} ms: {met})")
-        finally:
-            server.terminate()
-            server.wait(20)
 
 
 if __name__ == "__main__":
