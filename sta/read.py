@@ -187,7 +187,7 @@ class Reader:
                     out[f"{name}@iot.count"] = total
                 if many:
                     out[name] = [self.render(target, r, child.select) for r in group[:child.top]]
-                    if len(group) > child.top:
+                    if len(group) > child.top > 0:
                         params = {"$top": child.top, "$skip": child.skip + child.top}
                         if child.filter_text:
                             params["$filter"] = child.filter_text

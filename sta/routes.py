@@ -141,7 +141,7 @@ def _collection(reader: Reader, request: Request, options: Options, rows, total,
     body: dict = {}
     if total is not None:
         body["@iot.count"] = total
-    if more:
+    if more and options.top > 0:  # $top=0 asks for the count only (QGIS's provider does): no page to go on to
         body["@iot.nextLink"] = next_link(f"{reader.base}{request.url.path.removeprefix(PREFIX)}",
                                           _raw_options(request), options)
     body["value"] = [reader.render(options.entity, r, options.select) for r in rows]

@@ -191,6 +191,11 @@ def test_count_inside_expand_is_each_parents_total(sta):
     assert len(body["Datastreams"]) == 1
 
 
+def test_top_zero_with_count_is_the_count_alone_without_a_next_link(sta):
+    body = _get(f"{sta}/Locations", **{"$top": "0", "$count": "true"}).json()  # how QGIS's provider counts
+    assert body["value"] == [] and body["@iot.count"] >= 2 and "@iot.nextLink" not in body
+
+
 def test_select_top_skip_and_orderby(sta):
     body = _get(f"{sta}/Things", **{"$select": "id,name", "$orderby": "name desc", "$top": "2", "$skip": "0",
                                     "$filter": "startswith(id, 'sta-')"}).json()
