@@ -25,7 +25,7 @@ import time
 import uuid
 
 from cityos.platform.exits import MQTT_ENERGY
-from cityos.platform.mqtt import BrokerAddress, new_client
+from cityos.platform.mqtt import feed_client
 from cityos.platform.public_data import energy_now
 from cityos.platform.public_positions import PositionListener
 
@@ -47,12 +47,9 @@ class PublicFeed:
         self._held: dict[str, dict] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        address = BrokerAddress.parse(mqtt_url)
         # One id per ingest instance (cityos.ingest.sessions.public_feed_client_id); a fixed id shared by
         # several `cityos ingest` processes made them knock each other off the broker.
-        self.client = new_client(address, client_id or f"cityos-public-feed-{uuid.uuid4().hex[:8]}")
-        self.client.reconnect_delay_set(1, 10)
-        self.client.connect_async(address.host, address.port, keepalive=30)
+        self.client = feed_client(mqtt_url, client_id or f"cityos-public-feed-{uuid.uuid4().hex[:8]}")
         self.positions = PositionListener(database_url, self._on_position, "public-feed-positions")
 
     def _publish_position(self, event: dict, now: float) -> None:

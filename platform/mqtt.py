@@ -50,6 +50,18 @@ def new_client(address: BrokerAddress, client_id: str = "", *, manual_ack: bool 
     return client
 
 
+def feed_client(mqtt_url: str, client_id: str) -> mqtt.Client:
+    """A publishing client of a feed the ingest process runs (the public feed, the SensorThings feed): it
+    connects in the background, keeps trying every 1-10 s while the broker is away, and publishes once
+    :meth:`loop_start` runs. ``client_id`` must be unique per process (feeds sharing an id knock each other
+    off the broker)."""
+    address = BrokerAddress.parse(mqtt_url)
+    client = new_client(address, client_id)
+    client.reconnect_delay_set(1, 10)
+    client.connect_async(address.host, address.port, keepalive=30)
+    return client
+
+
 def check_broker(url: str, timeout: float = 3.0, ca_file: str | None = None) -> tuple[bool, str]:
     """Connect to the broker and wait for CONNACK; (ok, reason)."""
     address = BrokerAddress.parse(url)

@@ -28,7 +28,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from cityos.ingest.admission import Admission
-from cityos.ingest.pipeline import process_message
+from cityos.ingest.http_readings import add_readings
 from cityos.ingest.writer import Batch, write_batch
 from cityos.platform.auth import audit, caller_address, lookup_token, request_detail
 from cityos.platform.db.connection import connect
@@ -112,6 +112,9 @@ class Writer:
 
     def _stream(self, datastream_id: str) -> tuple[str, str, str]:
         device_id, _, metric = datastream_id.partition(":")
+        if ":" in metric:  # sensor:metric:1h, an aggregated Datastream: computed from the readings, not written
+            raise Refusal(400, "aggregated Datastreams (hourly and daily means) are computed from the readings; "
+                               "write to the sensor's own Datastream (device:metric)")
         row = self.conn.execute("select domain from core.devices where device_id = %s and revoked_at is null",
                                 (device_id,)).fetchone()
         if row is None or row[0] not in SERVED_DOMAINS or not metric:
@@ -134,11 +137,8 @@ class Writer:
         now = datetime.now(UTC)
         batch = Batch(received_at=now)
         for (domain, device_id), found in readings.items():
-            topic = f"cityos/v1/{domain}/{device_id}/readings"
-            payload = json.dumps({"batch": found} if len(found) > 1 else found[0]).encode()
-            outcome = process_message(topic, payload, now=now, admission=_admission, conn=self.conn,
-                                      client_id=self.client)
-            batch.add_outcome(outcome)  # rows or dead letter, and the device's ledger, as for an MQTT message
+            outcome = add_readings(batch, self.conn, domain, device_id, found, now=now, admission=_admission,
+                                   client_id=self.client)
             if outcome.dead_letter is not None:
                 for index in by_device[(domain, device_id)]:
                     answers[index] = f"error: {outcome.dead_letter.reason}: {outcome.dead_letter.detail}"[:300]

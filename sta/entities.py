@@ -8,9 +8,10 @@ Sensors                the same device, as the instrument
 Locations              a vehicle's position the caller may see now (one per vehicle)
 HistoricalLocations    a vehicle's stored positions (its track)
 Datastreams            one per device and metric (vehicles: their motion metrics; sensors: each
-                       metric they reported), ``unitOfMeasurement`` from the metric catalog
+                       metric they reported), ``unitOfMeasurement`` from the metric catalog; and per
+                       sensor metric its hourly and daily means (``sensor:metric:1h``, ``:1d``)
 ObservedProperties     a metric
-Observations           a reading of the telemetry hypertables
+Observations           a reading of the telemetry hypertables, or a complete bucket of a series roll-up
 FeaturesOfInterest     the device's place (a vehicle's position; sensors without one: none)
 =====================  ==========================================================================
 
@@ -29,7 +30,7 @@ from dataclasses import dataclass, field
 
 from cityos.platform.api.sensors import POSITION_METRICS
 from cityos.platform.vehicle_privacy import PUBLIC_POSITIONS, visible_sql
-from cityos.sta.filter import BOOL, GEOM, NUMBER, TEXT, TIME, Expr, Params
+from cityos.sta.filter import BOOL, GEOM, HOLE, NUMBER, TEXT, TIME, Expr, Params
 
 #: Domains the SensorThings API serves at all (never household energy or health).
 SERVED_DOMAINS = ("vehicle", "env")
@@ -39,10 +40,28 @@ OBSERVATION_TYPE = "http://www.opengis.net/def/observationType/OGC-OM/2.0/OM_Mea
 
 @dataclass
 class Context:
-    """Who asks (anonymous or staff) and the statement's placeholder values."""
+    """Who asks (anonymous or staff), the city's time zone (the roll-ups' buckets) and the statement's
+    placeholder values."""
 
     staff: bool
     params: Params = field(default_factory=Params)
+    zone: str = "Asia/Tokyo"
+
+
+@dataclass(frozen=True)
+class Series:
+    """An aggregated Datastream of every environment sensor's metric: the mean of each complete bucket of a
+    series roll-up (:mod:`cityos.platform.db.series_rollups`), the same numbers as the platform's series route."""
+
+    rollup: str  # the roll-up's name (its watermark) and table under telemetry
+    width: str  # a PostgreSQL interval
+    duration: str  # ISO 8601
+    label: str
+
+
+#: The aggregated Datastreams, by the suffix of their id (``sensor:metric:1h``); ``raw`` is the readings.
+SERIES = {"1h": Series("measurements_hourly", "1 hour", "PT1H", "hourly mean"),
+          "1d": Series("measurements_daily", "1 day", "P1D", "daily mean")}
 
 
 def device_visible(ctx: Context, alias: str = "d") -> str:
@@ -112,14 +131,18 @@ class EntitySet:
         relation = self.relations.get(path[0])
         if relation is None or len(path) < 2 or depth >= 3:
             return None
-        if relation.many:
-            return None
         target = ENTITY_SETS[relation.target]
         inner_alias = f"n{depth + 1}"
         inner = target.resolve(path[1:], inner_alias, ctx, depth + 1)
         if inner is None:
             return None
         join = " and ".join(f"{inner_alias}.{theirs} = {alias}.{ours}" for ours, theirs in relation.pairs)
+        if relation.many or inner.scope:
+            # any of the related entities (FROST's reading of Things?$filter=Datastreams/name eq 'x'): the
+            # condition made of this value goes into an exists over them
+            scope = f"exists (select 1 from {target.source(ctx)} {inner_alias} where {join} and " \
+                    f"{inner.scope or HOLE})"
+            return Expr(inner.sql, inner.type, scope)
         return Expr(f"(select {inner.sql} from {target.source(ctx)} {inner_alias} where {join} limit 1)", inner.type)
 
 
@@ -153,14 +176,27 @@ def _historical_locations(ctx: Context) -> str:
 _METRIC_ARRAY = "array[" + ", ".join(f"'{m}'" for m in VEHICLE_METRICS) + "]"
 
 
+_SERIES_VALUES = ", ".join(f"('{key}', '{s.label}', '{s.duration}')" for key, s in SERIES.items())
+
+
 def _datastreams(ctx: Context) -> str:
-    return f"""(select d.device_id || ':' || m.metric as id,
-        coalesce(nullif(d.display_name, ''), d.device_id) || ' ' || m.metric as name,
-        m.metric || ' of ' || d.domain || ' ' || d.kind || ' ' || d.device_id as description,
-        '{OBSERVATION_TYPE}' as observation_type, d.device_id, m.metric, d.domain
+    zone = ctx.params.add(ctx.zone, "text")
+    return f"""(select d.device_id || ':' || m.metric || case when s.series = 'raw' then '' else ':' || s.series end
+            as id,
+        coalesce(nullif(d.display_name, ''), d.device_id) || ' ' || m.metric
+            || case when s.series = 'raw' then '' else ' (' || s.label || ')' end as name,
+        case when s.series = 'raw' then '' else s.label || ' of ' end
+            || m.metric || ' of ' || d.domain || ' ' || d.kind || ' ' || d.device_id as description,
+        '{OBSERVATION_TYPE}' as observation_type,
+        case when s.series = 'raw' then '{{}}'::jsonb else jsonb_build_object('aggregation', 'mean',
+            'resultInterval', s.duration, 'timeZone', {zone}::text, 'source', d.device_id || ':' || m.metric) end
+            as properties,
+        d.device_id, m.metric, d.domain, s.series
         from core.devices d cross join lateral (
             select lv.metric from telemetry.latest_values lv where lv.device_id = d.device_id and d.domain = 'env'
             union all select unnest({_METRIC_ARRAY}) where d.domain = 'vehicle') m
+        cross join lateral (select 'raw', '', '' union all select * from (values {_SERIES_VALUES}) v
+                            where d.domain = 'env') s(series, label, duration)
         where {device_visible(ctx)})"""
 
 
@@ -177,15 +213,40 @@ def _features(ctx: Context) -> str:
 
 
 _OBS_COLUMNS = ("{d}.device_id || ':' || {m} || ':' || (extract(epoch from {t}) * 1000000)::bigint as id, "
-                "{t} as phenomenon_time, {t} as result_time, {v} as result, {d}.device_id, {m} as metric")
+                "{t} as phenomenon_time, {t} as result_time, {v} as result, {d}.device_id, {m} as metric, "
+                "null::timestamptz as phenomenon_end, 'raw'::text as series")
+
+
+def _series_observations(ctx: Context, key: str, where: str) -> str:
+    """The Observations of the aggregated Datastreams ``key``: the roll-up's complete buckets (before its
+    watermark), each an interval ``[bucket, next bucket)`` in the city's time zone with its mean."""
+    series = SERIES[key]
+    zone = ctx.params.add(ctx.zone, "text")
+    end = f"((r.bucket at time zone {zone} + interval '{series.width}') at time zone {zone})"
+    return (f"select r.device_id || ':' || r.metric || ':{key}:' || (extract(epoch from r.bucket) * 1000000)::bigint "
+            f"as id, r.bucket as phenomenon_time, {end} as result_time, r.avg as result, r.device_id, r.metric, "
+            f"{end} as phenomenon_end, '{key}'::text as series "
+            f"from telemetry.{series.rollup} r join core.devices d using (device_id) "
+            f"where r.zone = {zone} and r.bucket < (select w.done_until from cityos_meta.rollup_watermarks w "
+            f"where w.rollup = '{series.rollup}' and w.zone = {zone}) and d.domain = 'env' and {where}")
 
 
 def observations_source(ctx: Context, device_id: str | None = None, metric: str | None = None,
-                        domain: str | None = None) -> str:
-    """The Observations of the caller's devices; one Datastream's (``device_id``, ``metric``, ``domain``
-    known) read straight from its hypertable, so the index on (device, metric, time) serves it."""
+                        domain: str | None = None, series: str | None = None) -> str:
+    """The Observations of the caller's devices; one Datastream's (``device_id``, ``metric``, ``domain``,
+    ``series`` known) read straight from its hypertable or roll-up, so the index on (device, metric, time)
+    serves it."""
     parts = []
     one = device_id is not None and metric is not None
+    if series in SERIES or (series is None and domain in (None, "env")):
+        for key in ([series] if series in SERIES else list(SERIES)):
+            where = device_visible(ctx)
+            if one:
+                where += f" and r.device_id = {ctx.params.add(device_id, 'text')} and r.metric = " \
+                         f"{ctx.params.add(metric, 'text')}"
+            parts.append(_series_observations(ctx, key, where))
+    if series in SERIES:
+        domain = "none"
     if domain in (None, "env"):
         where = device_visible(ctx)
         if one:
@@ -210,7 +271,8 @@ def observations_source(ctx: Context, device_id: str | None = None, metric: str 
                          f"where d.domain = 'vehicle' and x.value is not null and {where}")
     if not parts:
         return "(select null::text as id, null::timestamptz as phenomenon_time, null::timestamptz as result_time, " \
-               "null::float8 as result, null::text as device_id, null::text as metric where false)"
+               "null::float8 as result, null::text as device_id, null::text as metric, " \
+               "null::timestamptz as phenomenon_end, null::text as series where false)"
     return "(" + " union all ".join(parts) + ")"
 
 
@@ -250,27 +312,31 @@ ENTITY_SETS: dict[str, EntitySet] = {e.name: e for e in (
     EntitySet("Datastreams", "Datastream",
               {"id": _ID, "name": _NAME, "description": _DESCRIPTION,
                "observationType": Prop("{a}.observation_type", TEXT),
-               "unitOfMeasurement": Prop("null", TEXT, "unit")}, ("device_id", "metric", "domain"),
+               "unitOfMeasurement": Prop("null", TEXT, "unit"), "properties": Prop("{a}.properties", TEXT, "json")},
+              ("device_id", "metric", "domain", "series"),
               {"Thing": Relation("Things", False, (("device_id", "id"),)),
                "Sensor": Relation("Sensors", False, (("device_id", "id"),)),
                "ObservedProperty": Relation("ObservedProperties", False, (("metric", "id"),)),
-               "Observations": Relation("Observations", True, (("device_id", "device_id"), ("metric", "metric")))},
+               "Observations": Relation("Observations", True, (("device_id", "device_id"), ("metric", "metric"),
+                                                               ("series", "series")))},
               paths={"Thing/id": Prop("{a}.device_id", TEXT), "Sensor/id": Prop("{a}.device_id", TEXT),
                      "ObservedProperty/id": Prop("{a}.metric", TEXT)}),
     EntitySet("ObservedProperties", "ObservedProperty",
               {"id": _ID, "name": _NAME, "definition": Prop("{a}.definition", TEXT), "description": _DESCRIPTION}, (),
               {"Datastreams": Relation("Datastreams", True, (("id", "metric"),))}),
     EntitySet("Observations", "Observation",
-              {"id": _ID, "phenomenonTime": Prop("{a}.phenomenon_time", TIME, "time"),
+              {"id": _ID, "phenomenonTime": Prop("{a}.phenomenon_time", TIME, "interval"),
                "resultTime": Prop("{a}.result_time", TIME, "time"), "result": Prop("{a}.result", NUMBER)},
-              ("device_id", "metric"),
-              {"Datastream": Relation("Datastreams", False, (("device_id", "device_id"), ("metric", "metric"))),
+              ("device_id", "metric", "series", "phenomenon_end"),
+              {"Datastream": Relation("Datastreams", False, (("device_id", "device_id"), ("metric", "metric"),
+                                                              ("series", "series"))),
                "FeatureOfInterest": Relation("FeaturesOfInterest", False, (("device_id", "id"),))},
               (("phenomenonTime", "asc"),),
-              paths={"Datastream/id": Prop("({a}.device_id || ':' || {a}.metric)", TEXT),
+              paths={"Datastream/id": Prop("({a}.device_id || ':' || {a}.metric || case when {a}.series = 'raw' "
+                                           "then '' else ':' || {a}.series end)", TEXT),
                      "FeatureOfInterest/id": Prop("{a}.device_id", TEXT)},
               # the hypertables' key, in the id's order: one Datastream's page is an index scan, not a sort
-              tiebreak=("{a}.device_id", "{a}.metric", "{a}.phenomenon_time")),
+              tiebreak=("{a}.device_id", "{a}.metric", "{a}.phenomenon_time", "{a}.series")),
     EntitySet("FeaturesOfInterest", "FeatureOfInterest",
               {"id": _ID, "name": _NAME, "description": _DESCRIPTION, "encodingType": _ENCODING,
                "feature": Prop("{a}.geom", GEOM, "geojson")}, (),

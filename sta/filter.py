@@ -9,6 +9,7 @@ bounded like the CQL2 filters of the OGC API (:mod:`cityos.gis.filters`).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,12 +36,40 @@ class QueryError(ValueError):
     """A query option cannot be read or asks for something this service does not offer (an HTTP 400)."""
 
 
+#: Where a condition goes inside the ``exists (...)`` of a path across a to-many relation.
+HOLE = "\x00"
+#: Most values in one ``in (...)`` list.
+MAX_IN_VALUES = 400
+
+
 @dataclass
 class Expr:
-    """A SQL expression and its type."""
+    """A SQL expression and its type; ``scope``, for a value reached across a to-many relation
+    (``Datastreams/name`` of a Thing), is the ``exists (select 1 from ... where ... and HOLE)`` the condition made
+    of it goes into: the condition holds if it holds for any of the related entities (FROST's reading)."""
 
     sql: str
     type: str
+    scope: str | None = None
+
+
+def _scope_of(*exprs: Expr) -> str | None:
+    scopes = {e.scope for e in exprs if e.scope}
+    if len(scopes) > 1:
+        raise QueryError("one comparison or function may follow one to-many path (such as Datastreams/name), "
+                         "not two; join two conditions with and/or instead")
+    return scopes.pop() if scopes else None
+
+
+def condition(sql: str, *exprs: Expr) -> Expr:
+    """The condition ``sql`` made of ``exprs``: inside the ``exists`` of their to-many path, if they have one."""
+    scope = _scope_of(*exprs)
+    return Expr(scope.replace(HOLE, sql) if scope else sql, BOOL)
+
+
+def value(sql: str, kind: str, *exprs: Expr) -> Expr:
+    """The value ``sql`` made of ``exprs``, keeping their to-many path for the condition it ends up in."""
+    return Expr(sql, kind, _scope_of(*exprs))
 
 
 @dataclass
@@ -67,12 +96,31 @@ SPATIAL = {"geo.intersects": "st_intersects", "st_equals": "st_equals", "st_disj
 DATE_PARTS = {"year": "year", "month": "month", "day": "day", "hour": "hour", "minute": "minute",
               "second": "second"}
 
+#: Functions of fixed argument types written as one SQL template over their arguments' SQL:
+#: name -> (argument types, template, result type).
+FIXED: dict[str, tuple[tuple[str, ...], str, str]] = {
+    **{name: ((GEOM, GEOM), f"{function}({{0}}, {{1}})", BOOL) for name, function in SPATIAL.items()},
+    "geo.distance": ((GEOM, GEOM), "st_distance({0}, {1})", NUMBER),
+    "geo.length": ((GEOM,), "st_length({0})", NUMBER),
+    "contains": ((TEXT, TEXT), "(strpos({0}, {1}) > 0)", BOOL),
+    "substringof": ((TEXT, TEXT), "(strpos({1}, {0}) > 0)", BOOL),
+    "startswith": ((TEXT, TEXT), "starts_with({0}, {1})", BOOL),
+    "endswith": ((TEXT, TEXT), "(right({0}, length({1})) = {1})", BOOL),
+    "length": ((TEXT,), "length({0})::float8", NUMBER),
+    "indexof": ((TEXT, TEXT), "(strpos({0}, {1}) - 1)::float8", NUMBER),
+    "concat": ((TEXT, TEXT), "({0} || {1})", TEXT),
+    "date": ((TIME,), "({0} at time zone 'UTC')::date", DATE),
+}
+
 # The STA functions the OData grammar does not know (argument counts are checked by the parser).
 ODATA_FUNCTIONS.update({name: 2 for name in SPATIAL if name.startswith("st_")} | {"substringof": 2})
 
 
+@functools.lru_cache(maxsize=256)
 def parse(text: str) -> ast._Node:
-    """The syntax tree of a ``$filter`` text, within the size and nesting bounds."""
+    """The syntax tree of a ``$filter`` text, within the size and nesting bounds (the trees are immutable, so
+    the last few hundred texts are kept: clients paging through a Datastream send the same filter each time,
+    and the grammar's parser costs more than the page's query)."""
     if len(text) > MAX_FILTER_CHARS:
         raise QueryError(f"$filter is longer than {MAX_FILTER_CHARS} characters")
     if text_depth(text) > MAX_FILTER_DEPTH:
@@ -138,7 +186,7 @@ class Translator:
         expr = self.expr(tree)
         if expr.type != BOOL:
             raise QueryError("$filter must be a condition (true or false), not a value")
-        return expr.sql
+        return condition(expr.sql, expr).sql
 
     def expr(self, node: ast._Node) -> Expr:
         if isinstance(node, ast.Identifier | ast.Attribute):
@@ -159,12 +207,12 @@ class Translator:
                 return Expr(f"(not {operand.sql})", BOOL)
             if operand.type != NUMBER:
                 raise QueryError("a minus sign applies to a number")
-            return Expr(f"(-{operand.sql})", NUMBER)
+            return value(f"(-{operand.sql})", NUMBER, operand)
         if isinstance(node, ast.BinOp):
             left, right = self.expr(node.left), self.expr(node.right)
             if left.type != NUMBER or right.type != NUMBER:
                 raise QueryError("add, sub, mul, div and mod apply to numbers")
-            return Expr(f"({left.sql} {ARITHMETIC[type(node.op)]} {right.sql})", NUMBER)
+            return value(f"({left.sql} {ARITHMETIC[type(node.op)]} {right.sql})", NUMBER, left, right)
         if isinstance(node, ast.Compare):
             return self.compare(node)
         if isinstance(node, ast.Call):
@@ -209,26 +257,50 @@ class Translator:
         raise QueryError(f"$filter does not support {type(node).__name__} values")
 
     def compare(self, node: ast.Compare) -> Expr:
-        left, right = self.expr(node.left), self.expr(node.right)
         if isinstance(node.comparator, ast.In):
-            raise QueryError("in is not supported; use or")
+            return self.within(node)
+        left, right = self.expr(node.left), self.expr(node.right)
         op = COMPARATORS[type(node.comparator)]
         if NULL in (left.type, right.type):
             if op not in ("=", "<>"):
                 raise QueryError("null can only be compared with eq or ne")
             other = right if left.type == NULL else left
-            return Expr(f"({other.sql} is {'' if op == '=' else 'not '}null)", BOOL)
+            return condition(f"({other.sql} is {'' if op == '=' else 'not '}null)", other)
         if left.type == TIME and right.type == DATE:
             right = Expr(f"({right.sql})::timestamptz", TIME)
         if left.type == DATE and right.type == TIME:
             left = Expr(f"({left.sql})::timestamptz", TIME)
         if left.type != right.type or left.type == GEOM:
             raise QueryError(f"cannot compare a {left.type} with a {right.type}")
-        return Expr(f"({left.sql} {op} {right.sql})", BOOL)
+        return condition(f"({left.sql} {op} {right.sql})", left, right)
+
+    def within(self, node: ast.Compare) -> Expr:
+        """``name in ('a', 'b')`` (OData 4.01's ``in``, which FROST offers too): a list of values of the left
+        side's type, each a placeholder."""
+        if not isinstance(node.right, ast.List) or not node.right.val:
+            raise QueryError("in takes a parenthesised list of values, e.g. name in ('a', 'b')")
+        if len(node.right.val) > MAX_IN_VALUES:
+            raise QueryError(f"in takes at most {MAX_IN_VALUES} values")
+        left = self.expr(node.left)
+        items = []
+        for item in node.right.val:
+            if not isinstance(item, ast._Literal) or isinstance(item, ast.List | ast.Null):
+                raise QueryError("in takes a list of values (no properties, lists or null)")
+            found = self.literal(item)
+            if left.type == TIME and found.type == DATE:
+                found = Expr(f"({found.sql})::timestamptz", TIME)
+            if found.type != left.type or left.type in (GEOM, BOOL):
+                raise QueryError(f"in compares a {left.type} with a list of {left.type} values, not a {found.type}")
+            items.append(found.sql)
+        return condition(f"({left.sql} in ({', '.join(items)}))", left)
 
     def call(self, node: ast.Call) -> Expr:
-        name = node.func.full_name()
+        """A function call; a condition or value made of a to-many path keeps that path's ``exists``."""
         args = [self.expr(arg) for arg in node.args]
+        made = self._function(node.func.full_name(), args)
+        return condition(made.sql, *args) if made.type == BOOL else value(made.sql, made.type, *args)
+
+    def _function(self, name: str, args: list[Expr]) -> Expr:
         types = [a.type for a in args]
         sql = [a.sql for a in args]
 
@@ -236,31 +308,10 @@ class Translator:
             if tuple(types) != expected:
                 raise QueryError(f"{name} takes ({', '.join(expected)}), not ({', '.join(types)})")
 
-        if name in SPATIAL:
-            need(GEOM, GEOM)
-            return Expr(f"{SPATIAL[name]}({sql[0]}, {sql[1]})", BOOL)
-        if name == "geo.distance":
-            need(GEOM, GEOM)
-            return Expr(f"st_distance({sql[0]}, {sql[1]})", NUMBER)
-        if name == "geo.length":
-            need(GEOM)
-            return Expr(f"st_length({sql[0]})", NUMBER)
-        if name in ("contains", "substringof"):
-            need(TEXT, TEXT)
-            haystack, needle = (sql[0], sql[1]) if name == "contains" else (sql[1], sql[0])
-            return Expr(f"(strpos({haystack}, {needle}) > 0)", BOOL)
-        if name == "startswith":
-            need(TEXT, TEXT)
-            return Expr(f"starts_with({sql[0]}, {sql[1]})", BOOL)
-        if name == "endswith":
-            need(TEXT, TEXT)
-            return Expr(f"(right({sql[0]}, length({sql[1]})) = {sql[1]})", BOOL)
-        if name == "length":
-            need(TEXT)
-            return Expr(f"length({sql[0]})::float8", NUMBER)
-        if name == "indexof":
-            need(TEXT, TEXT)
-            return Expr(f"(strpos({sql[0]}, {sql[1]}) - 1)::float8", NUMBER)
+        if name in FIXED:
+            expected, template, result = FIXED[name]
+            need(*expected)
+            return Expr(template.format(*sql), result)
         if name == "substring":
             if len(args) == 2:
                 need(TEXT, NUMBER)
@@ -270,9 +321,6 @@ class Translator:
         if name in ("tolower", "toupper", "trim"):
             need(TEXT)
             return Expr(f"{ {'tolower': 'lower', 'toupper': 'upper', 'trim': 'btrim'}[name]}({sql[0]})", TEXT)
-        if name == "concat":
-            need(TEXT, TEXT)
-            return Expr(f"({sql[0]} || {sql[1]})", TEXT)
         if name in DATE_PARTS:
             need(TIME)
             part = "floor(extract(second from {0} at time zone 'UTC'))" if name == "second" else \
@@ -282,9 +330,6 @@ class Translator:
             need(TIME)
             return Expr(f"(extract(microseconds from {sql[0]}) / 1e6 - floor(extract(second from {sql[0]})))::float8",
                         NUMBER)
-        if name == "date":
-            need(TIME)
-            return Expr(f"({sql[0]} at time zone 'UTC')::date", DATE)
         if name == "totaloffsetminutes":
             need(TIME)
             return Expr("0::float8", NUMBER)

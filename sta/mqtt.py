@@ -23,7 +23,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from cityos.platform.db.connection import dedicated
-from cityos.platform.mqtt import BrokerAddress, new_client
+from cityos.platform.mqtt import feed_client
 from cityos.platform.vehicle_privacy import PUBLIC_POSITIONS, REALTIME_KINDS
 from cityos.sta.entities import ENTITY_SETS, Context
 from cityos.sta.read import Reader, quote_id
@@ -72,10 +72,7 @@ class StaFeed:
         self._seen: dict[tuple, datetime] = {}
         self._stop = threading.Event()
         self.ready = threading.Event()
-        address = BrokerAddress.parse(mqtt_url)
-        self.client = new_client(address, client_id or f"cityos-sta-feed-{uuid.uuid4().hex[:8]}")
-        self.client.reconnect_delay_set(1, 10)
-        self.client.connect_async(address.host, address.port, keepalive=30)
+        self.client = feed_client(mqtt_url, client_id or f"cityos-sta-feed-{uuid.uuid4().hex[:8]}")
 
     def _new(self, key: tuple, at: datetime) -> bool:
         if self._seen.get(key) == at:
@@ -85,7 +82,7 @@ class StaFeed:
 
     def poll(self, conn: psycopg.Connection) -> int:
         """Publish what is new since the last poll; how many messages."""
-        reader = Reader(conn, Context(staff=False), self.base_url)
+        reader = Reader(None, Context(staff=False), self.base_url)  # renders only
         observations, locations = ENTITY_SETS["Observations"], ENTITY_SETS["Locations"]
         sent = 0
         with conn.cursor(row_factory=dict_row) as cur:

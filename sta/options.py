@@ -102,8 +102,6 @@ def parse_options(entity: EntitySet, raw: dict[str, str], *, depth: int = 0, bud
     if "$count" in raw:
         if raw["$count"] not in ("true", "false"):
             raise QueryError("$count must be true or false")
-        if nested and raw["$count"] == "true":
-            raise QueryError("$count inside $expand is not supported")
         options.count = raw["$count"] == "true"
     if raw.get("$filter", "").strip():
         options.filter_text = raw["$filter"]

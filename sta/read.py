@@ -7,6 +7,7 @@ parent with its own ``$top``), never one per row.
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote, urlencode
 
@@ -14,27 +15,43 @@ import psycopg
 from psycopg.rows import dict_row
 
 from cityos.ingest.catalog import DOMAINS, field_for
-from cityos.sta.entities import ENTITY_SETS, Context, EntitySet, observations_source
+from cityos.sta.entities import ENTITY_SETS, SERIES, Context, EntitySet, observations_source
 from cityos.sta.filter import Params, Translator
 from cityos.sta.options import Options
 
 PREFIX = "/sta/v1.1"
+_ZERO = timedelta(0)
+
+
+_PLAIN_ID = re.compile(r"[A-Za-z0-9():@~_.-]*")
 
 
 def quote_id(value: str) -> str:
     """An id as it appears in a URL: ``'snowplow-01'`` (quotes doubled, characters percent-encoded)."""
+    if _PLAIN_ID.fullmatch(value):  # most ids (a page of Observations writes 100): nothing to encode
+        return "'" + value + "'"
     return quote("'" + value.replace("'", "''") + "'", safe="'():@~-_.")
 
 
 def iso(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if value.utcoffset() != _ZERO:
+        value = value.astimezone(UTC)
+    return value.isoformat().replace("+00:00", "Z")
 
 
 class Reader:
-    """Reads entities for one caller (``ctx``), writing links under ``base`` (the configured public URL)."""
+    """Reads entities for one caller (``ctx``) on an asynchronous connection, writing links under ``base``
+    (the configured public URL)."""
 
-    def __init__(self, conn: psycopg.Connection, ctx: Context, base: str):
-        self.conn, self.ctx, self.base = conn, ctx, base.rstrip("/") + PREFIX
+    def __init__(self, conn: psycopg.AsyncConnection | None, ctx: Context, base: str):
+        self._conn, self.ctx, self.base = conn, ctx, base.rstrip("/") + PREFIX
+
+    @property
+    def conn(self) -> psycopg.AsyncConnection:
+        """The connection reads run on (a Reader built without one only renders)."""
+        if self._conn is None:
+            raise RuntimeError("this Reader only renders entities; it has no connection to read with")
+        return self._conn
 
     # -- SQL --------------------------------------------------------------------------------------------
 
@@ -64,10 +81,10 @@ class Reader:
 
     def _source(self, entity: EntitySet, hint: dict | None) -> str:
         if entity.name == "Observations" and hint:
-            return observations_source(self.ctx, hint["device_id"], hint["metric"], hint["domain"])
+            return observations_source(self.ctx, hint["device_id"], hint["metric"], hint["domain"], hint.get("series"))
         return entity.source(self.ctx)
 
-    def page(self, options: Options, conditions: dict[str, object] | None = None,
+    async def page(self, options: Options, conditions: dict[str, object] | None = None,
              hint: dict | None = None) -> tuple[list[dict], int | None, bool]:
         """A page of ``options.entity`` (rows, total count if asked, whether there are more)."""
         entity = options.entity
@@ -80,25 +97,25 @@ class Reader:
         limit, offset = self.ctx.params.add(options.top + 1, "int8"), self.ctx.params.add(options.skip, "int8")
         sql = (f"select {self._select_list(entity)} from {source} a where {condition} "
                f"order by {self._order(options)} limit {limit} offset {offset}")
-        with self.conn.cursor(row_factory=dict_row) as cur:
-            rows = cur.execute(sql, self.ctx.params.values).fetchall()
+        async with self.conn.cursor(row_factory=dict_row) as cur:
+            rows = await (await cur.execute(sql, self.ctx.params.values)).fetchall()
             total = None
             if options.count:
-                counted = cur.execute(f"select count(*) as n from {source} a where {condition}",
-                                      self.ctx.params.values).fetchone()
+                counted = await (await cur.execute(f"select count(*) as n from {source} a where {condition}",
+                                                   self.ctx.params.values)).fetchone()
                 total = counted["n"] if counted else 0
         more = len(rows) > options.top
         rows = rows[:options.top]
-        self._expand(options, rows)
+        await self._expand(options, rows)
         return rows, total, more
 
-    def one(self, entity: EntitySet, entity_id: str, options: Options) -> dict | None:
+    async def one(self, entity: EntitySet, entity_id: str, options: Options) -> dict | None:
         """One entity by id (with its expansions), or None."""
-        rows, _, _ = self.page(Options(entity, select=options.select, expand=options.expand, top=1),
+        rows, _, _ = await self.page(Options(entity, select=options.select, expand=options.expand, top=1),
                                {"id": entity_id, **key_columns(entity.name, entity_id)})
         return rows[0] if rows else None
 
-    def _expand(self, options: Options, rows: list[dict]) -> None:
+    async def _expand(self, options: Options, rows: list[dict]) -> None:
         if not rows:
             return
         for item in options.expand:
@@ -114,16 +131,24 @@ class Reader:
                    f"select {self._select_list(target, 'c')} from {target.source(self.ctx)} c "
                    f"where {join} and {self._where(child, 'c')} order by {self._order(child, 'c')} "
                    f"limit {limit} offset {offset}) x")
-            with self.conn.cursor(row_factory=dict_row) as cur:
-                found = cur.execute(sql, self.ctx.params.values).fetchall()
+            async with self.conn.cursor(row_factory=dict_row) as cur:
+                found = await (await cur.execute(sql, self.ctx.params.values)).fetchall()
             by_key: dict[tuple, list[dict]] = {}
             for row in found:
                 by_key.setdefault(tuple(row[k] for k in key_cols), []).append(row)
+            counts: dict[tuple, int] = {}
+            if relation.many and child.count:  # $count=true inside $expand: each parent's related total
+                sql = (f"select k.*, (select count(*) from {target.source(self.ctx)} c where {join} and "
+                       f"{self._where(child, 'c')}) as n from unnest({', '.join(arrays)}) k({', '.join(key_cols)})")
+                async with self.conn.cursor(row_factory=dict_row) as cur:
+                    for row in await (await cur.execute(sql, self.ctx.params.values)).fetchall():
+                        counts[tuple(row[k] for k in key_cols)] = row["n"]
             children = [r for group in by_key.values() for r in group[:child.top]]
-            self._expand(child, children)
+            await self._expand(child, children)
             for row in rows:
-                group = by_key.get(tuple(row[ours] for ours, _ in relation.pairs), [])
-                row.setdefault("__expanded", {})[item.name] = (group, child, relation.many)
+                key = tuple(row[ours] for ours, _ in relation.pairs)
+                row.setdefault("__expanded", {})[item.name] = (by_key.get(key, []), child, relation.many,
+                                                               counts.get(key, 0))
 
     # -- JSON -------------------------------------------------------------------------------------------
 
@@ -146,6 +171,9 @@ class Reader:
                 out[name] = unit_of_measurement(row["domain"], row["metric"])
             elif prop.kind == "time":
                 out[name] = iso(row[name]) if row[name] is not None else None
+            elif prop.kind == "interval":  # an aggregated Observation's bucket: start/end
+                end = row.get("phenomenon_end")
+                out[name] = iso(row[name]) + ("/" + iso(end) if end is not None else "")
             elif prop.kind == "json" and isinstance(row[name], str):
                 out[name] = json.loads(row[name])
             else:
@@ -153,11 +181,13 @@ class Reader:
         expanded = row.get("__expanded", {})
         for name, _relation in entity.relations.items():
             if name in expanded:
-                group, child, many = expanded[name]
+                group, child, many, total = expanded[name]
                 target = child.entity
+                if many and child.count:
+                    out[f"{name}@iot.count"] = total
                 if many:
                     out[name] = [self.render(target, r, child.select) for r in group[:child.top]]
-                    if len(group) > child.top:
+                    if len(group) > child.top > 0:
                         params = {"$top": child.top, "$skip": child.skip + child.top}
                         if child.filter_text:
                             params["$filter"] = child.filter_text
@@ -173,11 +203,14 @@ def key_columns(entity_set: str, entity_id: str) -> dict[str, object]:
     """The indexed columns an id stands for (``device:metric[:microseconds]``), so that finding one entity by
     its id is an index lookup rather than a scan computing every id."""
     parts = entity_id.split(":")
+    series = "raw"
+    if len(parts) >= 3 and parts[2] in SERIES:  # an aggregated Datastream (sensor:metric:1h) or its Observation
+        series = parts.pop(2)
     if entity_set == "Datastreams" and len(parts) == 2:
-        return {"device_id": parts[0], "metric": parts[1]}
+        return {"device_id": parts[0], "metric": parts[1], "series": series}
     if entity_set == "Observations" and len(parts) == 3 and parts[2].isdigit() and len(parts[2]) <= 16:
         at = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(parts[2]))
-        return {"device_id": parts[0], "metric": parts[1], "phenomenon_time": at}
+        return {"device_id": parts[0], "metric": parts[1], "phenomenon_time": at, "series": series}
     return {}
 
 

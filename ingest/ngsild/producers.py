@@ -12,17 +12,16 @@ and ``category`` belong to the device registry and are refused here.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import psycopg
 
 from cityos.ingest.admission import Admission
+from cityos.ingest.http_readings import add_readings
 from cityos.ingest.ngsild.model import REGISTRY_ATTRS, TYPE_SQL, VEHICLE_ATTRS, device_of
 from cityos.ingest.ngsild.problems import NgsiError
 from cityos.ingest.ngsild.terms import Context
-from cityos.ingest.pipeline import process_message
 from cityos.ingest.writer import Batch, write_batch
 
 MAX_ENTITIES = 1000
@@ -105,12 +104,9 @@ def store_entity(conn: psycopg.Connection, entity_id: str, type_name: str | None
                                           f"{actual}")
     now = datetime.now(UTC)
     readings = readings_of(attrs, ctx, domain, key_values=key_values, now=now)
-    payload = json.dumps(readings[0] if len(readings) == 1 else {"batch": readings}).encode()
-    topic = f"cityos/v1/{domain}/{device}/readings"
-    outcome = process_message(topic, payload, now=now, admission=admission, conn=conn, client_id=client)
     batch = Batch(received_at=now)
-    batch.add_outcome(outcome)  # rows or dead letter, and the device's ledger, in one transaction
-    write_batch(conn, batch)
+    outcome = add_readings(batch, conn, domain, device, readings, now=now, admission=admission, client_id=client)
+    write_batch(conn, batch)  # rows or dead letter, and the device's ledger, in one transaction
     if (letter := outcome.dead_letter) is not None:
         raise NgsiError("BadRequestData", f"refused ({letter.reason}): {letter.detail}; kept as a dead letter")
 

@@ -16,7 +16,8 @@ import time
 from collections import OrderedDict
 
 PREFIXES = ("/api/v1/sensors", "/api/v1/gis/population", "/api/v1/gis/bus-coverage", "/api/v1/gis/hotspots",
-            "/api/v1/gis/snowplow-coverage", "/api/v1/gis/energy-by-district", "/ogc")
+            "/api/v1/gis/snowplow-coverage", "/api/v1/gis/energy-by-district", "/ogc",
+            "/sta/v1.1")  # SensorThings: anonymous answers say max-age=5 themselves
 MAX_ENTRIES = 512
 MAX_BODY = 8 * 1024 * 1024
 

@@ -20,12 +20,14 @@ starts the API (in production the API's maintenance loop keeps the roll-ups curr
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -143,32 +145,45 @@ def main() -> None:
         FLOOR: "/healthz",
     }
     for cache_s in (0.0, args.cache_s):
-        port = free_port()
-        env = {**os.environ, "CITYOS_DATABASE_URL": url, "CITYOS_MQTT_URL": "", "CITYOS_HOME": home,
-               "CITYOS_ANONYMOUS_RATE_PER_MINUTE": "100000000", "CITYOS_ANONYMOUS_DAILY_QUOTA": "1000000000",
-               "CITYOS_LOG_LEVEL": "WARNING", "CITYOS_API_CACHE_S": str(cache_s),
-               "CITYOS_SERIES_ROLLUPS": "true"}
-        server = subprocess.Popen([sys.executable, "-m", "uvicorn", "cityos.platform.api.app:create_app",
-                                   "--factory", "--host", "127.0.0.1", "--port", str(port), "--workers",
-                                   str(args.workers), "--no-access-log", "--no-proxy-headers", "--log-level",
-                                   "warning"], env=env)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            wait_for(lambda b=base: _up(b), 30)
+        with api_process(url, home, args.workers, cache_s, CITYOS_SERIES_ROLLUPS="true") as base:
             print(f"\nAPI: {args.workers} uvicorn worker(s) on 2 cores, micro-cache {cache_s:g} s; "
                   f"wrk -t2 -c{args.connections} -d{args.seconds}s")
-            results = {}
-            with httpx.Client(timeout=60) as client:
-                for label, path in paths.items():
-                    median, size = single(client, base + path)
-                    loaded = results[label] = wrk(base + path, args.seconds, args.connections, script)
-                    print(f"  {label:<44} one call: {median:7.1f} ms ({size / 1024:,.0f} KiB); under load: "
-                          f"p50={loaded['p50']:.1f} p95={loaded['p95']:.1f} p99={loaded['p99']:.1f} ms "
-                          f"rps={loaded['rps']:.1f} errors={loaded['errors']:g}")
+            results = measure(base, paths, args.seconds, args.connections, script, width=44)
             print("\n".join(ratios(results, cached=cache_s > 0)))
-        finally:
-            server.terminate()
-            server.wait(20)
+
+
+@contextlib.contextmanager
+def api_process(url: str, home: str, workers: int, cache_s: float, **env: str) -> Iterator[str]:
+    """An API service of its own on database ``url`` (uvicorn, ``workers`` processes, rate limits lifted, the
+    micro-cache at ``cache_s``): its base URL while the block runs."""
+    port = free_port()
+    env = {**os.environ, "CITYOS_DATABASE_URL": url, "CITYOS_MQTT_URL": "", "CITYOS_HOME": home,
+           "CITYOS_ANONYMOUS_RATE_PER_MINUTE": "100000000", "CITYOS_ANONYMOUS_DAILY_QUOTA": "1000000000",
+           "CITYOS_LOG_LEVEL": "WARNING", "CITYOS_API_CACHE_S": str(cache_s), **env}
+    server = subprocess.Popen([sys.executable, "-m", "uvicorn", "cityos.platform.api.app:create_app", "--factory",
+                               "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+                               "--no-access-log", "--no-proxy-headers", "--log-level", "warning"], env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: _up(base), 30)
+        yield base
+    finally:
+        server.terminate()
+        server.wait(20)
+
+
+def measure(base: str, paths: dict[str, str], seconds: int, connections: int, script: Path, width: int
+            ) -> dict[str, dict[str, float]]:
+    """Each path's one-call median, then wrk's figures with ``connections`` clients (printed; returned by label)."""
+    results = {}
+    with httpx.Client(timeout=60) as client:
+        for label, path in paths.items():
+            median, size = single(client, base + path)
+            loaded = results[label] = wrk(base + path, seconds, connections, script)
+            print(f"  {label:<{width}} one call: {median:7.1f} ms ({size / 1024:,.1f} KiB); under load: "
+                  f"p50={loaded['p50']:.1f} p95={loaded['p95']:.1f} p99={loaded['p99']:.1f} ms "
+                  f"rps={loaded['rps']:.1f} errors={loaded['errors']:g}")
+    return results
 
 
 def _up(base: str) -> bool:

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cityos.sta.entities import ENTITY_SETS, Context
-from cityos.sta.filter import MAX_NODES, Params, QueryError, translate
+from cityos.sta.filter import HOLE, MAX_NODES, Params, QueryError, translate
 from cityos.sta.options import parse_options
 
 OBSERVATIONS, LOCATIONS = ENTITY_SETS["Observations"], ENTITY_SETS["Locations"]
@@ -50,7 +50,7 @@ def test_values_are_always_placeholders_never_spliced(text):
         sql, _params = _sql(text)
     except QueryError:
         return
-    assert MARK not in sql and "drop table" not in sql
+    assert MARK not in sql and "drop table" not in sql and HOLE not in sql
     assert "%(" in sql or "phenomenonTime" not in text
 
 
@@ -117,3 +117,27 @@ def test_unsupported_options_name_themselves():
     with pytest.raises(QueryError, match=r"\$resultFormat"):
         parse_options(ENTITY_SETS["Observations"], {"$resultFormat": "dataArray"})
     assert Params().add(1, "int8") == "%(p0)s::int8"
+
+
+def test_in_is_a_list_of_placeholders_of_the_left_sides_type():
+    sql, params = _sql("result in (1, 2.5) and phenomenonTime in (2026-01-01T00:00:00Z, 2026-01-02)")
+    assert "in (%(p0)s::float8, %(p1)s::float8)" in sql and "in (%(p2)s::timestamptz, (%(p3)s::date)" in sql
+    assert params["p0"] == 1.0 and params["p1"] == 2.5
+    for text in ("result in (1, 'x')", f"result in ({', '.join(['1'] * 401)})", "result in (result)"):
+        with pytest.raises(QueryError):
+            _sql(text)
+
+
+def test_a_path_across_a_to_many_relation_is_an_exists_over_the_related_entities():
+    things = ENTITY_SETS["Things"]
+    sql, params = _sql("Datastreams/ObservedProperty/name eq 'x' or startswith(Datastreams/name, 'y')", things)
+    assert sql.count("exists (select 1 from") == 2 and HOLE not in sql and {"x", "y"} <= set(params.values())
+    nested, _ = _sql("Datastreams/Observations/result gt 1", things)
+    assert nested.count("exists (select 1 from") == 2 and HOLE not in nested
+    with pytest.raises(QueryError, match="one to-many path"):
+        _sql("Datastreams/name eq Locations/name", things)
+
+
+def test_count_inside_expand_is_read():
+    options = parse_options(ENTITY_SETS["Things"], {"$expand": "Datastreams($count=true;$top=1)"})
+    assert options.expand[0].options.count is True
