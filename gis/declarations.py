@@ -285,6 +285,15 @@ class Analysis:
         return Context(k, now or datetime.now(UTC), zone, params, channel, self.exit_of(channel), as_of, exact)
 
 
+def registry_aggregate(**declared: Any) -> dict[str, Any]:
+    """The declaration of a registry aggregate (``Analysis(..., **registry_aggregate(staff_exact=...))``): statutory,
+    for reference dates with small counts suppressed, ``--k`` on the command line, cached an hour."""
+    from cityos.platform.exits import STATUTORY
+
+    return {"not_audited": "aggregates, below k suppressed", "use": STATUTORY, "reference_date": True,
+            "k_option": True, "max_age": 3600, **declared}
+
+
 def records(result: Any) -> list[dict]:
     """A result's rows as dicts (a data frame's missing values as None)."""
     if isinstance(result, list):

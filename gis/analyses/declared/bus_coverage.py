@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from cityos.gis.declarations import Analysis, Context
-from cityos.platform.exits import STATUTORY
+from cityos.gis.declarations import Analysis, Context, registry_aggregate
 
 
 def bus_coverage(conn, ctx: Context) -> pd.DataFrame:
@@ -23,7 +22,6 @@ def bus_coverage(conn, ctx: Context) -> pd.DataFrame:
 
 ANALYSIS = Analysis(
     "bus_coverage", "Bus-stop coverage per district", "バス停カバー率", bus_coverage,
-    not_audited="aggregates, below k suppressed", use=STATUTORY, reference_date=True, k_option=True,
-    staff_exact="staff reading exact bus-stop coverage per district", max_age=3600,
+    **registry_aggregate(staff_exact="staff reading exact bus-stop coverage per district"),
     about="Share of residents (and of residents 65+) within 300 m and 500 m of a stop; badly served districts "
           "(reference dates only; protected with the population figures of the same date).")

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from cityos.gis.declarations import Analysis, Context
-from cityos.platform.exits import STATUTORY
+from cityos.gis.declarations import Analysis, Context, registry_aggregate
 
 
 def population(conn, ctx: Context) -> pd.DataFrame:
@@ -28,7 +27,6 @@ def population(conn, ctx: Context) -> pd.DataFrame:
 
 ANALYSIS = Analysis(
     "population", "Population per district by age group", "地域・年齢別人口", population,
-    not_audited="aggregates, below k suppressed", use=STATUTORY, reference_date=True, k_option=True,
-    staff_exact="staff reading exact population per district", max_age=3600,
+    **registry_aggregate(staff_exact="staff reading exact population per district"),
     about="Residents per district and age group on a reference date, protected together with every other "
           "published figure of that date (small counts and whatever would let them be recovered are blank).")
