@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from datetime import date
 from pathlib import Path
@@ -67,54 +68,6 @@ def load(layer: str, path: Path, source_layer: str = typer.Option(None, help="La
     _load(layer, path, dry_run, report, source_layer, code)
 
 
-def _reference_date(as_of: str | None):
-    from cityos.gis.statistics import NotAReferenceDate, check_reference_date
-
-    try:
-        return check_reference_date(date.fromisoformat(as_of) if as_of else None)
-    except (NotAReferenceDate, ValueError) as exc:
-        typer.secho(str(exc), fg="red", err=True)
-        raise typer.Exit(2) from exc
-
-
-@app.command("population")
-def population(as_of: str = typer.Option(None, help="Reference date YYYY-MM-01 (default this month's)"),
-               k: int = typer.Option(None, help="Smallest published count (default CITYOS_K_ANONYMITY).")) -> None:
-    """Population per district by age group (protected like every published figure), as CSV: from the
-    registry, or, for a city without a registry extract, from the loaded 地域・年齢別人口 (latest date on or
-    before the reference date)."""
-    from cityos.gis.analyses.population import population_table
-    from cityos.gis.sources import population_from_statistics
-    from cityos.gis.statistics import published_statistics
-    from cityos.platform.db.connection import connect
-    from cityos.platform.settings import get_settings
-
-    day = _reference_date(as_of)
-    with connect() as conn:
-        k = k or get_settings().k_anonymity
-        if conn.execute("select exists (select from registry.residents)").fetchone()[0]:
-            table = population_table(published_statistics(conn, day, k))
-        else:
-            table = population_from_statistics(conn, day, k)
-    typer.echo(table.to_csv(index=False))
-
-
-@app.command("hotspots")
-def hotspots(days: int = typer.Option(365), latent_only: bool = typer.Option(False)) -> None:
-    """Accident-risk hotspots from harsh braking and police accident points, as JSON lines."""
-    from cityos.gis.analyses.hotspots import HARSH_BRAKE_MS2
-    from cityos.gis.analyses.hotspots import hotspots as compute
-    from cityos.gis.sources import accident_points, vehicle_observations
-    from cityos.platform.db.connection import connect
-
-    with connect() as conn:
-        table = compute(vehicle_observations(conn, days, HARSH_BRAKE_MS2), accident_points(conn, days))
-    if latent_only:
-        table = table[table["latent"]]
-    for row in table[table["hot"]].to_dict(orient="records"):
-        typer.echo(json.dumps(row, default=str))
-
-
 @app.command("export")
 def export(layer: str, fmt: str = typer.Option("gpkg", "--format", "-f", help="gpkg or geojson"),
            out: Path = typer.Option(None, "--out", "-o", help="File to write (default LAYER.FORMAT).")) -> None:
@@ -174,92 +127,47 @@ def apply_registry_changes(path: Path, allow_refused: bool = typer.Option(
         typer.echo(f"  line {problem['line']}: {problem['reason']}")
 
 
-@app.command("bus-coverage")
-def bus_coverage(as_of: str = typer.Option(None, help="Reference date YYYY-MM-01 (default this month's)"),
-                 k: int = typer.Option(None, help="Smallest published count (default CITYOS_K_ANONYMITY).")) -> None:
-    """Share of residents (and 65+) within 300 m / 500 m of a bus stop per district (protected), as CSV."""
-    from cityos.gis.analyses.bus_coverage import coverage_table
-    from cityos.gis.statistics import published_statistics
-    from cityos.platform.db.connection import connect
-    from cityos.platform.settings import get_settings
-
-    day = _reference_date(as_of)
-    with connect() as conn:
-        table = coverage_table(published_statistics(conn, day, k or get_settings().k_anonymity))
-    typer.echo(table.to_csv(index=False))
-
-
-@app.command("snowplow-coverage")
-def snowplow_coverage(hours: int = typer.Option(12, help="Plowed within the last N hours."),
-                      not_plowed: bool = typer.Option(False, help="Only roads not plowed in that time.")) -> None:
-    """Roads with the time a snowplow last passed with its blade down, as JSON lines."""
-    from datetime import UTC, datetime, timedelta
-
-    from cityos.gis.analyses.city_sql import snowplow_coverage as compute
-    from cityos.platform.db.connection import connect
-
-    with connect() as conn:
-        rows = compute(conn, datetime.now(UTC) - timedelta(hours=hours))
-    for row in rows:
-        if not (not_plowed and row.get("plowed")):
-            row.pop("geometry", None)
-            typer.echo(json.dumps(row, default=str, ensure_ascii=False))
-
-
-@app.command("energy-by-district")
-def energy_by_district(k: int = typer.Option(None, help="Smallest number of homes (default CITYOS_K_ANONYMITY).")
-                       ) -> None:
-    """Consumption per home per district and hour of day, week over week (opted-in homes), as JSON lines."""
-    from datetime import UTC, datetime
-
-    from cityos.gis.analyses.city_sql import energy_by_district as compute
-    from cityos.platform.db.connection import connect
-    from cityos.platform.exits import CLI_ENERGY
-    from cityos.platform.settings import get_settings
-
-    with connect() as conn:
-        settings = get_settings()
-        for row in compute(conn, datetime.now(UTC), k or settings.k_anonymity, CLI_ENERGY, settings.timezone):
-            typer.echo(json.dumps(row, default=str))
-
-
-@app.command("vacant-houses")
-def vacant_houses(days: int = typer.Option(30, help="Window of near-zero consumption.")) -> None:
-    """Vacant-house candidates (addresses: personal data, for staff; the run is audited under the OS user),
-    as JSON lines."""
-    from datetime import UTC, datetime
-
-    from cityos.gis.analyses.city_sql import vacant_house_candidates
-    from cityos.platform.audit import record_command
-    from cityos.platform.db.connection import connect
-
-    with connect() as conn:
-        rows = vacant_house_candidates(conn, datetime.now(UTC), days)
-        record_command(conn, "gis vacant-houses", detail={"days": days, "rows": len(rows)})
-        conn.commit()
-    for row in rows:
-        row.pop("geometry", None)
-        typer.echo(json.dumps(row, default=str))
-
-
 def _analysis_command(analysis):
-    """The ``cityos gis`` command of a declared analysis: its parameters as options, its rows as CSV."""
-    def command(**given) -> None:
+    """The ``cityos gis`` command of a declared analysis: its parameters as options (``--as-of`` for a registry
+    aggregate, ``--k`` where declared), its rows as CSV or JSON lines; audited when it declares an access."""
+    def command(as_of: str | None = None, k: int | None = None, **given) -> None:
+        from cityos.gis.statistics import NotAReferenceDate, check_reference_date
+        from cityos.platform.audit import record_command
         from cityos.platform.db.connection import connect
         from cityos.platform.settings import get_settings
 
         settings = get_settings()
         try:
-            ctx = analysis.context(settings.k_anonymity, settings.zone, **given)
-        except ValueError as exc:
+            day = check_reference_date(date.fromisoformat(as_of) if as_of else None) if analysis.reference_date \
+                else None
+            ctx = analysis.context(k or settings.k_anonymity, settings.zone, channel="cli", as_of=day, **given)
+        except (NotAReferenceDate, ValueError) as exc:
             typer.secho(str(exc), fg="red", err=True)
             raise typer.Exit(2) from exc
         with connect() as conn:
-            table = analysis.run(conn, ctx)
-        typer.echo(table.drop(columns=["geometry"], errors="ignore").to_csv(index=False))
+            result = analysis.view("cli", analysis.run(conn, ctx), ctx)
+            if analysis.access is not None:
+                record_command(conn, f"gis {analysis.command}", detail={**ctx.params, "rows": len(result)})
+                conn.commit()
+        if analysis.cli_output == "csv":
+            typer.echo(result.drop(columns=["geometry"], errors="ignore").to_csv(index=False))
+            return
+        for row in (result if isinstance(result, list) else result.to_dict(orient="records")):
+            row.pop("geometry", None)
+            typer.echo(json.dumps(row, default=str, ensure_ascii=False))
 
+    leading = []
+    if analysis.reference_date:
+        leading.append(inspect.Parameter("as_of", inspect.Parameter.KEYWORD_ONLY, annotation=str | None,
+                                         default=typer.Option(None, help="Reference date YYYY-MM-01 (default this "
+                                                                          "month's)")))
+    if analysis.k_option:
+        leading.append(inspect.Parameter("k", inspect.Parameter.KEYWORD_ONLY, annotation=int | None,
+                                         default=typer.Option(None, help="Smallest published count (default "
+                                                                         "CITYOS_K_ANONYMITY).")))
     command.__signature__ = analysis.signature(
-        lambda p: typer.Option(p.default, f"--{p.name.replace('_', '-')}", help=p.help, min=p.ge, max=p.le))
+        lambda p: typer.Option(p.default, f"--{p.name.replace('_', '-')}", help=p.help, min=p.ge, max=p.le),
+        tuple(leading), channel="cli")
     analysis.describe(command)
     return command
 

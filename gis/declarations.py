@@ -24,12 +24,13 @@ import inspect
 import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from functools import cache
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from cityos.platform.exits import NON_PERSONAL, Use
+from cityos.platform.audit import Access
+from cityos.platform.exits import NON_PERSONAL, STAFF, Use
 
 Geometry = Literal["Point", "LineString", "MultiPolygon"]
 
@@ -112,9 +113,16 @@ class Layer:
         return tuple(c.name for c in self.columns if c.published)
 
 
+Channel = Literal["cli", "api", "export", "dataset"]
+CHANNELS: tuple[Channel, ...] = ("cli", "api", "export", "dataset")
+
+
 @dataclass(frozen=True)
 class Param:
-    """A typed parameter of an analysis: a CLI option ``--name`` and an API query parameter ``name``."""
+    """A typed parameter of an analysis: a CLI option ``--name`` and an API query parameter ``name``.
+
+    ``channels`` are the exits that take it (the others run with its default); ``keyless_max`` names a setting
+    that bounds it for API callers without an API key (a costly parameter such as a permutation count)."""
 
     name: str
     type: type
@@ -122,47 +130,102 @@ class Param:
     help: str
     ge: float | None = None
     le: float | None = None
+    channels: tuple[Channel, ...] = CHANNELS
+    keyless_max: str | None = None
 
 
 @dataclass(frozen=True)
 class Context:
-    """What an analysis may use besides the database: the smallest published count, the time, the city's zone
-    and the parameters (checked against their declarations)."""
+    """What an analysis may use besides the database: the smallest published count, the time, the city's zone,
+    the parameters (checked against their declarations), the exit it runs for (``exit``: the name a consent
+    filter is asked with, :func:`cityos.platform.exits.consent_filter`) and, for a registry aggregate, the day
+    of its figures and whether they are the staff's exact ones."""
 
     k: int
     now: datetime
     zone: ZoneInfo
     params: dict[str, Any] = field(default_factory=dict)
+    channel: Channel = "api"
+    exit: str = ""
+    as_of: date | None = None
+    exact: bool = False
+
+    def statistics(self, conn: Any) -> Any:
+        """The registry's figures of :attr:`as_of`: protected together with every other published figure of
+        that date (:mod:`cityos.gis.statistics`), or exact for the staff route."""
+        from cityos.gis.statistics import exact_statistics, published_statistics
+
+        if self.as_of is None:
+            raise ValueError("registry figures need a reference date")
+        return exact_statistics(conn, self.as_of) if self.exact else published_statistics(conn, self.as_of, self.k)
+
+
+#: A channel's view of a result: ``view(result, ctx)`` (a filter, a choice of columns).
+View = Callable[[Any, Context], Any]
 
 
 @dataclass(frozen=True)
 class Analysis:
-    """An analysis and every way it leaves the platform.
+    """An analysis and every way it leaves the platform, with the steps its exits take.
 
-    ``run(conn, ctx)`` returns a data frame: one row per district with a ``district_code`` column
-    (``geometry="district"``: the export joins the district outlines) or rows with a shapely ``geometry``
-    column (``geometry="own"``). ``use`` is its exit basis; a run from the command line needs no audit row for
-    the reason ``not_audited``. ``dataset`` registers an open-data builder of the same name."""
+    ``run(conn, ctx)`` returns a data frame or a list of row dicts: one row per district with a
+    ``district_code`` column (``geometry="district"``: the export joins the district outlines) or rows with a
+    ``geometry`` column (``geometry="own"``: GeoJSON mappings or shapely geometries). ``use`` is its exit basis:
+    a ``consent`` analysis selects its contributors with ``consent_filter(ctx.exit, ...)``, so each exit asks
+    for its own purpose. The disclosure and consent steps are declared here, not wired by hand:
+
+    - ``reference_date``: a registry aggregate; the CLI and the API take ``as_of`` (a published reference date,
+      checked), the export and the dataset the latest one, and ``ctx.statistics(conn)`` gives the protected
+      figures (small counts suppressed together with every other figure of the date). ``staff_exact``: the
+      reason of a staff route ``/registry/<command>`` with the exact figures of any day (scope ``registry:read``,
+      audited, never cached).
+    - ``k_option``: the command takes ``--k`` (a larger smallest count than ``CITYOS_K_ANONYMITY``).
+    - ``scope`` and ``access``: personal data for staff; the route needs the scope, both the route and the
+      command are audited with ``access`` (:mod:`cityos.platform.audit`); otherwise ``not_audited`` says why the
+      command needs no audit row.
+    - ``views``: what each channel shows of the result (``{"cli": only_hot_cells}``).
+    - ``cli_output``: CSV or JSON lines; ``api_output``: rows as JSON/CSV or a GeoJSON FeatureCollection
+      (``feature_id``: the column that gives each feature its id). ``columns``: the result's columns when it
+      has no rows (for the export's join). ``dataset`` registers an open-data builder of the same name.
+    """
 
     id: str
     title: str
     title_ja: str
     run: Callable[[Any, Context], Any]
-    not_audited: str
+    not_audited: str | None = None
     params: tuple[Param, ...] = ()
     use: Use = NON_PERSONAL
+    about: str = ""
     geometry: Literal["district", "own"] = "district"
     cli: bool = True
     api: bool = True
     export: bool = True
     dataset: bool = False
     max_age: int = 300
+    reference_date: bool = False
+    staff_exact: str | None = None
+    k_option: bool = False
+    scope: str | None = None
+    access: Access | None = None
+    views: dict[Channel, View] = field(default_factory=dict)
+    cli_output: Literal["csv", "jsonl"] = "csv"
+    api_output: Literal["table", "geojson"] = "table"
+    feature_id: str | None = None
+    columns: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.use.basis not in ("non_personal",):
-            # registry aggregates go through the disclosure step (cityos.gis.statistics) and consent exits
-            # through consent_filter: both are wired by hand until the declaration carries those steps
-            raise ValueError(f"analysis {self.id}: only non-personal analyses are declared this way so far")
+        if (self.access is None) == (self.not_audited is None):
+            raise ValueError(f"analysis {self.id}: say how it is audited (access) or why it needs no row "
+                             "(not_audited), not both")
+        if self.use.basis == "staff" and (self.scope is None or self.access is None):
+            raise ValueError(f"analysis {self.id}: staff data needs a scope and an audited access")
+        if self.use.basis == "statutory" and not self.reference_date:
+            raise ValueError(f"analysis {self.id}: registry aggregates are published for reference dates only")
+        if self.use.basis == "per_item":
+            raise ValueError(f"analysis {self.id}: an analysis is one exit per channel")
+        if self.staff_exact and not self.reference_date:
+            raise ValueError(f"analysis {self.id}: exact figures are those of a registry aggregate")
 
     @property
     def command(self) -> str:
@@ -172,26 +235,46 @@ class Analysis:
     def path(self) -> str:
         return f"/api/v1/gis/{self.command}"
 
+    @property
+    def staff_path(self) -> str:
+        """The staff route with the exact figures (when ``staff_exact``)."""
+        return f"/api/v1/gis/registry/{self.command}"
+
+    def exit_of(self, channel: Channel) -> str:
+        """The exit name of ``channel`` (:mod:`cityos.platform.exits`)."""
+        return {"cli": f"cli:gis {self.command}", "api": f"api:GET {self.path}", "export": f"export:{self.id}",
+                "dataset": f"dataset:{self.id}"}[channel]
+
+    def params_of(self, channel: Channel) -> tuple[Param, ...]:
+        return tuple(p for p in self.params if channel in p.channels)
+
     def signature(self, default: Callable[[Param], Any], leading: tuple[inspect.Parameter, ...] = (),
-                  returns: Any = None) -> inspect.Signature:
-        """A function signature with one keyword parameter per declared parameter, ``default(param)`` its
-        default (a ``typer.Option`` or a FastAPI ``Query``), after the ``leading`` ones: how the CLI command
-        and the API route get their typed parameters."""
+                  returns: Any = None, channel: Channel = "api") -> inspect.Signature:
+        """A function signature with one keyword parameter per declared parameter of ``channel``,
+        ``default(param)`` its default (a ``typer.Option`` or a FastAPI ``Query``), after the ``leading`` ones:
+        how the CLI command and the API route get their typed parameters."""
         mine = [inspect.Parameter(p.name, inspect.Parameter.KEYWORD_ONLY, annotation=p.type | None,
-                                  default=default(p)) for p in self.params]
+                                  default=default(p)) for p in self.params_of(channel)]
         return inspect.Signature([*leading, *mine], return_annotation=returns)
 
     def describe(self, command: Any) -> None:
         """Name and document ``command`` (a CLI command or an API route) after this analysis."""
-        command.__doc__ = f"{self.title} / {self.title_ja} ({self.use.describe()})."
+        about = f" {self.about}" if self.about else ""
+        command.__doc__ = f"{self.title} / {self.title_ja} ({self.use.describe()}).{about}"
         command.__name__ = self.id
 
-    def context(self, k: int, zone: ZoneInfo, now: datetime | None = None, **given: Any) -> Context:
-        """A context with every parameter: the given ones (checked) and the defaults of the rest."""
+    def view(self, channel: Channel, result: Any, ctx: Context) -> Any:
+        """What ``channel`` shows of ``result``."""
+        view = self.views.get(channel)
+        return result if view is None else view(result, ctx)
+
+    def context(self, k: int, zone: ZoneInfo, now: datetime | None = None, *, channel: Channel = "api",
+                as_of: date | None = None, exact: bool = False, **given: Any) -> Context:
+        """A context for ``channel`` with every parameter: the given ones (checked) and the defaults of the rest."""
         from datetime import UTC
 
         params: dict[str, Any] = {}
-        for p in self.params:
+        for p in self.params_of(channel):
             value = given.pop(p.name, None)
             value = p.default if value is None else p.type(value)
             if value is not None and ((p.ge is not None and value < p.ge) or (p.le is not None and value > p.le)):
@@ -199,7 +282,24 @@ class Analysis:
             params[p.name] = value
         if given:
             raise ValueError(f"unknown parameters {', '.join(sorted(given))} of {self.id}")
-        return Context(k, now or datetime.now(UTC), zone, params)
+        return Context(k, now or datetime.now(UTC), zone, params, channel, self.exit_of(channel), as_of, exact)
+
+
+def registry_aggregate(**declared: Any) -> dict[str, Any]:
+    """The declaration of a registry aggregate (``Analysis(..., **registry_aggregate(staff_exact=...))``): statutory,
+    for reference dates with small counts suppressed, ``--k`` on the command line, cached an hour."""
+    from cityos.platform.exits import STATUTORY
+
+    return {"not_audited": "aggregates, below k suppressed", "use": STATUTORY, "reference_date": True,
+            "k_option": True, "max_age": 3600, **declared}
+
+
+def records(result: Any) -> list[dict]:
+    """A result's rows as dicts (a data frame's missing values as None)."""
+    if isinstance(result, list):
+        return result
+    return [{k: (None if v is None or v != v else v) for k, v in row.items()} for row in
+            result.astype(object).to_dict(orient="records")]
 
 
 def _discover(package: str, attribute: str) -> list[Any]:
@@ -230,7 +330,7 @@ def analyses() -> dict[str, Analysis]:
     result = {a.id: a for a in found}
     if len(result) != len(found):
         raise ValueError("two analysis files declare the same id")
-    clash = set(result) & set(layers())
+    clash = {a.id for a in found if a.export} & {layer.id for layer in layers().values() if layer.export}
     if clash:
         raise ValueError(f"an analysis and a layer share the export name {', '.join(clash)}")
     _declare_exits({}, result)
@@ -248,17 +348,20 @@ def _declare_exits(declared_layers: dict[str, Layer], declared_analyses: dict[st
         if layer.export:
             entries[f"export:{layer.id}"] = NON_PERSONAL
     reasons: dict[str, str] = {}
+    personal: dict[str, Access] = {}
     for a in declared_analyses.values():
-        if a.api:
-            entries[f"api:GET {a.path}"] = a.use
-        if a.export:
-            entries[f"export:{a.id}"] = a.use
-        if a.dataset:
-            entries[f"dataset:{a.id}"] = a.use
-        if a.cli:
-            entries[f"cli:gis {a.command}"] = a.use
-            reasons[f"cli:gis {a.command}"] = a.not_audited
+        channels = [c for c in CHANNELS if getattr(a, c)]
+        entries.update({a.exit_of(c): a.use for c in channels})
+        if a.staff_exact:
+            entries[f"api:GET {a.staff_path}"] = STAFF
+            personal[f"api:GET {a.staff_path}"] = Access("registry counts", "all residents", a.staff_exact)
+        for c in ("cli", "api"):
+            if getattr(a, c) and a.access is not None:
+                personal[a.exit_of(c)] = a.access
+        if a.cli and a.not_audited is not None:
+            reasons[a.exit_of("cli")] = a.not_audited
     exits.declare(entries)
+    audit.declare_personal(personal)
     audit.declare_not_audited(reasons)
 
 

@@ -251,8 +251,15 @@ def _declared(analysis) -> Builder:
     """The builder of a declared analysis (:mod:`cityos.gis.declarations`): its rows, parameters from the
     definition's ``[source.params]`` (checked like the CLI's and the API's)."""
     def build(conn: psycopg.Connection, ctx: BuildContext) -> Table:
-        given = {p.name: ctx.params[p.name] for p in analysis.params if p.name in ctx.params}
-        frame = analysis.run(conn, analysis.context(ctx.k, ctx.zone, now=ctx.now, **given))
+        given = {p.name: ctx.params[p.name] for p in analysis.params_of("dataset") if p.name in ctx.params}
+        day = None
+        if analysis.reference_date:
+            from cityos.gis.statistics import latest_reference_date
+
+            day = latest_reference_date(ctx.now)
+        declared = analysis.context(ctx.k, ctx.zone, ctx.now, channel="dataset", as_of=day, **given)
+        result = analysis.view("dataset", analysis.run(conn, declared), declared)
+        frame = pd.DataFrame(result) if isinstance(result, list) else result
         return Table(frame.drop(columns=["geometry"], errors="ignore").reset_index(drop=True))
 
     build.__doc__ = f"{analysis.title} / {analysis.title_ja} (a declared analysis)."

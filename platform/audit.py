@@ -98,18 +98,11 @@ PERSONAL: dict[str, Access] = {
     "api:POST /api/v1/deadletters/replay": Access("dead letters", "rejected messages", "replay rejected messages"),
     "cli:deadletters list": Access("dead letters", "rejected messages", "inspect rejected messages"),
     "cli:deadletters replay": Access("dead letters", "rejected messages", "replay rejected messages"),
-    # resident registry and addresses
+    # resident registry and addresses (the GIS analyses' staff routes and commands: cityos.gis.declarations)
     "api:GET /api/v1/gis/registry/residents": Access("registry rows", "query:district_code",
                                                       "staff reading registry rows of a district"),
-    "api:GET /api/v1/gis/registry/population": Access("registry counts", "all residents",
-                                                       "staff reading exact population per district"),
-    "api:GET /api/v1/gis/registry/bus-coverage": Access("registry counts", "all residents",
-                                                         "staff reading exact bus-stop coverage per district"),
-    "api:GET /api/v1/gis/vacant-houses": Access("addresses and meters", "addresses without residents",
-                                                 "vacant-house survey"),
     "cli:gis load-registry": Access("registry rows", "all residents", "replace the registry with an extract"),
     "cli:gis apply-registry-changes": Access("registry rows", "arg:path", "apply the registry's daily changes"),
-    "cli:gis vacant-houses": Access("addresses and meters", "addresses without residents", "vacant-house survey"),
     "cli:backup": Access("the whole platform database", "all residents", "backup of the platform"),
     # a household's own meter
     "api:GET /api/v1/energy/my": Access("household meter", "households", "the household's own dashboard"),
@@ -167,10 +160,7 @@ NOT_AUDITED: dict[str, str] = {
     "cli:ingest": "the ingest service: stores each device's own readings (kept with their arrival time)",
     "cli:db migrate": "schema changes", "cli:tokens create": "staff tokens", "cli:tokens revoke": "staff tokens",
     "cli:gis load-fire-water": "a public layer", "cli:gis load": "a public layer",
-    "cli:gis population": "aggregates, below k suppressed", "cli:gis hotspots": "city vehicles and police points",
     "cli:gis export": "public layers and suppressed aggregates",
-    "cli:gis bus-coverage": "aggregates, below k suppressed",
-    "cli:gis snowplow-coverage": "city vehicles", "cli:gis energy-by-district": "aggregates of open-data homes",
     "cli:datasets list": "definitions and publish dates",
     "cli:gateway check": "runs on a gateway: its own configuration",
     "cli:gateway run": "runs on a gateway: forwards its own devices' readings",
@@ -182,6 +172,13 @@ def declare_not_audited(reasons: dict[str, str]) -> None:
     """Add entry points declared by another registry (the GIS analyses' commands) with why they need no row."""
     for entry, why in reasons.items():
         if entry in PERSONAL or NOT_AUDITED.setdefault(entry, why) != why:
+            raise ValueError(f"{entry!r} is declared twice")
+
+
+def declare_personal(accesses: dict[str, Access]) -> None:
+    """Add entry points declared by another registry (the GIS analyses' staff routes and commands)."""
+    for entry, access in accesses.items():
+        if entry in NOT_AUDITED or PERSONAL.setdefault(entry, access) != access:
             raise ValueError(f"{entry!r} is declared twice")
 
 

@@ -76,13 +76,10 @@ STA_INTAKE = Use("non_personal", note="intake: city devices' observations throug
 
 # Names of the exits that select consenting subjects (used by their queries).
 API_ENERGY_BY_DISTRICT = "api:GET /api/v1/gis/energy-by-district"
-API_ENERGY_BY_AREA = "api:GET /api/v1/gis/energy-by-area"
 API_ENERGY_MY = "api:GET /api/v1/energy/my"
 FEED_ENERGY = "api:GET /api/v1/live/energy"
 FEED_ENERGY_WS = "api:WEBSOCKET /api/v1/live/energy/ws"
 MQTT_ENERGY = "mqtt:cityos/public/v1/energy/districts"
-EXPORT_ENERGY = "export:energy_by_district"
-CLI_ENERGY = "cli:gis energy-by-district"
 
 _API: dict[tuple[str, str], Use] = {
     ("GET", "/docs"): NON_PERSONAL, ("GET", "/openapi.json"): NON_PERSONAL, ("GET", "/apps/config.json"): NON_PERSONAL,
@@ -104,18 +101,12 @@ _API: dict[tuple[str, str], Use] = {
     ("GET", "/ogc/collections/{collection_id}/items/{feature_id}"): Use("per_item", note="ogc:<collection>"),
     ("GET", "/ogc/collections/{collection_id}/queryables"): NON_PERSONAL,
     ("GET", "/ogc/tiles/{collection_id}/{z}/{x}/{y}.pbf"): Use("per_item", note="ogc:<collection>"),
-    ("GET", "/api/v1/gis/population"): STATUTORY, ("GET", "/api/v1/gis/bus-coverage"): STATUTORY,
-    ("GET", "/api/v1/gis/hotspots"): Use("non_personal", note="city vehicles and police accident points"),
     ("GET", "/api/v1/gis/registry/residents"): STAFF,
     ("GET", "/api/v1/gis/exports/{layer}"): Use("per_item", note="export:<layer>"),
-    ("GET", "/api/v1/gis/snowplow-coverage"): NON_PERSONAL,
-    ("GET", "/api/v1/gis/energy-by-district"): OPEN_ENERGY, ("GET", "/api/v1/gis/energy-by-area"): OPEN_ENERGY,
-    ("GET", "/api/v1/gis/registry/population"): STAFF, ("GET", "/api/v1/gis/registry/bus-coverage"): STAFF,
     # the landing page, the docs and the apps' static base layers (public OGC layers, no personal data)
     ("GET", "/"): NON_PERSONAL, ("GET", "/apps"): NON_PERSONAL, ("GET", "/apps/"): NON_PERSONAL,
     ("GET", "/favicon.ico"): NON_PERSONAL, ("GET", "/redoc"): NON_PERSONAL,
     ("GET", "/apps/data/manifest.json"): NON_PERSONAL, ("GET", "/apps/data/{name}"): NON_PERSONAL,
-    ("GET", "/api/v1/gis/vacant-houses"): STAFF,
     ("GET", "/api/v1/energy/my"): SERVICE_ENERGY,
     ("POST", "/api/v1/hydrants/{hydrant_id}/reports"): NON_PERSONAL,
     ("GET", "/api/v1/hydrants/reports"): STAFF,
@@ -152,14 +143,12 @@ EXITS: dict[str, Use] = {
     "mqtt:cityos/public/v1/snowplows/{device_id}": Use("non_personal", note="public snowplows"),
     MQTT_ENERGY: OPEN_ENERGY,
     "mqtt:v1.1/Datastreams({id})/Observations": SENSORTHINGS, "mqtt:v1.1/Things({id})/Locations": SENSORTHINGS,
-    # the layers' ogc:/export: exits and the declared analyses' exits come from cityos.gis.declarations
-    "export:hotspots": NON_PERSONAL, "export:snowplow_coverage": NON_PERSONAL,
-    "export:population": STATUTORY, "export:bus_coverage": STATUTORY, EXPORT_ENERGY: OPEN_ENERGY,
+    # the layers' ogc:/export: exits and the GIS analyses' routes, exports and commands come from
+    # cityos.gis.declarations (gis/analyses/declared/)
     "dataset:accident_hotspots": NON_PERSONAL, "dataset:bus_stops": NON_PERSONAL,
     "dataset:energy_by_district_day": OPEN_ENERGY, "dataset:fire_water": NON_PERSONAL,
     "dataset:health_by_district_month": OPEN_HEALTH, "dataset:population_by_age": STATUTORY,
     "dataset:snowplow_tracks": NON_PERSONAL,
-    CLI_ENERGY: OPEN_ENERGY,
 }
 
 

@@ -47,14 +47,16 @@ class _Window:
 
 @dataclass
 class RateLimiter:
-    """Fixed-window counters per caller."""
+    """Fixed-window counters per caller: the per-minute rate counts in windows of ``window_s`` seconds
+    (``CITYOS_RATE_WINDOW_S``, 60; tests shorten it), the quota per day."""
 
     windows: dict[str, _Window] = field(default_factory=dict)
+    window_s: float = 60.0
 
     def check(self, caller: str, limits: Limits, now: float | None = None, cost: float = 1.0) -> int | None:
         """Count one request of weight ``cost``; None if allowed, else seconds until the caller may retry."""
         now = time.time() if now is None else now
-        minute, day = int(now // 60), int(now // 86_400)
+        minute, day = int(now // self.window_s), int(now // 86_400)
         w = self.windows.setdefault(caller, _Window(minute, 0, day, 0))
         if w.minute != minute:
             w.minute, w.minute_count = minute, 0
@@ -63,7 +65,7 @@ class RateLimiter:
         if w.day_count + cost > limits.per_day + 1e-9:
             return int((day + 1) * 86_400 - now) + 1
         if w.minute_count + cost > limits.per_minute + 1e-9:
-            return int((minute + 1) * 60 - now) + 1
+            return int((minute + 1) * self.window_s - now) + 1
         w.minute_count += cost
         w.day_count += cost
         return None

@@ -70,6 +70,8 @@ class Settings(BaseSettings):
                                     "bus-coverage analysis (a few buses a day is not useful service).")
     anonymous_rate_per_minute: int = Field(120, ge=1, description="Open-API requests per minute without a key.")
     anonymous_daily_quota: int = Field(10_000, ge=1, description="Open-API requests per day without a key.")
+    rate_window_s: float = Field(60, gt=0, le=3600, description="Seconds of the fixed window in which the per-minute "
+                                 "rates (anonymous and per key) count; tests shorten it to wait seconds, not a minute.")
     trusted_proxies: str = Field("", description="Addresses or CIDRs (comma-separated) of reverse proxies whose "
                                  "X-Forwarded-For is believed; from anyone else the header is ignored.")
     ngsild_notify_private_hosts: str = Field("", description="Hosts (comma-separated) inside the platform's "

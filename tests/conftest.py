@@ -107,10 +107,12 @@ def api(database_url, test_broker, tmp_path_factory, request) -> Iterator[str]:
     """The API as a subprocess (tests/helpers.py api_server) on the test database and broker; its base URL.
 
     A module adds settings with a module-level ``API_ENV`` dict (e.g. ``{"CITYOS_ANONYMOUS_RATE_PER_MINUTE":
-    "5"}``), or overrides this fixture by name to add data first (``def api(api): ...; return api``).
+    "5"}``) or function of the test broker (for settings that name its files), or overrides this fixture by
+    name to add data first (``def api(api): ...; return api``).
     """
+    extra = getattr(request.module, "API_ENV", {})
     env = {"CITYOS_DATABASE_URL": database_url, "CITYOS_MQTT_URL": test_broker.url,
-           "CITYOS_HOME": str(tmp_path_factory.mktemp("api")), **getattr(request.module, "API_ENV", {})}
+           "CITYOS_HOME": str(tmp_path_factory.mktemp("api")), **(extra(test_broker) if callable(extra) else extra)}
     with api_server(env) as base:
         yield base
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -85,18 +86,18 @@ class _Parser:
     def expression(self, depth: int) -> object:
         if depth > MAX_DEPTH:
             raise NgsiError("BadRequestData", f"q nests deeper than {MAX_DEPTH} levels")
-        parts = [self.conjunction(depth)]
-        while self.peek() == "|":
-            self.take()
-            parts.append(self.conjunction(depth))
-        return parts[0] if len(parts) == 1 else Logical("|", tuple(parts))
+        return self._joined("|", lambda: self.conjunction(depth))
 
     def conjunction(self, depth: int) -> object:
-        parts = [self.primary(depth)]
-        while self.peek() == ";":
+        return self._joined(";", lambda: self.primary(depth))
+
+    def _joined(self, operator: str, part: Callable[[], object]) -> object:
+        """One or more ``part`` joined by ``operator`` (``|`` or, binding tighter, ``;``)."""
+        parts = [part()]
+        while self.peek() == operator:
             self.take()
-            parts.append(self.primary(depth))
-        return parts[0] if len(parts) == 1 else Logical(";", tuple(parts))
+            parts.append(part())
+        return parts[0] if len(parts) == 1 else Logical(operator, tuple(parts))
 
     def primary(self, depth: int) -> object:
         if self.peek() == "(":

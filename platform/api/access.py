@@ -66,7 +66,7 @@ class AccessMiddleware:
         self.app = app
         self.settings = settings
         self.proxies = parse_networks(settings.trusted_proxies)
-        self.limiter = RateLimiter()
+        self.limiter = RateLimiter(window_s=settings.rate_window_s)
         self.minting = RateLimiter()
         self.live = ConnectionCap(settings.live_max_per_address, settings.live_max_total)
         self._keys: dict[str, tuple[float, Limits | None]] = {}

@@ -133,8 +133,9 @@ ROLLUPS = {(False, "1h"): BY_NAME["measurements_hourly"], (False, "1d"): BY_NAME
 
 
 class _RolledRows:
-    """Rolled-up rows this process read, per range and roll-up version (complete buckets do not change until a
-    write to the roll-up bumps its version), least recently used first out."""
+    """Rows before the watermark this process read (complete buckets from the roll-up, the partial one at the
+    range's start from raw rows), per range and roll-up version (they do not change until a write to the roll-up
+    bumps its version), least recently used first out."""
 
     MAX_ROWS = 200_000
 
@@ -163,11 +164,41 @@ class _RolledRows:
 _ROLLED = _RolledRows()
 
 
+class _Answers:
+    """Series answers this process encoded (plain and gzip, with their ETag), by everything they depend on: the
+    request, the roll-up's version and the raw rows read after its watermark. A request whose rows are the same
+    as an earlier one's is sent those bytes again instead of being encoded and compressed once more (the
+    answer is exact: any new reading changes the key). At most :attr:`MAX` answers, least recently used out."""
+
+    MAX = 256
+
+    def __init__(self) -> None:
+        self._entries: OrderedDict[tuple, Encoded] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple) -> Encoded | None:
+        with self._lock:
+            encoded = self._entries.get(key)
+            if encoded is not None:
+                self._entries.move_to_end(key)
+            return encoded
+
+    def put(self, key: tuple, encoded: Encoded) -> None:
+        with self._lock:
+            self._entries[key] = encoded
+            while len(self._entries) > self.MAX:
+                self._entries.popitem(last=False)
+
+
+_ANSWERS = _Answers()
+
+
 def _rolled_up_rows(cur, rollup: Rollup, device: dict, source: str, agg: str, params: dict, zone: ZoneInfo
-                    ) -> list[dict]:
+                          ) -> tuple[list[dict], tuple]:
     """Buckets from the roll-up where it is complete (whole buckets inside the range, before its watermark),
     and from raw rows elsewhere: the partial buckets at either edge and everything after the watermark
-    (the current bucket); ordered, after the cursor, at most ``params["limit"]``."""
+    (the current bucket); ordered, after the cursor, at most ``params["limit"]``. Also what the rows depend on
+    besides the request (the roll-up's version and the raw rows read), to know an answer already encoded."""
     done = device["done"]
     lo = bucket_ceil(params["start"], rollup.step, zone)
     hi = bucket_floor(params["end"], rollup.step, zone)
@@ -176,25 +207,33 @@ def _rolled_up_rows(cur, rollup: Rollup, device: dict, source: str, agg: str, pa
     if done is None or hi <= lo:
         lo = hi = params["start"]  # no complete rolled-up bucket in the range: all from raw rows
     params.update(lo=lo, hi=hi)
-    rolled: list[dict] = []
-    if lo < hi:
-        key = (rollup.name, params["device"], params["metric"], params["tz"], agg, lo, hi, device["version"])
-        if (kept := _ROLLED.get(key)) is None:
-            kept = cur.execute(f"select bucket as time, {agg} as value from {rollup.table} where device_id = "
-                               "%(device)s and metric = %(metric)s and zone = %(tz)s and bucket >= %(lo)s "
-                               "and bucket < %(hi)s order by bucket", params).fetchall()
-            _ROLLED.put(key, kept)
-        rolled = kept
     raw = (f"select time_bucket('{rollup.width}', time, %(tz)s) as time, {agg}(value) as value from {source} "
-           "where device_id = %(device)s and time >= {} and time < {} group by 1")
-    # two plain ranges, not one OR, and no prepared statement (a generic plan would keep every chunk):
-    # TimescaleDB excludes the other chunks of each range while planning
-    edges = cur.execute(f"{raw.format('%(start)s', '%(lo)s')} union all {raw.format('%(hi)s', '%(end)s')}",
-                        params, prepare=False).fetchall()
-    rows = sorted([*edges, *rolled], key=lambda r: r["time"])
+           "where device_id = %(device)s and time >= {} and time < {} group by 1 order by 1")
+    # plain ranges and no prepared statement (a generic plan would keep every chunk): TimescaleDB excludes the
+    # other chunks of each range while planning
+    kept: list[dict] = []
+    if lo < hi:
+        # everything before ``hi`` lies before the watermark: the complete buckets and the partial one at the
+        # start change only when the roll-up does (its version), so they are read once per range and version
+        key = (rollup.name, params["device"], params["metric"], params["tz"], agg, params["start"], lo, hi,
+               device["version"])
+        if (cached := _ROLLED.get(key)) is None:
+            head = (cur.execute(raw.format("%(start)s", "%(lo)s"), params, prepare=False)).fetchall() \
+                if params["start"] < lo else []
+            body = (cur.execute(
+                f"select bucket as time, {agg} as value from {rollup.table} where device_id = %(device)s and metric "
+                "= %(metric)s and zone = %(tz)s and bucket >= %(lo)s and bucket < %(hi)s order by bucket", params)
+            ).fetchall()
+            cached = [*head, *body]
+            _ROLLED.put(key, cached)
+        kept = cached
+    # after the watermark (the current bucket, a partial one at the end): raw rows, every time
+    tail = (cur.execute(raw.format("%(hi)s", "%(end)s"), params, prepare=False)).fetchall() \
+        if hi < params["end"] else []
+    rows = [*kept, *tail]
     if params["after"] is not None:
         rows = [r for r in rows if r["time"] > params["after"]]
-    return rows[:params["limit"]]
+    return rows[:params["limit"]], (device["version"], lo, hi, tuple((r["time"], r["value"]) for r in tail))
 
 
 def _encode_cursor(t: datetime) -> str:
@@ -236,13 +275,13 @@ def series(request: Request, device_id: str, metric: str,
     settings = request.app.state.settings
     with connect(autocommit=True) as conn, conn.cursor(row_factory=dict_row) as cur:
         # the device and, in the same round trip, how far its interval's roll-up is complete
-        device = cur.execute(
+        device = (cur.execute(
             "select d.domain, d.kind, w.done_until as done, w.version from core.devices d "
             "left join cityos_meta.rollup_watermarks w on w.zone = %s "
             "and w.rollup = case when d.domain = 'vehicle' then %s else %s end "
             "where d.device_id = %s and d.public and d.revoked_at is null",
             (zone, ROLLUPS[(True, interval)].name if interval in ("1h", "1d") else "",
-             ROLLUPS[(False, interval)].name if interval in ("1h", "1d") else "", device_id)).fetchone()
+             ROLLUPS[(False, interval)].name if interval in ("1h", "1d") else "", device_id))).fetchone()
         if device is None:
             raise HTTPException(404, f"no public sensor {device_id}")
         if device["domain"] == "vehicle":
@@ -255,8 +294,10 @@ def series(request: Request, device_id: str, metric: str,
         params = {"metric": metric, "device": device_id, "start": start, "end": end, "after": after,
                   "limit": limit + 1, "tz": zone}
         rollup = ROLLUPS.get((device["domain"] == "vehicle", interval)) if settings.series_rollups else None
+        answer_key = None
         if rollup is not None:
-            rows = _rolled_up_rows(cur, rollup, device, source, AGGREGATES[agg], params, settings.zone)
+            rows, depends = _rolled_up_rows(cur, rollup, device, source, AGGREGATES[agg], params, settings.zone)
+            answer_key = (device_id, metric, interval, agg, start, end, after, limit, format, zone, depends)
         else:
             time_col = "time" if interval == "raw" else f"time_bucket('{INTERVALS[interval]}', time, %(tz)s)"
             value_col = "value" if interval == "raw" else f"{AGGREGATES[agg]}(value)"
@@ -265,10 +306,15 @@ def series(request: Request, device_id: str, metric: str,
                    f"and time >= %(start)s and time < %(end)s {group} ")
             sql = f"select * from ({sql}) s where (%(after)s::timestamptz is null or time > %(after)s) " \
                   f"order by time limit %(limit)s"
-            rows = cur.execute(sql, params).fetchall()
+            rows = (cur.execute(sql, params)).fetchall()
+    if answer_key is not None and (encoded := _ANSWERS.get(answer_key)) is not None:
+        return encoded.response(request, max_age=60)
     next_cursor = _encode_cursor(rows[limit - 1]["time"]) if len(rows) > limit else None
     rows = rows[:limit]
-    return respond(request, rows, format, max_age=60,
-                   extra={"device_id": device_id, "metric": metric, "interval": interval,
-                          "agg": agg if interval != "raw" else None, "next_cursor": next_cursor,
-                          "timezone": zone if interval != "raw" else None})
+    extra = {"device_id": device_id, "metric": metric, "interval": interval, "agg": agg if interval != "raw" else None,
+             "next_cursor": next_cursor, "timezone": zone if interval != "raw" else None}
+    if answer_key is None:
+        return respond(request, rows, format, max_age=60, extra=extra)
+    encoded = Encoded.of(rows, format, extra)
+    _ANSWERS.put(answer_key, encoded)
+    return encoded.response(request, max_age=60)

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import atexit
 import threading
+import time
+import weakref
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 
@@ -29,6 +31,33 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from cityos.platform.settings import Settings, get_settings
 
 APPLICATION_NAME = "cityos"
+
+
+#: A connection given back less than this many seconds ago is lent again without a round trip to check it.
+CHECK_AFTER_IDLE_S = 1.0
+_given_back: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _stamp(conn: psycopg.Connection) -> None:
+    """When ``conn`` was given back to the pool (the pool's ``reset`` hook)."""
+    _given_back[conn] = time.monotonic()
+
+
+def _check_if_idle(conn: psycopg.Connection) -> None:
+    """Check a connection as it is lent when it sat in the pool: after a database restart the pool holds closed
+    ones, and a request must get a new one, not "terminating connection". One just given back (a busy API
+    lends the same few again and again) is not checked: that round trip was a tenth of a series request."""
+    if time.monotonic() - _given_back.get(conn, 0.0) >= CHECK_AFTER_IDLE_S:
+        ConnectionPool.check_connection(conn)
+
+
+async def _astamp(conn: psycopg.AsyncConnection) -> None:
+    _given_back[conn] = time.monotonic()
+
+
+async def _acheck_if_idle(conn: psycopg.AsyncConnection) -> None:
+    if time.monotonic() - _given_back.get(conn, 0.0) >= CHECK_AFTER_IDLE_S:
+        await AsyncConnectionPool.check_connection(conn)
 
 
 def _require_url(url: str) -> str:
@@ -60,9 +89,7 @@ class Database:
                         _require_url(self.url), min_size=self.settings.db_pool_min,
                         max_size=max(self.settings.db_pool_min, self.settings.db_pool_max),
                         timeout=self.settings.db_pool_timeout_s, kwargs=self._kwargs(),
-                        # a connection is checked as it is lent: after a database restart the pool holds
-                        # closed ones, and a request must get a new one, not "terminating connection"
-                        check=ConnectionPool.check_connection, name=f"{self.name}-sync", open=True)
+                        check=_check_if_idle, reset=_stamp, name=f"{self.name}-sync", open=True)
         return self._sync
 
     @contextmanager
@@ -81,7 +108,7 @@ class Database:
                 _require_url(self.url), min_size=self.settings.db_pool_min,
                 max_size=max(self.settings.db_pool_min, self.settings.db_pool_max),
                 timeout=self.settings.db_pool_timeout_s, kwargs=self._kwargs(), name=f"{self.name}-async",
-                check=AsyncConnectionPool.check_connection, open=False)
+                check=_acheck_if_idle, reset=_astamp, open=False)
             await pool.open()
             self._async = pool
         return self._async

@@ -4,20 +4,14 @@ from __future__ import annotations
 
 import httpx
 import psycopg
-import pytest
 
 from cityos.platform.auth import create_token
-from helpers import api_server
 
 
-@pytest.fixture(scope="module")
-def api(database_url, test_broker, tmp_path_factory):
-    home = tmp_path_factory.mktemp("api-home")
-    env = {"CITYOS_DATABASE_URL": database_url, "CITYOS_MQTT_URL": test_broker.url, "CITYOS_HOME": str(home),
-           "CITYOS_BROKER_AUTH_DIR": str(test_broker.broker.folder),
-           "CITYOS_BROKER_PIDFILE": str(test_broker.broker.pidfile)}
-    with api_server(env) as base:
-        yield base
+def API_ENV(test_broker) -> dict[str, str]:
+    """The shared API (tests/conftest.py) manages the test broker's accounts: its files."""
+    return {"CITYOS_BROKER_AUTH_DIR": str(test_broker.broker.folder),
+            "CITYOS_BROKER_PIDFILE": str(test_broker.broker.pidfile)}
 
 
 def _token(database_url: str, *scopes: str) -> dict[str, str]:

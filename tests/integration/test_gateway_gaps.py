@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from edge_gateway import GatewayProcess
+from edge_gateway import health_gateway
 from publisher import Publisher
 from test_broker_access import Session
 from typer.testing import CliRunner
@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from cityos.ingest.gateway.outbox import Outbox
 from cityos.ingest.topics import command_topic
 from cityos.platform import consent
-from helpers import free_port, hours_ago, wait_for
+from helpers import hours_ago, wait_for
 
 pytestmark = pytest.mark.windowed  # reading times are relative to now
 
@@ -41,30 +41,9 @@ def gateway(database_url, test_broker, register, workers, tmp_path):
         conn.execute("delete from core.stream_gaps where device_id = %s", (DEVICE,))
         conn.execute("delete from core.stream_sequences where device_id = %s", (DEVICE,))
         consent.grant(conn, SUBJECT, "health", "services", "test")
-    (tmp_path / "credentials.json").write_text(json.dumps({"device_id": DEVICE, "mqtt_username": DEVICE,
-                                                            "mqtt_password": password}))
-    (tmp_path / "health-token").write_text("phone-app-token-0123456789")
-    port = free_port()
-    config = tmp_path / "gateway.toml"
-    config.write_text(f'''device_id = "{DEVICE}"
-broker_url = "mqtt://127.0.0.1:{test_broker.port}"
-status_interval_s = 1
-[outbox]
-path = "outbox.db"
-keep_sent_days = 7
-keep_sent_mb = 16
-[sender]
-batch_size = 25
-inflight = 1
-linger_s = 0.2
-confirm_timeout_s = 5
-[[adapters]]
-type = "health_http"
-listen = "127.0.0.1:{port}"
-''')
+    # the outbox keeps sent readings 7 days / 16 MB (the defaults): what a resend request needs
     # no wait for the workers' consent cache: tests run them with CITYOS_INGEST_ADMISSION_REFRESH_S=0.2
-    process = GatewayProcess(config, tmp_path / "gateway.log")
-    process.endpoint = f"http://127.0.0.1:{port}/readings"
+    process = health_gateway(tmp_path, DEVICE, password, test_broker.port, "phone-app-token-0123456789")
     yield process
     process.stop()
 

@@ -291,17 +291,25 @@ def _energy_batch(device: str, start: datetime, values: list[float]):
     return batch
 
 
+def _platform_rollups_without(conn: psycopg.Connection, device: str) -> None:
+    """No readings of ``device``; skips on a community build (it refreshes its continuous aggregate from its own
+    invalidation log, not from the platform's marked buckets)."""
+    from cityos.platform.db.maintenance import rollup_mode
+
+    conn.execute("delete from telemetry.energy_readings where device_id = %s", (device,))
+    if rollup_mode(conn) != "platform_table":
+        pytest.skip("the community build refreshes its continuous aggregate (its own invalidation log)")
+
+
 def test_a_batch_still_uncommitted_when_maintenance_claims_its_bucket_is_in_the_recomputation(database_url):
     import threading
 
     from cityos.ingest.writer import write_batch
-    from cityos.platform.db.maintenance import refresh_rollups, rollup_mode
+    from cityos.platform.db.maintenance import refresh_rollups
 
     device, hour = "led-race", hours_ago(30).replace(minute=0, second=0)
     with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute("delete from telemetry.energy_readings where device_id = %s", (device,))
-        if rollup_mode(conn) != "platform_table":
-            pytest.skip("the community build refreshes its continuous aggregate (its own invalidation log)")
+        _platform_rollups_without(conn, device)
         refresh_rollups(conn, 10**9)  # nothing else pending
     writer = psycopg.connect(database_url)
     writer.execute("select 1")  # an open transaction: the batch below is written in it, not yet committed
@@ -324,13 +332,11 @@ def test_a_batch_still_uncommitted_when_maintenance_claims_its_bucket_is_in_the_
 def test_a_bucket_marked_again_during_a_recomputation_is_recomputed_by_the_next_pass(database_url):
     from cityos.ingest.writer import write_batch
     from cityos.platform.db import rollups
-    from cityos.platform.db.maintenance import refresh_rollups, rollup_mode
+    from cityos.platform.db.maintenance import refresh_rollups
 
     device, hour = "led-again", hours_ago(50).replace(minute=0, second=0)
     with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute("delete from telemetry.energy_readings where device_id = %s", (device,))
-        if rollup_mode(conn) != "platform_table":
-            pytest.skip("the community build refreshes its continuous aggregate (its own invalidation log)")
+        _platform_rollups_without(conn, device)
         write_batch(conn, _energy_batch(device, hour, [1.0]))
         claimed = rollups.claim(conn, 10**9 + 1)  # a pass has claimed the bucket...
         assert hour in claimed[rollups.ENERGY_HOURLY.name]

@@ -24,6 +24,9 @@ PUBLIC = "public"
 OWNER = "owner"
 #: (method, path) -> PUBLIC or the scope a bearer token needs ("household:" = any household token).
 MATRIX: dict[tuple[str, str], str] = {
+    # declared analyses (gis/analyses/declared/): public unless named below with their scope (a staff analysis
+    # that lost its scope fails here instead of being trusted)
+    **{("GET", a.path): PUBLIC for a in analyses().values() if a.api},
     ("GET", "/healthz"): PUBLIC, ("GET", "/readyz"): PUBLIC, ("GET", "/metrics"): PUBLIC,
     ("POST", "/api/v1/consents"): "consent:write", ("GET", "/api/v1/consents/{subject_id}"): "consent:write",
     ("POST", "/api/v1/keys"): PUBLIC,
@@ -67,8 +70,6 @@ MATRIX: dict[tuple[str, str], str] = {
     ("DELETE", "/ngsi-ld/v1/subscriptions/{subscriptionId}"): OWNER,
     ("GET", "/api/v1/devices/fleet"): "devices:read", ("GET", "/api/v1/devices/gaps"): "devices:read",
     ("GET", "/api/v1/devices/{device_id}/stats"): "devices:read",
-    # declared analyses (gis/analyses/declared/): non-personal by declaration, one route each
-    **{("GET", a.path): PUBLIC for a in analyses().values()},
     ("POST", "/ngsi-ld/v1/entityOperations/upsert"): "telemetry:write",
     ("PATCH", "/ngsi-ld/v1/entities/{entityId}/attrs"): "telemetry:write",
     ("POST", "/ngsi-ld/v1/entities/{entityId}/attrs"): "telemetry:write",

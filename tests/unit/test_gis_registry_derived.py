@@ -51,6 +51,56 @@ def test_a_new_analysis_is_one_file_and_is_a_command_a_route_an_export_and_a_bui
     assert "cli:gis fire-water-coverage" in NOT_AUDITED
 
 
+def test_every_gis_command_route_and_export_of_an_analysis_comes_from_a_declaration():
+    """No analysis is wired by hand: the analyses' commands, routes and exports are exactly the declared ones."""
+    from cityos.gis.api import router
+    from cityos.gis.cli import app
+    from cityos.gis.exports import EXPORTS
+
+    declared = analyses()
+    assert {"population", "bus_coverage", "hotspots", "snowplow_coverage", "energy_by_district",
+            "vacant_houses"} <= set(declared)
+    hand_commands = {"load-fire-water", "load", "export", "load-registry", "apply-registry-changes"}
+    assert {c.name for c in app.registered_commands} - hand_commands == {a.command for a in declared.values()
+                                                                          if a.cli}
+    hand_routes = {"/api/v1/gis/registry/residents", "/api/v1/gis/exports/{layer}"}
+    assert {r.path for r in router.routes} - hand_routes == (
+        {a.path for a in declared.values() if a.api} | {a.staff_path for a in declared.values() if a.staff_exact})
+    exported_layers = {name for name, layer in layers().items() if layer.export}
+    assert set(EXPORTS) - exported_layers == {a.id for a in declared.values() if a.export}
+
+
+def test_each_exit_of_a_consent_analysis_asks_for_its_own_purpose():
+    from cityos.platform.exits import consent_of
+
+    energy = analyses()["energy_by_district"]
+    for channel in ("cli", "api", "export"):
+        ctx = energy.context(10, ZoneInfo("Asia/Tokyo"), channel=channel)
+        assert consent_of(ctx.exit) == ("energy", "open_data")
+    assert energy.context(10, ZoneInfo("Asia/Tokyo"), channel="cli").exit == "cli:gis energy-by-district"
+
+
+def test_a_staff_analysis_declares_its_scope_and_its_audited_access():
+    from cityos.gis.declarations import Analysis
+    from cityos.platform.audit import PERSONAL
+    from cityos.platform.exits import STAFF
+
+    vacant = analyses()["vacant_houses"]
+    assert vacant.scope == "registry:read"
+    assert {"cli:gis vacant-houses", "api:GET /api/v1/gis/vacant-houses",
+            "api:GET /api/v1/gis/registry/population"} <= set(PERSONAL)
+    with pytest.raises(ValueError, match="scope"):
+        Analysis("x", "X", "X", lambda conn, ctx: [], use=STAFF, not_audited="no")
+
+
+def test_a_parameter_of_one_exit_is_not_taken_by_another():
+    hotspots = analyses()["hotspots"]
+    assert hotspots.context(10, ZoneInfo("Asia/Tokyo"), channel="cli", latent_only=True).params == {
+        "days": 365, "latent_only": True}
+    with pytest.raises(ValueError, match="unknown parameters permutations"):
+        hotspots.context(10, ZoneInfo("Asia/Tokyo"), channel="cli", permutations=9999)
+
+
 def test_an_analysis_checks_its_parameters_by_their_declaration():
     coverage = analyses()["fire_water_coverage"]
     ctx = coverage.context(10, ZoneInfo("Asia/Tokyo"), datetime(2026, 1, 1, tzinfo=UTC), radius_m="120")
