@@ -28,6 +28,9 @@ KNOWN = {"$filter", "$expand", "$select", "$orderby", "$top", "$skip", "$count"}
 #: Options a client may send that change nothing here.
 IGNORED = {"$format"}
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9]{0,63}")
+#: The JSON names a client may use for a property in ``$select`` and ``$orderby`` (``@iot.id`` is how the
+#: id is written in every answer; FROST-Server and clients written against it, such as stapy, select by it).
+_ALIASES = {"@iot.id": "id"}
 
 
 @dataclass
@@ -116,7 +119,7 @@ def parse_options(entity: EntitySet, raw: dict[str, str], *, depth: int = 0, bud
 
 
 def _select(entity: EntitySet, text: str) -> list[str]:
-    names = [n for n in split_top(text, ",") if n]
+    names = [_ALIASES.get(n, n) for n in split_top(text, ",") if n]
     if not names:
         raise QueryError("$select names no property")
     for name in names:
@@ -131,10 +134,11 @@ def _orderby(entity: EntitySet, text: str) -> list[tuple[str, str]]:
         words = item.split()
         if not words or len(words) > 2 or (len(words) == 2 and words[1].lower() not in ("asc", "desc")):
             raise QueryError(f"$orderby takes 'property [asc|desc]', not {item[:60]!r}")
-        prop = entity.props.get(words[0])
+        name = _ALIASES.get(words[0], words[0])
+        prop = entity.props.get(name)
         if prop is None or prop.kind in ("json", "unit", "geojson"):
             raise QueryError(f"{entity.name} cannot be ordered by {words[0][:60]!r}")
-        order.append((words[0], words[1].lower() if len(words) == 2 else "asc"))
+        order.append((name, words[1].lower() if len(words) == 2 else "asc"))
     return order
 
 

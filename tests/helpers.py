@@ -159,3 +159,18 @@ def missing(reason: str) -> NoReturn:
     if os.environ.get(ALLOW_SKIP) == "1":
         pytest.skip(reason)
     pytest.fail(f"{reason} (set {ALLOW_SKIP}=1 to skip instead; CI never does)")
+
+
+def client_python(home: str, requirement: str) -> str:
+    """Python of a virtual environment holding ``requirement`` (``name==version``) from PyPI, for a client
+    library whose pins clash with the platform's; built once under ``home``/clients, then reused."""
+    from pathlib import Path
+
+    venv = Path(home) / "clients" / requirement.replace("==", "-")
+    python = venv / "bin" / "python"
+    if not (venv / ".complete").exists():
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", requirement],
+                       check=True)
+        (venv / ".complete").touch()
+    return str(python)

@@ -20,7 +20,7 @@ import pytest
 from cityos.ingest.broker_auth import PUBLIC_PASSWORD, PUBLIC_USER
 from cityos.platform.auth import create_token
 from cityos.platform.mqtt import BrokerAddress, new_client
-from helpers import api_server, free_port, wait_for
+from helpers import api_server, client_python, free_port, wait_for
 
 #: Tests whose readings go through ingest's time window (producers) are marked ``windowed``: the suite
 #: re-runs them with the Python clock a year ahead. The others compare with the database's clock (patrol-car
@@ -440,18 +440,7 @@ NGSILDCLIENT = "ngsildclient==0.5.2"
 def ngsildclient_python(settings) -> str:
     """Python of a virtual environment with Orange's ngsildclient from PyPI (its pins, such as httpx<0.24,
     clash with the platform's, so it lives apart; built once under the state folder)."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    venv = Path(settings.home) / "clients" / NGSILDCLIENT.replace("==", "-")
-    python = venv / "bin" / "python"
-    if not (venv / ".complete").exists():
-        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", NGSILDCLIENT],
-                       check=True)
-        (venv / ".complete").touch()
-    return str(python)
+    return client_python(settings.home, NGSILDCLIENT)
 
 
 def test_orange_ngsildclient_queries_subscribes_reads_history_and_upserts(api, city, database_url,

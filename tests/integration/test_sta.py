@@ -2,12 +2,16 @@
 
 Planted: a public snowplow with a week of positions, a public patrol car (shown 15 minutes late), a public
 environment sensor, a non-public city vehicle, and a household meter and a wearable whose values must never
-appear. The clients are Fraunhofer's ``frost-sta-client`` and plain HTTP (httpx) following ``@iot.nextLink``.
+appear. The clients are Fraunhofer's ``frost-sta-client``, ``stapy`` (in its own virtual environment) and plain
+HTTP (httpx) following ``@iot.nextLink``.
 """
 
 from __future__ import annotations
 
+import json
+import subprocess
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import frost_sta_client as fsc
 import httpx
@@ -15,7 +19,7 @@ import psycopg
 import pytest
 
 from cityos.platform.auth import create_token
-from helpers import api_server
+from helpers import api_server, client_python
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 PLOW, PATROL, SENSOR, HIDDEN = "sta-plow-01", "sta-patrol-01", "sta-soil-01", "sta-hidden-01"
@@ -144,6 +148,60 @@ def test_frost_client_reads_the_location_of_a_thing(sta):
     locations = list(thing.get_locations().query().list()) if hasattr(thing, "get_locations") else \
         list(service.locations().query().filter(f"Things/id eq '{PLOW}'").list())
     assert len(locations) == 1
+
+
+# -- real client: stapy (its pins clash with the platform's: it runs in its own virtual environment) -----------
+STAPY = "stapy==0.3.1"
+
+
+def _zulu(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+@pytest.fixture(scope="module")
+def stapy_read(sta, settings, tmp_path_factory) -> dict:
+    """What one stapy session read from the service (Things, Datastreams, a nested expand, two days of two
+    Datastreams' Observations), as printed by clients/stapy_session.py."""
+    python = client_python(settings.home, STAPY)
+    script = Path(__file__).with_name("clients") / "stapy_session.py"
+    start, end = NOW - timedelta(days=2), NOW - timedelta(days=1)
+    run = subprocess.run([python, str(script), sta, PLOW, SENSOR, _zulu(start), _zulu(end)], capture_output=True,
+                         text=True, timeout=120, cwd=tmp_path_factory.mktemp("stapy"))
+    assert run.returncode == 0, run.stderr[-3000:]
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def _series(sta: str, device: str, metric: str) -> list[tuple[datetime, float]]:
+    """The platform's own answer for the same device, metric and period as the stapy session's."""
+    start, end = NOW - timedelta(days=2), NOW - timedelta(days=1)
+    response = httpx.get(f"{sta.removesuffix('/sta/v1.1')}/api/v1/sensors/{device}/series", params={
+        "metric": metric, "start": start.isoformat(), "end": end.isoformat(), "limit": 10000}, timeout=30)
+    return [(datetime.fromisoformat(row["time"]), row["value"]) for row in response.json()["items"]]
+
+
+def test_stapy_pages_through_the_public_things_only(stapy_read):
+    assert stapy_read["things"] == {PLOW: "除雪車1", PATROL: "パトロール1", SENSOR: "土壌センサー"}
+
+
+def test_stapy_reads_a_things_datastreams_with_the_thing_expanded(stapy_read):
+    streams = {stream: (symbol, thing) for stream, symbol, thing in stapy_read["datastreams"]}
+    assert streams[f"{PLOW}:speed_kmh"] == ("km/h", "除雪車1")
+    assert {thing for _, thing in streams.values()} == {"除雪車1"}
+
+
+def test_stapy_reads_a_nested_expand_with_its_own_filter_and_top(stapy_read):
+    [stream] = stapy_read["nested"]
+    assert stream["@iot.id"] == f"{PLOW}:speed_kmh"
+    assert len(stream["Observations"]) == 3 and all(set(o) == {"result"} for o in stream["Observations"])
+
+
+@pytest.mark.parametrize(("read", "device", "metric", "rows"), [
+    ("speeds", PLOW, "speed_kmh", 6 * 24), ("moisture", SENSOR, "soil_moisture", 23)])
+def test_stapy_pages_the_same_observations_as_the_platform_series_route(stapy_read, sta, read, device, metric,
+                                                                       rows):
+    theirs = [(datetime.fromisoformat(time), value) for time, value in stapy_read[read]]
+    assert theirs == _series(sta, device, metric)
+    assert len(theirs) == rows  # more than one page of 20: stapy followed the @iot.nextLink
 
 
 # -- plain HTTP: paging, options, refusals -------------------------------------------------------------------

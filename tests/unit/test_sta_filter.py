@@ -141,3 +141,8 @@ def test_a_path_across_a_to_many_relation_is_an_exists_over_the_related_entities
 def test_count_inside_expand_is_read():
     options = parse_options(ENTITY_SETS["Things"], {"$expand": "Datastreams($count=true;$top=1)"})
     assert options.expand[0].options.count is True
+
+
+def test_the_id_may_be_selected_and_ordered_by_its_json_name():
+    options = parse_options(ENTITY_SETS["Things"], {"$select": "@iot.id,name", "$orderby": "@iot.id desc"})
+    assert options.select == ["id", "name"] and options.orderby == [("id", "desc")]
