@@ -57,7 +57,8 @@ class Options:
 
 
 def _int(name: str, text: str, high: int) -> int:
-    if not re.fullmatch(r"\d{1,9}", text.strip()):
+    text = text.strip(" ")
+    if not re.fullmatch(r"[0-9]{1,9}", text):
         raise QueryError(f"{name} must be a whole number from 0 to {high}")
     value = int(text)
     if value > high:

@@ -170,6 +170,7 @@ function signOut(event) {
 }
 
 document.getElementById("signin").addEventListener("submit", showMine);
+for (const control of document.querySelectorAll("#signin input, #signin button")) control.disabled = false;
 document.getElementById("signout").addEventListener("submit", signOut);
 document.getElementById("hour").addEventListener("input", paintHour);
 languageButton(TEXTS, paintHour);

@@ -146,3 +146,9 @@ def test_count_inside_expand_is_read():
 def test_the_id_may_be_selected_and_ordered_by_its_json_name():
     options = parse_options(ENTITY_SETS["Things"], {"$select": "@iot.id,name", "$orderby": "@iot.id desc"})
     assert options.select == ["id", "name"] and options.orderby == [("id", "desc")]
+
+
+def test_a_count_option_with_a_control_character_is_refused_not_a_crash():
+    """Found by hypothesis: '0\\x1f' passed the check after str.strip() and then failed int()."""
+    with pytest.raises(QueryError):
+        parse_options(ENTITY_SETS["Things"], {"$top": "0\x1f"})
