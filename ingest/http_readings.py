@@ -15,13 +15,9 @@ from datetime import datetime
 import psycopg
 
 from cityos.ingest.admission import Admission
+from cityos.ingest.contract import topic_for
 from cityos.ingest.pipeline import MessageOutcome, process_message
 from cityos.ingest.writer import Batch
-
-
-def readings_topic(domain: str, device_id: str) -> str:
-    """The topic a device publishes its readings on."""
-    return f"cityos/v1/{domain}/{device_id}/readings"
 
 
 def add_readings(batch: Batch, conn: psycopg.Connection, domain: str, device_id: str, readings: list[dict], *,
@@ -29,7 +25,7 @@ def add_readings(batch: Batch, conn: psycopg.Connection, domain: str, device_id:
     """Admit ``readings`` (``{"t": time, metric: value, ...}`` each) of one device as one MQTT message would be
     admitted, and add the outcome to ``batch``; the outcome says whether they became a dead letter."""
     payload = json.dumps(readings[0] if len(readings) == 1 else {"batch": readings}).encode()
-    outcome = process_message(readings_topic(domain, device_id), payload, now=now, admission=admission, conn=conn,
+    outcome = process_message(topic_for(domain, device_id), payload, now=now, admission=admission, conn=conn,
                               client_id=client_id)
     batch.add_outcome(outcome)  # rows or dead letter, and the device's ledger, as for an MQTT message
     return outcome

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 import paho.mqtt.client as mqtt
 import psycopg
 
+from cityos.ingest.contract import topic_for
 from cityos.ingest.devices import BrokerTarget, NewDevice, add_device, provision, rotate_password
 from cityos.ingest.simulate import health, hems, vehicles
 from cityos.ingest.simulate.routes import Segment, road_routes, road_segments
@@ -158,7 +159,7 @@ class Simulation:
         return self.config.health_interval_s
 
     def _topic(self, device_id: str) -> str:
-        return f"cityos/v1/{self.domains[device_id]}/{device_id}/readings"
+        return topic_for(self.domains[device_id], device_id)
 
     def connect(self) -> None:
         """Connect every device with its own credentials (three file descriptors each)."""
