@@ -20,6 +20,7 @@ from cityos.platform.api.live import start_live_feed
 from cityos.platform.api.metrics import RequestMetrics
 from cityos.platform.api.microcache import MicroCache
 from cityos.platform.api.security import SecurityHeaders, mount_docs
+from cityos.platform.api.sensors import series_answers
 from cityos.platform.api.snapshots import Snapshots
 from cityos.platform.db import pool as pools
 from cityos.platform.logs import configure_logging
@@ -91,6 +92,7 @@ def create_app(settings: Settings | None = None, *, maintenance: bool = True) ->
         live = start_live_feed(settings, asyncio.get_running_loop())
         snapshots = app.state.latest_snapshots = Snapshots(settings.database_url).start() \
             if settings.database_url else None
+        series = app.state.series_answers = series_answers(settings.database_url) if settings.database_url else None
         services = [_load(spec)(settings, asyncio.get_running_loop()) for spec in SERVICES]
         log.info("api started", extra={"url": settings.api_url})
         yield
@@ -101,6 +103,8 @@ def create_app(settings: Settings | None = None, *, maintenance: bool = True) ->
             live.stop()
         if snapshots:
             snapshots.stop()
+        if series:
+            series.stop()
         if task:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

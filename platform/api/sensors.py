@@ -8,6 +8,7 @@ Snowplows and buses are shown in real time; patrol cars and other official cars 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import threading
 from collections import OrderedDict
@@ -20,7 +21,8 @@ from fastapi.responses import Response
 from psycopg.rows import dict_row
 
 from cityos.platform.api.responses import Encoded, Format, respond
-from cityos.platform.db.connection import connect
+from cityos.platform.api.snapshots import Snapshots
+from cityos.platform.db.connection import aconnect, connect
 from cityos.platform.db.series_rollups import BY_NAME, Rollup, bucket_ceil, bucket_floor
 from cityos.platform.vehicle_privacy import PUBLIC_POSITIONS, visible_sql, visible_until
 
@@ -193,12 +195,60 @@ class _Answers:
 _ANSWERS = _Answers()
 
 
-def _rolled_up_rows(cur, rollup: Rollup, device: dict, source: str, agg: str, params: dict, zone: ZoneInfo
-                          ) -> tuple[list[dict], tuple]:
+class _Builders:
+    """A lock per kept answer being read: when a change drops a popular answer, one request reads it again and
+    the others waiting for the same answer get the kept one (no stampede of identical reads)."""
+
+    def __init__(self) -> None:
+        self._held: dict[tuple, tuple[asyncio.Lock, int]] = {}
+
+    async def enter(self, key: tuple | None) -> asyncio.Lock | None:
+        """Wait for ``key``'s lock (None: nothing to wait for)."""
+        if key is None:
+            return None
+        lock, users = self._held.get(key, (None, 0))
+        lock = lock or asyncio.Lock()
+        self._held[key] = (lock, users + 1)
+        try:
+            await lock.acquire()
+        except BaseException:  # the client went away while waiting
+            self._forget(key, lock)
+            raise
+        return lock
+
+    def leave(self, key: tuple | None, lock: asyncio.Lock | None) -> None:
+        """Release ``key``'s lock; forget it when no one else waits."""
+        if key is None or lock is None:
+            return
+        lock.release()
+        self._forget(key, lock)
+
+    def _forget(self, key: tuple, lock: asyncio.Lock) -> None:
+        _, users = self._held[key]
+        if users <= 1:
+            del self._held[key]
+        else:
+            self._held[key] = (lock, users - 1)
+
+
+_BUILDERS = _Builders()
+
+
+#: How a bucket's value is made of partial aggregates (sum, count, min, max) of its parts: hourly roll-up rows
+#: and raw rows alike (the daily roll-up is made of the hourly one the same way).
+COMBINE = {"avg": "sum(sum) / nullif(sum(count), 0)", "min": "min(min)", "max": "max(max)", "sum": "sum(sum)",
+           "count": "sum(count)"}
+
+
+async def _rolled_up_rows(cur, rollup: Rollup, device: dict, source: str, agg: str, params: dict, zone: ZoneInfo
+                          ) -> tuple[list[dict], tuple, bool]:
     """Buckets from the roll-up where it is complete (whole buckets inside the range, before its watermark),
-    and from raw rows elsewhere: the partial buckets at either edge and everything after the watermark
-    (the current bucket); ordered, after the cursor, at most ``params["limit"]``. Also what the rows depend on
-    besides the request (the roll-up's version and the raw rows read), to know an answer already encoded."""
+    and elsewhere from the finer roll-up it is built of (a daily bucket after the daily watermark is made of
+    the complete hours the hourly roll-up holds) and from raw rows: the partial bucket at the range's start,
+    and whatever no roll-up holds yet (the current hour); ordered, after the cursor, at most
+    ``params["limit"]``. Also what the rows depend on besides the request (the roll-ups' versions and the raw
+    rows read), to know an answer already encoded, and whether they were all read before the watermarks (the
+    answer then changes only when a roll-up or the device does)."""
     done = device["done"]
     lo = bucket_ceil(params["start"], rollup.step, zone)
     hi = bucket_floor(params["end"], rollup.step, zone)
@@ -218,22 +268,62 @@ def _rolled_up_rows(cur, rollup: Rollup, device: dict, source: str, agg: str, pa
         key = (rollup.name, params["device"], params["metric"], params["tz"], agg, params["start"], lo, hi,
                device["version"])
         if (cached := _ROLLED.get(key)) is None:
-            head = (cur.execute(raw.format("%(start)s", "%(lo)s"), params, prepare=False)).fetchall() \
+            head = await (await cur.execute(raw.format("%(start)s", "%(lo)s"), params, prepare=False)).fetchall() \
                 if params["start"] < lo else []
-            body = (cur.execute(
+            body = await (await cur.execute(
                 f"select bucket as time, {agg} as value from {rollup.table} where device_id = %(device)s and metric "
                 "= %(metric)s and zone = %(tz)s and bucket >= %(lo)s and bucket < %(hi)s order by bucket", params)
             ).fetchall()
             cached = [*head, *body]
             _ROLLED.put(key, cached)
         kept = cached
-    # after the watermark (the current bucket, a partial one at the end): raw rows, every time
-    tail = (cur.execute(raw.format("%(hi)s", "%(end)s"), params, prepare=False)).fetchall() \
-        if hi < params["end"] else []
+    tail, depends, settled = await _tail(cur, rollup, device, source, agg, params, zone, raw)
     rows = [*kept, *tail]
     if params["after"] is not None:
         rows = [r for r in rows if r["time"] > params["after"]]
-    return rows[:params["limit"]], (device["version"], lo, hi, tuple((r["time"], r["value"]) for r in tail))
+    return rows[:params["limit"]], (device["version"], lo, hi, depends), settled
+
+
+async def _tail(cur, rollup: Rollup, device: dict, source: str, agg: str, params: dict, zone: ZoneInfo, raw: str
+                ) -> tuple[list[dict], tuple, bool]:
+    """The buckets after the watermark ``params["hi"]`` up to the range's end, what they depend on, and whether
+    no raw row was read for them.
+
+    A daily roll-up's tail (today, or a day the last pass has not closed yet) is made of the hourly roll-up's
+    complete hours and raw rows only after the hourly watermark: a range ending in the past reads no raw row
+    at all, and one ending now reads the current hour's. The hourly part alone changes only with the hourly
+    roll-up's version, so it is read once per range and version."""
+    hi, end = params["hi"], params["end"]
+    if hi >= end:
+        return [], (), True
+    finer = BY_NAME.get(rollup.after or "")
+    fine_done = device.get("fine_done")
+    if finer is None or fine_done is None or fine_done <= hi:
+        rows = await (await cur.execute(raw.format("%(hi)s", "%(end)s"), params, prepare=False)).fetchall()
+        return rows, tuple((r["time"], r["value"]) for r in rows), False
+    mid = min(bucket_floor(end, finer.step, zone), fine_done)
+    params.update(mid=mid)
+    hours = (f"select bucket as t, sum, count, min, max from {finer.table} where device_id = %(device)s "
+             "and metric = %(metric)s and zone = %(tz)s and bucket >= %(hi)s and bucket < %(mid)s")
+    if mid >= end:  # all in complete hours
+        key = (finer.name, params["device"], params["metric"], params["tz"], agg, hi, end, device["fine_version"])
+        if (rows := _ROLLED.get(key)) is None:
+            rows = await (await cur.execute(
+                f"select time_bucket('{rollup.width}', t, %(tz)s) as time, {COMBINE[agg]} as value "
+                f"from ({hours}) parts group by 1 order by 1", params)).fetchall()
+            _ROLLED.put(key, rows)
+        return rows, (device["fine_version"],), True
+    rows = await (await cur.execute(
+        f"select time_bucket('{rollup.width}', t, %(tz)s) as time, {COMBINE[agg]} as value from ({hours} "
+        "union all select time, value, (value is not null)::int, value, value from "
+        f"{source} where device_id = %(device)s and time >= %(mid)s and time < %(end)s) parts group by 1 order by 1",
+        params, prepare=False)).fetchall()
+    return rows, (device["fine_version"], tuple((r["time"], r["value"]) for r in rows)), False
+
+
+def _names(rollup: Rollup | None) -> tuple[str, str]:
+    """A roll-up's name and the name of the finer one it is built from ('' for none)."""
+    return (rollup.name, rollup.after or "") if rollup else ("", "")
 
 
 def _encode_cursor(t: datetime) -> str:
@@ -248,7 +338,7 @@ def _decode_cursor(cursor: str) -> datetime:
 
 
 @router.get("/{device_id}/series", summary="Time series with downsampling / 時系列データ")
-def series(request: Request, device_id: str, metric: str,
+async def series(request: Request, device_id: str, metric: str,
            start: datetime | None = Query(None, description="inclusive, RFC 3339; default: end - 1 day"),
            end: datetime | None = Query(None, description="exclusive, RFC 3339; default: now"),
            interval: Literal["raw", "1m", "1h", "1d"] = Query(
@@ -265,6 +355,8 @@ def series(request: Request, device_id: str, metric: str,
     0時から0時まで。
     """
     zone = request.app.state.settings.timezone
+    settings = request.app.state.settings
+    given_end = end
     end = end or datetime.now(UTC)
     start = start or end - timedelta(days=1)
     if start.tzinfo is None or end.tzinfo is None:
@@ -272,49 +364,89 @@ def series(request: Request, device_id: str, metric: str,
     if start >= end:
         raise HTTPException(400, "start must be before end")
     after = _decode_cursor(cursor) if cursor else None
-    settings = request.app.state.settings
-    with connect(autocommit=True) as conn, conn.cursor(row_factory=dict_row) as cur:
-        # the device and, in the same round trip, how far its interval's roll-up is complete
-        device = (cur.execute(
-            "select d.domain, d.kind, w.done_until as done, w.version from core.devices d "
-            "left join cityos_meta.rollup_watermarks w on w.zone = %s "
-            "and w.rollup = case when d.domain = 'vehicle' then %s else %s end "
-            "where d.device_id = %s and d.public and d.revoked_at is null",
-            (zone, ROLLUPS[(True, interval)].name if interval in ("1h", "1d") else "",
-             ROLLUPS[(False, interval)].name if interval in ("1h", "1d") else "", device_id))).fetchone()
-        if device is None:
-            raise HTTPException(404, f"no public sensor {device_id}")
-        if device["domain"] == "vehicle":
-            end = min(end, visible_until(device["kind"], datetime.now(UTC)))  # patrol cars: only DELAY old
-            if metric not in POSITION_METRICS:
-                raise HTTPException(400, f"vehicle metrics: {', '.join(sorted(POSITION_METRICS))}")
-            source = f"(select time, device_id, {metric} as value from telemetry.vehicle_positions) src"
-        else:
-            source = ("(select time, device_id, value from telemetry.measurements where metric = %(metric)s) src")
-        params = {"metric": metric, "device": device_id, "start": start, "end": end, "after": after,
-                  "limit": limit + 1, "tz": zone}
-        rollup = ROLLUPS.get((device["domain"] == "vehicle", interval)) if settings.series_rollups else None
-        answer_key = None
-        if rollup is not None:
-            rows, depends = _rolled_up_rows(cur, rollup, device, source, AGGREGATES[agg], params, settings.zone)
-            answer_key = (device_id, metric, interval, agg, start, end, after, limit, format, zone, depends)
-        else:
-            time_col = "time" if interval == "raw" else f"time_bucket('{INTERVALS[interval]}', time, %(tz)s)"
-            value_col = "value" if interval == "raw" else f"{AGGREGATES[agg]}(value)"
-            group = "" if interval == "raw" else "group by 1"
-            sql = (f"select {time_col} as time, {value_col} as value from {source} where device_id = %(device)s "
-                   f"and time >= %(start)s and time < %(end)s {group} ")
-            sql = f"select * from ({sql}) s where (%(after)s::timestamptz is null or time > %(after)s) " \
-                  f"order by time limit %(limit)s"
-            rows = (cur.execute(sql, params)).fetchall()
-    if answer_key is not None and (encoded := _ANSWERS.get(answer_key)) is not None:
+    # an answer read before the roll-ups' watermarks is kept until a roll-up or the device registry changes
+    keeper: Snapshots | None = getattr(request.app.state, "series_answers", None)
+    keep_key = (device_id, metric, interval, agg, start, end, after, limit, format, zone) \
+        if keeper is not None and given_end is not None and interval in ("1h", "1d") and settings.series_rollups \
+        else None
+    if keep_key is not None and keeper is not None and (hit := keeper.kept(keep_key)) is not None:
+        return hit.response(request, max_age=60)
+    building = keep_key
+    lock = await _BUILDERS.enter(building)  # one request per kept answer reads it, the others wait for it
+    try:
+        if keep_key is not None and keeper is not None and (hit := keeper.kept(keep_key)) is not None:
+            return hit.response(request, max_age=60)
+        generation = keeper.generation if keeper is not None else 0  # before the first statement
+        async with aconnect(autocommit=True) as conn, conn.cursor(row_factory=dict_row) as cur:
+            # the device and, in the same round trip, how far its interval's roll-up is complete
+            (vehicle, vehicle_after), (other, other_after) = (_names(ROLLUPS.get((True, interval))),
+                                                              _names(ROLLUPS.get((False, interval))))
+            device = await (await cur.execute(
+                "select d.domain, d.kind, w.done_until as done, w.version, f.done_until as fine_done, "
+                "f.version as fine_version from core.devices d "
+                "left join cityos_meta.rollup_watermarks w on w.zone = %(tz)s "
+                "and w.rollup = case when d.domain = 'vehicle' then %(vehicle)s else %(other)s end "
+                "left join cityos_meta.rollup_watermarks f on f.zone = %(tz)s "
+                "and f.rollup = case when d.domain = 'vehicle' then %(vehicle_after)s else %(other_after)s end "
+                "where d.device_id = %(device)s and d.public and d.revoked_at is null",
+                {"tz": zone, "device": device_id, "vehicle": vehicle, "other": other, "vehicle_after": vehicle_after,
+                 "other_after": other_after})).fetchone()
+            if device is None:
+                raise HTTPException(404, f"no public sensor {device_id}")
+            if device["domain"] == "vehicle":
+                end = min(end, visible_until(device["kind"], datetime.now(UTC)))  # patrol cars: only DELAY old
+                if end != given_end:
+                    keep_key = None  # the visible range grows with the clock
+                if metric not in POSITION_METRICS:
+                    raise HTTPException(400, f"vehicle metrics: {', '.join(sorted(POSITION_METRICS))}")
+                source = f"(select time, device_id, {metric} as value from telemetry.vehicle_positions) src"
+            else:
+                source = ("(select time, device_id, value from telemetry.measurements where metric = %(metric)s) src")
+            params = {"metric": metric, "device": device_id, "start": start, "end": end, "after": after,
+                      "limit": limit + 1, "tz": zone}
+            rollup = ROLLUPS.get((device["domain"] == "vehicle", interval)) if settings.series_rollups else None
+            answer_key = None
+            if rollup is not None:
+                rows, depends, settled = await _rolled_up_rows(cur, rollup, device, source, AGGREGATES[agg], params,
+                                                               settings.zone)
+                answer_key = (device_id, metric, interval, agg, start, end, after, limit, format, zone, depends)
+                if not settled:
+                    keep_key = None  # raw rows after the watermarks: read again next time
+            else:
+                time_col = "time" if interval == "raw" else f"time_bucket('{INTERVALS[interval]}', time, %(tz)s)"
+                value_col = "value" if interval == "raw" else f"{AGGREGATES[agg]}(value)"
+                group = "" if interval == "raw" else "group by 1"
+                sql = (f"select {time_col} as time, {value_col} as value from {source} where device_id = %(device)s "
+                       f"and time >= %(start)s and time < %(end)s {group} ")
+                sql = f"select * from ({sql}) s where (%(after)s::timestamptz is null or time > %(after)s) " \
+                      f"order by time limit %(limit)s"
+                rows = await (await cur.execute(sql, params)).fetchall()
+        if answer_key is not None and (encoded := _ANSWERS.get(answer_key)) is not None:
+            if keep_key is not None and keeper is not None:
+                keeper.put(keep_key, generation, encoded)
+            return encoded.response(request, max_age=60)
+        next_cursor = _encode_cursor(rows[limit - 1]["time"]) if len(rows) > limit else None
+        rows = rows[:limit]
+        extra = {"device_id": device_id, "metric": metric, "interval": interval,
+                 "agg": agg if interval != "raw" else None, "next_cursor": next_cursor,
+                 "timezone": zone if interval != "raw" else None}
+        if answer_key is None:
+            return respond(request, rows, format, max_age=60, extra=extra)
+        encoded = Encoded.of(rows, format, extra)
+        _ANSWERS.put(answer_key, encoded)
+        if keep_key is not None and keeper is not None:
+            keeper.put(keep_key, generation, encoded)
         return encoded.response(request, max_age=60)
-    next_cursor = _encode_cursor(rows[limit - 1]["time"]) if len(rows) > limit else None
-    rows = rows[:limit]
-    extra = {"device_id": device_id, "metric": metric, "interval": interval, "agg": agg if interval != "raw" else None,
-             "next_cursor": next_cursor, "timezone": zone if interval != "raw" else None}
-    if answer_key is None:
-        return respond(request, rows, format, max_age=60, extra=extra)
-    encoded = Encoded.of(rows, format, extra)
-    _ANSWERS.put(answer_key, encoded)
-    return encoded.response(request, max_age=60)
+    finally:
+        _BUILDERS.leave(building, lock)
+
+
+#: Announced by every statement that changes a series roll-up or the device registry (migration 0020).
+SERIES_CHANNEL = "cityos_series_changed"
+
+
+def series_answers(database_url: str) -> Snapshots:
+    """The series answers one API process keeps (started by the app): those read wholly before the roll-ups'
+    watermarks, valid until :data:`SERIES_CHANNEL` announces a change, and at most a minute (their max-age)."""
+    return Snapshots(database_url, max_age_s=60, channel=SERIES_CHANNEL, name="series-answers",
+                     max_entries=1024).start()

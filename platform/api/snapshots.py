@@ -12,6 +12,10 @@ An answer is also rebuilt after :data:`MAX_AGE_S` (its ``Cache-Control: max-age`
 what a patrol car may show moves with the clock (:mod:`cityos.platform.vehicle_privacy`), and the answer
 only ever shows less than it could, never more. While the listener is not listening (database outage, start
 up) nothing is kept: every request builds its answer, as without snapshots.
+
+The series route keeps its answers made wholly of rolled-up buckets the same way, on another channel
+(:func:`cityos.platform.api.sensors.series_answers`, migration 0020), with :meth:`Snapshots.kept` and
+:meth:`Snapshots.put` (its async route waits for a builder itself).
 """
 
 from __future__ import annotations
@@ -31,11 +35,14 @@ MAX_BYTES = 64 * 1024 * 1024  # per API process; least recently used answers go 
 
 
 class Snapshots(ChannelListener):
-    """Encoded answers per key, valid while nothing announced a change on :data:`CHANNEL`."""
+    """Encoded answers per key, valid while nothing announced a change on ``channel`` (default :data:`CHANNEL`)
+    and for at most ``max_age_s``; at most ``max_entries`` answers and :data:`MAX_BYTES`."""
 
-    def __init__(self, database_url: str, max_age_s: float = MAX_AGE_S):
-        super().__init__(database_url, CHANNEL, "latest-snapshots")
+    def __init__(self, database_url: str, max_age_s: float = MAX_AGE_S, *, channel: str = CHANNEL,
+                 name: str = "latest-snapshots", max_entries: int = MAX_ENTRIES):
+        super().__init__(database_url, channel, name)
         self.max_age_s = max_age_s
+        self.max_entries = max_entries
         self.generation = 0
         self.builds = 0  # answers built (for tests and diagnostics)
         self._entries: OrderedDict[Hashable, tuple[int, float, Encoded]] = OrderedDict()
@@ -62,13 +69,24 @@ class Snapshots(ChannelListener):
             generation = self.generation  # read before building: a change meanwhile makes the entry stale
             value = build()
             self.builds += 1
-            with self._guard:
-                self._entries[key] = (generation, time.monotonic(), value)
-                self._entries.move_to_end(key)
-                while len(self._entries) > 1 and (len(self._entries) > MAX_ENTRIES or self._bytes() > MAX_BYTES):
-                    old, _ = self._entries.popitem(last=False)
-                    self._locks.pop(old, None)
+            self.put(key, generation, value)
             return value
+
+    def kept(self, key: Hashable) -> Encoded | None:
+        """The answer kept for ``key`` if nothing changed since it was built (None while not listening)."""
+        return self._fresh(key) if self.listening.is_set() else None
+
+    def put(self, key: Hashable, generation: int, value: Encoded) -> None:
+        """Keep ``value``, built from what the database held at :attr:`generation` ``generation`` (read
+        before the first statement it was built from: a change announced meanwhile makes it stale at once)."""
+        if not self.listening.is_set():
+            return
+        with self._guard:
+            self._entries[key] = (generation, time.monotonic(), value)
+            self._entries.move_to_end(key)
+            while len(self._entries) > 1 and (len(self._entries) > self.max_entries or self._bytes() > MAX_BYTES):
+                old, _ = self._entries.popitem(last=False)
+                self._locks.pop(old, None)
 
     def _bytes(self) -> int:
         return sum(len(e[2].body) + len(e[2].gzipped) for e in self._entries.values())

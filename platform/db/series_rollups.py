@@ -137,16 +137,24 @@ def _refresh_one(conn: psycopg.Connection, rollup: Rollup, zone: str, now: datet
         stop = min(until, bucket_ceil(start + SLICE, rollup.step, tz))
         with conn.transaction():
             conn.execute("select pg_advisory_xact_lock(%s)", (LOCK_ID,))  # one refresher at a time (API processes)
-            written += conn.execute(
-                f"insert into {rollup.table} ({COLUMNS}) select %(tz)s, * from ({rollup.select}) r "
-                "on conflict (device_id, metric, zone, bucket) do update set avg = excluded.avg, "
-                "min = excluded.min, max = excluded.max, sum = excluded.sum, count = excluded.count",
-                {"tz": zone, "from": start, "to": stop}).rowcount
-            _advance(conn, rollup.name, zone, stop)
+            changed = conn.execute(_upsert(rollup), {"tz": zone, "from": start, "to": stop}).rowcount
+            if changed or done is None or stop > done:
+                _advance(conn, rollup.name, zone, stop)
+            written += changed
         start = stop
     if done is None or until > done:
         _advance(conn, rollup.name, zone, until)
     return written
+
+
+def _upsert(rollup: Rollup) -> str:
+    """Roll up ``[%(from)s, %(to)s)`` into ``rollup``'s table; its row count says how many buckets are new or
+    different (a bucket rolled up again to the same figures is not written: readers keep what they read)."""
+    return (f"insert into {rollup.table} as t ({COLUMNS}) select %(tz)s, * from ({rollup.select}) r "
+            "on conflict (device_id, metric, zone, bucket) do update set avg = excluded.avg, "
+            "min = excluded.min, max = excluded.max, sum = excluded.sum, count = excluded.count "
+            "where (t.avg, t.min, t.max, t.sum, t.count) is distinct from "
+            "(excluded.avg, excluded.min, excluded.max, excluded.sum, excluded.count)")
 
 
 def _advance(conn: psycopg.Connection, name: str, zone: str, until: datetime) -> None:
@@ -168,18 +176,17 @@ def recompute_touched(conn: psycopg.Connection, source: str, windows: list[tuple
             done = watermark(conn, rollup.name, zone)
             if done is None:
                 continue
+            changed = 0
             for start, end in windows:
                 lo, hi = bucket_floor(start, rollup.step, tz), min(bucket_ceil(end, rollup.step, tz), done)
                 if lo >= hi:
                     continue
                 with conn.transaction():
                     conn.execute("select pg_advisory_xact_lock(%s)", (LOCK_ID,))
-                    written += conn.execute(
-                        f"insert into {rollup.table} ({COLUMNS}) select %(tz)s, * from ({rollup.select}) r "
-                        "on conflict (device_id, metric, zone, bucket) do update set avg = excluded.avg, "
-                        "min = excluded.min, max = excluded.max, sum = excluded.sum, count = excluded.count",
-                        {"tz": zone, "from": lo, "to": hi}).rowcount
-            _advance(conn, rollup.name, zone, done)  # same watermark, new version
+                    changed += conn.execute(_upsert(rollup), {"tz": zone, "from": lo, "to": hi}).rowcount
+            if changed:
+                _advance(conn, rollup.name, zone, done)  # same watermark, new version
+            written += changed
     return written
 
 

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from cityos.platform.db.series_rollups import refresh_series_rollups
-from helpers import api_server
+from helpers import api_server, wait_for
 
 ZONE = "Asia/Tokyo"
 SENSOR, GONE = "env-roll-01", "env-roll-02"
@@ -120,3 +120,39 @@ def test_a_late_reading_days_old_is_in_the_rollups_after_the_next_maintenance_pa
         assert 5000.0 in [v for _, v in got], interval
         assert [v for _, v in got] == pytest.approx([v for _, v in _raw(database_url, SENSOR, interval, "max",
                                                                           start, end)])
+
+
+def _status(base: str, device: str, start: datetime, end: datetime) -> int:
+    return httpx.get(f"{base}/api/v1/sensors/{device}/series", params={
+        "metric": "pm25", "interval": "1d", "start": start.isoformat(), "end": end.isoformat()}, timeout=30).status_code
+
+
+def test_a_kept_answer_is_not_served_once_its_sensor_is_withdrawn(api, database_url):
+    """Days before the roll-ups' watermarks are kept by the API until a roll-up or the registry changes; taking
+    the sensor off the open data must end that at once, not when the answer would have aged out."""
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    start, end = hour - timedelta(days=3), hour - timedelta(days=1)  # whole hours, all rolled up: kept
+    assert _series(api, SENSOR, "1d", "avg", start, end)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("update core.devices set public = false where device_id = %s", (SENSOR,))
+    try:
+        wait_for(lambda: _status(api, SENSOR, start, end) == 404, 5)
+    finally:
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute("update core.devices set public = true where device_id = %s", (SENSOR,))
+
+
+def test_a_late_reading_replaces_a_kept_answer_after_the_maintenance_pass(api, database_url):
+    from cityos.ingest.writer import Batch, write_batch
+    from cityos.platform.db.maintenance import run_maintenance
+
+    late = (datetime.now(UTC) - timedelta(days=3, hours=7)).replace(minute=41, second=5, microsecond=0)
+    start = late.replace(minute=0, second=0) - timedelta(days=1)
+    end = start + timedelta(days=2)  # whole hours, all rolled up: kept
+    assert 7000.0 not in [v for _, v in _series(api, SENSOR, "1d", "max", start, end)]  # kept now
+    batch = Batch(received_at=datetime.now(UTC))
+    batch.add_rows("telemetry.measurements", [(late, SENSOR, "pm25", 7000.0)])
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        write_batch(conn, batch)
+    run_maintenance(database_url, 400, timezone=ZONE)
+    wait_for(lambda: 7000.0 in [v for _, v in _series(api, SENSOR, "1d", "max", start, end)], 5)
