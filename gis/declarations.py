@@ -10,9 +10,10 @@ loaders (:mod:`cityos.gis.loaders.run`, ``cityos gis load`` choices), the OGC co
 (:mod:`cityos.gis.schema`, run after the migrations).
 
 An **analysis** is one file in ``gis/analyses/declared/`` holding ``ANALYSIS = Analysis(...)``: its function,
-typed parameters, and whether it is a CLI command, an API route, an export and a dataset builder. From it
-come the ``cityos gis`` command, the ``/api/v1/gis/...`` route, the export, the open-data builder, their exits
-and the CLI command's audit declaration (:mod:`cityos.platform.audit`).
+typed parameters, and whether it is a CLI command, an API route, an export and an open dataset (:class:`OpenData`:
+the builder's name, its shape through the ``dataset`` view). From it come the ``cityos gis`` command, the
+``/api/v1/gis/...`` route, the export, the open-data builder (:mod:`cityos.opendata.builders`), their exits and
+the CLI command's audit declaration (:mod:`cityos.platform.audit`).
 
 Modules are found by listing the two folders: adding a file is the whole change.
 """
@@ -165,6 +166,24 @@ View = Callable[[Any, Context], Any]
 
 
 @dataclass(frozen=True)
+class OpenData:
+    """How an analysis is published as an open dataset: the builder that dataset definitions name
+    (``[source] builder``, ``opendata/datasets/*.toml``) and what the builder does besides running the analysis
+    for the ``dataset`` channel (its view, ``views["dataset"]``, gives the rows' shape; the analysis sees
+    ``ctx.channel == "dataset"`` when the dataset needs other inputs).
+
+    ``reads``: the raw telemetry tables the analysis reads (late readings there make its datasets due again);
+    ``geometry``: the rows keep their ``geometry`` column (GeoJSON resources draw it; else it is dropped and
+    they draw points from ``lat``/``lon``); ``city``: the rows start with the city's ``city_code`` and
+    ``city_name`` (the portal's, as the standard formats of 自治体標準オープンデータセット ask)."""
+
+    builder: str
+    reads: tuple[str, ...] = ()
+    geometry: bool = False
+    city: bool = False
+
+
+@dataclass(frozen=True)
 class Analysis:
     """An analysis and every way it leaves the platform, with the steps its exits take.
 
@@ -186,7 +205,9 @@ class Analysis:
     - ``views``: what each channel shows of the result (``{"cli": only_hot_cells}``).
     - ``cli_output``: CSV or JSON lines; ``api_output``: rows as JSON/CSV or a GeoJSON FeatureCollection
       (``feature_id``: the column that gives each feature its id). ``columns``: the result's columns when it
-      has no rows (for the export's join). ``dataset`` registers an open-data builder of the same name.
+      has no rows (for the export's join).
+    - ``dataset``: an open-data builder (:class:`OpenData`); ``True`` is one named after the analysis with
+      the result as it is (no geometry).
     """
 
     id: str
@@ -201,7 +222,7 @@ class Analysis:
     cli: bool = True
     api: bool = True
     export: bool = True
-    dataset: bool = False
+    dataset: bool | OpenData = False
     max_age: int = 300
     reference_date: bool = False
     staff_exact: str | None = None
@@ -228,6 +249,13 @@ class Analysis:
             raise ValueError(f"analysis {self.id}: exact figures are those of a registry aggregate")
 
     @property
+    def open_data(self) -> OpenData | None:
+        """Its open dataset (``dataset=True``: a builder named after the analysis), None when it has none."""
+        if isinstance(self.dataset, OpenData):
+            return self.dataset
+        return OpenData(self.id) if self.dataset else None
+
+    @property
     def command(self) -> str:
         return self.id.replace("_", "-")
 
@@ -242,8 +270,9 @@ class Analysis:
 
     def exit_of(self, channel: Channel) -> str:
         """The exit name of ``channel`` (:mod:`cityos.platform.exits`)."""
-        return {"cli": f"cli:gis {self.command}", "api": f"api:GET {self.path}", "export": f"export:{self.id}",
-                "dataset": f"dataset:{self.id}"}[channel]
+        if channel == "dataset":
+            return f"dataset:{self.open_data.builder if self.open_data else self.id}"
+        return {"cli": f"cli:gis {self.command}", "api": f"api:GET {self.path}", "export": f"export:{self.id}"}[channel]
 
     def params_of(self, channel: Channel) -> tuple[Param, ...]:
         return tuple(p for p in self.params if channel in p.channels)
@@ -333,6 +362,9 @@ def analyses() -> dict[str, Analysis]:
     clash = {a.id for a in found if a.export} & {layer.id for layer in layers().values() if layer.export}
     if clash:
         raise ValueError(f"an analysis and a layer share the export name {', '.join(clash)}")
+    datasets = [a.open_data.builder for a in found if a.open_data]
+    if len(set(datasets)) != len(datasets):
+        raise ValueError("two analyses name the same dataset builder")
     _declare_exits({}, result)
     return result
 

@@ -40,12 +40,15 @@ def bus_stops(conn: psycopg.Connection, min_departures: int | None = None) -> gp
                       {"n": min_departures})
 
 
-def vehicle_observations(conn: psycopg.Connection, days: int, threshold: float) -> pd.DataFrame:
-    """Harsh-brake observations of the last ``days`` (filtered in SQL on the hypertable)."""
+def vehicle_observations(conn: psycopg.Connection, days: int, threshold: float,
+                         public_only: bool = False) -> pd.DataFrame:
+    """Harsh-brake observations of the last ``days`` (filtered in SQL on the hypertable); ``public_only``: of
+    public devices (``core.devices.public``) only."""
     since = pd.Timestamp.now(tz="UTC") - timedelta(days=days)
+    public = " and device_id in (select device_id from core.devices where public)" if public_only else ""
     return pd.DataFrame(conn.execute(
         "select device_id, time, st_y(geom), st_x(geom), accel_long from telemetry.vehicle_positions "
-        "where time >= %s and accel_long <= %s", (since, threshold)).fetchall(),
+        f"where time >= %s and accel_long <= %s{public}", (since, threshold)).fetchall(),
         columns=["device_id", "time", "lat", "lon", "accel_long"])
 
 

@@ -6,6 +6,10 @@ Builders of personal data read per-person contributions and aggregate them with
 checks the result again before anything is uploaded. Add a dataset's source by adding a function
 here with ``@builder("name")``.
 
+A GIS analysis is not rewritten here: its declaration (``gis/analyses/declared/<analysis>.py``,
+``dataset=OpenData(...)``) names its builder, which :func:`_declared` derives (the rows of its ``dataset``
+view); no builder of this file is named after a declared analysis or its dataset.
+
 Metric names come from the one metric catalog (:mod:`cityos.ingest.catalog`, what ingest stores)
 through :func:`catalog_metric`: a name the catalog does not know stops this module from loading,
 instead of giving a dataset that can never have rows.
@@ -16,16 +20,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import pandas as pd
 import psycopg
 
-from cityos.gis.analyses.disclosure import BAND_NAMES, BANDS, Cell, Statistics
 from cityos.ingest.catalog import DOMAINS, field_for
 from cityos.ingest.rows import VEHICLES
 from cityos.opendata.anonymise import Table, aggregate
 from cityos.opendata.definitions import Portal
+
+if TYPE_CHECKING:
+    from cityos.gis.declarations import Analysis
 
 #: The default city time zone (``CITYOS_TIMEZONE``); a build takes the setting's.
 DEFAULT_ZONE = ZoneInfo("Asia/Tokyo")
@@ -76,9 +83,16 @@ BUILDERS: dict[str, Builder] = {}
 READS: dict[str, tuple[str, ...]] = {}
 
 
+#: builder -> the declared analysis it is derived from (:func:`_declared`).
+DERIVED: dict[str, str] = {}
+
+
 def builder(name: str, reads: tuple[str, ...] = ()) -> Callable[[Builder], Builder]:
-    """Register a builder under ``name``; ``reads``: the raw telemetry tables it reads."""
+    """Register a builder under ``name`` (once: a second builder of the same name is an error); ``reads``: the raw
+    telemetry tables it reads."""
     def register(function: Builder) -> Builder:
+        if name in BUILDERS:
+            raise ValueError(f"two builders are named {name!r}")
         BUILDERS[name] = function
         READS[name] = reads
         return function
@@ -113,40 +127,6 @@ def bus_stops(conn: psycopg.Connection, ctx: BuildContext) -> Table:
         select stop_id, name, boardings_per_day,
                round(st_y(geom)::numeric, 6)::float8 as lat, round(st_x(geom)::numeric, 6)::float8 as lon
         from gis.bus_stops order by stop_id"""))
-
-
-#: Labels of the five-year age bands of the standard 地域・年齢別人口 format (the last one open-ended).
-AGE_LABELS = {name: ("100歳以上" if lo == 100 else f"{lo}-{hi}歳") for name, lo, hi in BANDS}
-
-
-@builder("population_by_age")
-def population_by_age(conn: psycopg.Connection, ctx: BuildContext) -> Table:
-    """地域・年齢別人口: residents per district, five-year age band and sex on the first day of this month.
-
-    Aggregate statistics of the resident registry (published by the city by law, not per-person
-    consent), protected together with the API's figures of the same reference date
-    (:mod:`cityos.gis.statistics`): the same cells are blank here and there, and no blank can be
-    recovered by combining the two.
-    """
-    from cityos.gis.statistics import latest_reference_date, published_statistics
-
-    stats = published_statistics(conn, latest_reference_date(ctx.now), ctx.k)
-    names: dict[str, str] = dict(conn.execute("select code, name_ja from gis.districts").fetchall())
-    return Table(population_frame(stats, names, ctx.portal))
-
-
-def population_frame(stats: Statistics, names: dict[str, str], portal: Portal) -> pd.DataFrame:
-    """The rows of 地域・年齢別人口 from protected statistics: one per district in ``names`` and band."""
-    rows = [{"city_code": portal.city_code, "city_name": portal.city_name, "as_of": stats.as_of.isoformat(),
-             "district_code": code, "district_name": names[code], "age_band": AGE_LABELS[band],
-             "total": stats.value(code, Cell(band)), "male": stats.value(code, Cell(band, "M")),
-             "female": stats.value(code, Cell(band, "F"))}
-            for code in stats.districts() if code in names for band in BAND_NAMES]
-    frame = pd.DataFrame(rows, columns=["city_code", "city_name", "as_of", "district_code", "district_name",
-                                        "age_band", "total", "male", "female"])
-    for column in ("total", "male", "female"):
-        frame[column] = frame[column].astype("Int64")
-    return frame
 
 
 @builder("energy_by_district_day", reads=("telemetry.energy_readings",))
@@ -190,28 +170,6 @@ def snowplow_tracks(conn: psycopg.Connection, ctx: BuildContext) -> Table:
     return Table(frame)
 
 
-@builder("accident_hotspots", reads=("telemetry.vehicle_positions",))
-def accident_hotspots(conn: psycopg.Connection, ctx: BuildContext) -> Table:
-    """Accident-risk hotspots: H3 cells with harsh brakes of city vehicles, police accidents and Gi*."""
-    from cityos.gis.analyses.hotspots import HARSH_BRAKE_MS2, cell_polygon, hotspots
-    from cityos.gis.sources import accident_points, vehicle_observations
-
-    days = int(ctx.params.get("days", 365))
-    brakes = vehicle_observations(conn, days, HARSH_BRAKE_MS2)
-    public = {r[0] for r in conn.execute("select device_id from core.devices where public").fetchall()}
-    brakes = brakes[brakes["device_id"].isin(public)]
-    table = hotspots(brakes, accident_points(conn, days), permutations=int(ctx.params.get("permutations", 999)))
-    table = table[(table["harsh_brakes"] > 0) | (table["accidents"] > 0)].sort_values("cell")
-    table["geometry"] = [{"type": "Polygon", "coordinates": [[list(p) for p in cell_polygon(c)]]}
-                         for c in table["cell"]]
-    table["gi_z"] = table["gi_z"].astype(float).round(4)
-    table["gi_p"] = table["gi_p"].astype(float).round(4)
-    table["lat"] = table["lat"].round(5)
-    table["lon"] = table["lon"].round(5)
-    return Table(table[["cell", "harsh_brakes", "accidents", "gi_z", "gi_p", "hot", "latent", "lat", "lon",
-                        "geometry"]].reset_index(drop=True))
-
-
 @builder("health_by_district_month", reads=("telemetry.health_readings",))
 def health_by_district_month(conn: psycopg.Connection, ctx: BuildContext) -> Table:
     """Per district and month: opted-in wearers, mean heart rate and mean daily steps; plus a whole-city row.
@@ -246,10 +204,13 @@ def health_by_district_month(conn: psycopg.Connection, ctx: BuildContext) -> Tab
     return Table(frame, districts.contributors | city.contributors)
 
 
+def _declared(analysis: Analysis) -> Builder:
+    """The builder of a declared analysis (:mod:`cityos.gis.declarations`): the rows of its ``dataset`` view,
+    parameters from the definition's ``[source.params]`` (checked like the CLI's and the API's), the city's
+    columns first and the geometry kept or dropped as its :class:`~cityos.gis.declarations.OpenData` says."""
+    dataset = analysis.open_data
+    assert dataset is not None
 
-def _declared(analysis) -> Builder:
-    """The builder of a declared analysis (:mod:`cityos.gis.declarations`): its rows, parameters from the
-    definition's ``[source.params]`` (checked like the CLI's and the API's)."""
     def build(conn: psycopg.Connection, ctx: BuildContext) -> Table:
         given = {p.name: ctx.params[p.name] for p in analysis.params_of("dataset") if p.name in ctx.params}
         day = None
@@ -260,9 +221,15 @@ def _declared(analysis) -> Builder:
         declared = analysis.context(ctx.k, ctx.zone, ctx.now, channel="dataset", as_of=day, **given)
         result = analysis.view("dataset", analysis.run(conn, declared), declared)
         frame = pd.DataFrame(result) if isinstance(result, list) else result
-        return Table(frame.drop(columns=["geometry"], errors="ignore").reset_index(drop=True))
+        if not dataset.geometry:
+            frame = frame.drop(columns=["geometry"], errors="ignore")
+        frame = frame.reset_index(drop=True)
+        if dataset.city:
+            frame.insert(0, "city_code", ctx.portal.city_code)
+            frame.insert(1, "city_name", ctx.portal.city_name)
+        return Table(frame)
 
-    build.__doc__ = f"{analysis.title} / {analysis.title_ja} (a declared analysis)."
+    build.__doc__ = f"{analysis.title} / {analysis.title_ja} (the declared analysis {analysis.id})."
     return build
 
 
@@ -270,8 +237,9 @@ def _register_declared() -> None:
     from cityos.gis.declarations import analyses
 
     for analysis in analyses().values():
-        if analysis.dataset:
-            builder(analysis.id)(_declared(analysis))
+        if (dataset := analysis.open_data) is not None:
+            builder(dataset.builder, reads=dataset.reads)(_declared(analysis))
+            DERIVED[dataset.builder] = analysis.id
 
 
 _register_declared()

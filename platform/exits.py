@@ -143,11 +143,10 @@ EXITS: dict[str, Use] = {
     "mqtt:cityos/public/v1/snowplows/{device_id}": Use("non_personal", note="public snowplows"),
     MQTT_ENERGY: OPEN_ENERGY,
     "mqtt:v1.1/Datastreams({id})/Observations": SENSORTHINGS, "mqtt:v1.1/Things({id})/Locations": SENSORTHINGS,
-    # the layers' ogc:/export: exits and the GIS analyses' routes, exports and commands come from
+    # the layers' ogc:/export: exits and the GIS analyses' routes, exports, commands and datasets come from
     # cityos.gis.declarations (gis/analyses/declared/)
-    "dataset:accident_hotspots": NON_PERSONAL, "dataset:bus_stops": NON_PERSONAL,
-    "dataset:energy_by_district_day": OPEN_ENERGY, "dataset:fire_water": NON_PERSONAL,
-    "dataset:health_by_district_month": OPEN_HEALTH, "dataset:population_by_age": STATUTORY,
+    "dataset:bus_stops": NON_PERSONAL, "dataset:energy_by_district_day": OPEN_ENERGY,
+    "dataset:fire_water": NON_PERSONAL, "dataset:health_by_district_month": OPEN_HEALTH,
     "dataset:snowplow_tracks": NON_PERSONAL,
 }
 

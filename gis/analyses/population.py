@@ -7,9 +7,11 @@ from datetime import date
 
 import pandas as pd
 
-from cityos.gis.analyses.disclosure import AGE_GROUPS, Cell, Statistics, protect
+from cityos.gis.analyses.disclosure import AGE_GROUPS, BAND_NAMES, BANDS, Cell, Statistics, protect
 
 BAND_COLUMNS = list(AGE_GROUPS)
+#: Labels of the five-year age bands of the standard 地域・年齢別人口 format (the last one open-ended).
+AGE_LABELS = {name: ("100歳以上" if lo == 100 else f"{lo}-{hi}歳") for name, lo, hi in BANDS}
 
 
 def ages(birth_dates: pd.Series, as_of: date) -> pd.Series:
@@ -46,6 +48,21 @@ def population_table(stats: Statistics) -> pd.DataFrame:
         table[column] = table[column].astype("Int64")
     table["share_65_plus"] = table["share_65_plus"].astype("Float64")
     return table
+
+
+def population_by_band(stats: Statistics, names: dict[str, str]) -> pd.DataFrame:
+    """The rows of the standard 地域・年齢別人口 (the open dataset; the city's columns come first there): one per
+    district in ``names`` (code -> name) and five-year band, with total, male and female as protected by the
+    disclosure step (a blank is <NA>, the same cells as every other output of the date)."""
+    rows = [{"as_of": stats.as_of.isoformat(), "district_code": code, "district_name": names[code],
+             "age_band": AGE_LABELS[band], "total": stats.value(code, Cell(band)),
+             "male": stats.value(code, Cell(band, "M")), "female": stats.value(code, Cell(band, "F"))}
+            for code in stats.districts() if code in names for band in BAND_NAMES]
+    frame = pd.DataFrame(rows, columns=["as_of", "district_code", "district_name", "age_band", "total", "male",
+                                        "female"])
+    for column in ("total", "male", "female"):
+        frame[column] = frame[column].astype("Int64")
+    return frame
 
 
 def population_by_district(people: pd.DataFrame, as_of: date, k: int = 10) -> pd.DataFrame:

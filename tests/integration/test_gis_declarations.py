@@ -11,7 +11,7 @@ import json
 import os
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import geopandas as gpd
 import httpx
@@ -200,3 +200,38 @@ def test_a_declared_analysis_is_an_open_data_builder_with_the_same_rows(city):
         table = BUILDERS["fire_water_coverage"](conn, ctx)
     _check(table.frame.to_dict(orient="records"))
     assert "fire_water_coverage" in analyses()
+
+
+#: Harsh brakes planted per vehicle: (device, public, where, how many).
+BRAKES = [("t-hs-plow", True, (139.93, 37.49), 2), ("t-hs-car", False, (139.95, 37.50), 3)]
+
+
+def test_the_accident_hotspots_dataset_counts_public_vehicles_only_and_the_export_every_city_vehicle(city):
+    from zoneinfo import ZoneInfo
+
+    from cityos.opendata.builders import BUILDERS, BuildContext
+    from cityos.opendata.definitions import load_portal
+
+    now = datetime.now(UTC)
+    with psycopg.connect(city[0], autocommit=True) as conn:
+        try:
+            for device, public, (lon, lat), count in BRAKES:
+                conn.execute("insert into core.devices (device_id, domain, kind, public) values (%s, 'vehicle', "
+                             "'snowplow', %s)", (device, public))
+                for minute in range(count):
+                    conn.execute("insert into telemetry.vehicle_positions (time, device_id, geom, accel_long) values "
+                                 "(%s, %s, st_setsrid(st_point(%s, %s), 4326), -5)",
+                                 (now - timedelta(minutes=60 + minute), device, lon, lat))
+            ctx = BuildContext(portal=load_portal(), k=10, now=now, params={"days": 30, "permutations": 99})
+            dataset = BUILDERS["accident_hotspots"](conn, ctx).frame
+            hotspots = analyses()["hotspots"]
+            declared = hotspots.context(10, ZoneInfo("Asia/Tokyo"), now, channel="export", days=30)
+            export = hotspots.view("export", hotspots.run(conn, declared), declared)
+        finally:
+            conn.execute("delete from telemetry.vehicle_positions where device_id like 't-hs-%'")
+            conn.execute("delete from core.devices where device_id like 't-hs-%'")
+    assert list(dataset.columns) == ["cell", "harsh_brakes", "accidents", "gi_z", "gi_p", "hot", "latent", "lat",
+                                     "lon", "geometry"]
+    assert dataset["harsh_brakes"].sum() == 2 and len(dataset) == 1
+    assert dataset["geometry"][0]["type"] == "Polygon"
+    assert export["harsh_brakes"].sum() == 5

@@ -51,6 +51,40 @@ def test_a_new_analysis_is_one_file_and_is_a_command_a_route_an_export_and_a_bui
     assert "cli:gis fire-water-coverage" in NOT_AUDITED
 
 
+def test_no_builder_named_after_a_declared_analysis_or_its_dataset_is_hand_written():
+    """A dataset of an analysis is its declaration's ``dataset=OpenData(...)``, derived, never a builder of its own."""
+    from cityos.opendata.builders import BUILDERS, DERIVED
+
+    declared = analyses()
+    datasets = {a.open_data.builder: a.id for a in declared.values() if a.open_data}
+    assert {"population_by_age": "population", "accident_hotspots": "hotspots",
+            "fire_water_coverage": "fire_water_coverage"}.items() <= datasets.items()
+    named = set(BUILDERS) & (set(declared) | set(datasets))
+    assert named - set(DERIVED) == set(), "hand-written builders named after a declared analysis or its dataset"
+    assert datasets == DERIVED
+
+
+def test_a_second_builder_of_the_same_name_is_refused():
+    from cityos.opendata.builders import BUILDERS, builder
+
+    derived = BUILDERS["accident_hotspots"]
+    with pytest.raises(ValueError, match="two builders are named 'accident_hotspots'"):
+        builder("accident_hotspots")(lambda conn, ctx: derived(conn, ctx))
+    assert BUILDERS["accident_hotspots"] is derived
+
+
+def test_a_declared_dataset_takes_its_exit_and_the_telemetry_it_reads_from_the_declaration():
+    from cityos.opendata.builders import READS
+    from cityos.platform.exits import EXITS
+
+    hotspots, population = analyses()["hotspots"], analyses()["population"]
+    assert hotspots.exit_of("dataset") == "dataset:accident_hotspots"
+    assert EXITS["dataset:accident_hotspots"] == hotspots.use
+    assert EXITS["dataset:population_by_age"] == population.use and population.use.basis == "statutory"
+    assert READS["accident_hotspots"] == ("telemetry.vehicle_positions",)
+    assert "dataset:hotspots" not in EXITS and "dataset:population" not in EXITS
+
+
 def test_every_gis_command_route_and_export_of_an_analysis_comes_from_a_declaration():
     """No analysis is wired by hand: the analyses' commands, routes and exports are exactly the declared ones."""
     from cityos.gis.api import router
