@@ -20,7 +20,7 @@ import pytest
 from cityos.ingest.broker_auth import PUBLIC_PASSWORD, PUBLIC_USER
 from cityos.platform.auth import create_token
 from cityos.platform.mqtt import BrokerAddress, new_client
-from helpers import api_server, client_python, free_port, wait_for
+from helpers import client_python, free_port, wait_for
 
 #: Tests whose readings go through ingest's time window (producers) are marked ``windowed``: the suite
 #: re-runs them with the Python clock a year ahead. The others compare with the database's clock (patrol-car
@@ -29,6 +29,8 @@ from helpers import api_server, client_python, free_port, wait_for
 NGSI = "/ngsi-ld/v1"
 PLOW, CAR, WX, SOIL, HOME = "ngsi-plow-01", "ngsi-car-01", "ngsi-wx-01", "ngsi-soil-01", "ngsi-home-01"
 CORE = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld"
+#: Subscriptions notify the test's own receivers on 127.0.0.1 (refused in production).
+API_ENV = {"CITYOS_ANONYMOUS_RATE_PER_MINUTE": "10000", "CITYOS_NGSILD_NOTIFY_PRIVATE_HOSTS": "127.0.0.1"}
 
 
 @pytest.fixture(scope="module")
@@ -86,12 +88,8 @@ def _forget_devices(conn: psycopg.Connection) -> None:
 
 
 @pytest.fixture(scope="module")
-def api(city, database_url, test_broker, tmp_path_factory):
-    env = {"CITYOS_DATABASE_URL": database_url, "CITYOS_MQTT_URL": test_broker.url,
-           "CITYOS_HOME": str(tmp_path_factory.mktemp("ngsi")), "CITYOS_ANONYMOUS_RATE_PER_MINUTE": "10000",
-           "CITYOS_NGSILD_NOTIFY_PRIVATE_HOSTS": "127.0.0.1"}
-    with api_server(env) as base:
-        yield base
+def api(city, api):  # the shared API (tests/conftest.py), started once the city is planted
+    return api
 
 
 #: This module's devices (the suite's database holds other tests' public devices too).
