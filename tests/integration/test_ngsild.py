@@ -381,13 +381,15 @@ def test_an_invalid_reading_notifies_nobody(api, city, receiver):
 
 
 @pytest.mark.windowed
-def test_a_subscription_notifies_over_mqtt(api, city, test_broker):
+def test_a_subscription_notifies_over_mqtt(api, city, test_broker, database_url):
     _, tokens = city
     service = BrokerAddress.parse(test_broker.url)
     topic = "cityos/public/v1/ngsi-ld/test"
     got: list[dict] = []
+    subscribed = threading.Event()
     client = new_client(BrokerAddress.parse(f"mqtt://{PUBLIC_USER}:{PUBLIC_PASSWORD}@127.0.0.1:{service.port}"))
     client.on_message = lambda _c, _u, msg: got.append(json.loads(msg.payload))
+    client.on_subscribe = lambda *_: subscribed.set()
     client.connect(service.host, service.port)
     client.subscribe(topic, qos=1)
     client.loop_start()
@@ -395,7 +397,8 @@ def test_a_subscription_notifies_over_mqtt(api, city, test_broker):
         uri = f"mqtt://{service.username}:{service.password}@127.0.0.1:{service.port}/{topic}"
         assert _subscribe(api, tokens["other"], {"type": "Subscription", "entities": [{"type": "WeatherObserved"}],
                                                  "notification": {"endpoint": {"uri": uri}}}).status_code == 201
-        time.sleep(0.5)
+        assert subscribed.wait(10), "the test's MQTT subscription was not acknowledged"
+        wait_for(lambda: _notifier_listening(database_url), 10)
         t = datetime.now(UTC).replace(microsecond=0).isoformat()
         _upsert(api, tokens["producer"], [{"id": f"urn:ngsi-ld:WeatherObserved:{WX}", "type": "WeatherObserved",
                                            "temperature": {"type": "Property", "value": 1.25, "observedAt": t}}])
@@ -451,6 +454,7 @@ def test_orange_ngsildclient_queries_subscribes_reads_history_and_upserts(api, c
     address = urlsplit(api)
     script = Path(__file__).with_name("clients") / "ngsildclient_session.py"
     notify = f"http://127.0.0.1:{receiver.port}/notify"
+    wait_for(lambda: _notifier_listening(database_url), 10)  # the session's upsert must find a notifier
     run = subprocess.run([ngsildclient_python, str(script), address.hostname, str(address.port), tokens["producer"],
                           notify], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-3000:]
@@ -493,13 +497,13 @@ def test_a_developers_api_key_owns_its_subscriptions(api):
 
 
 @pytest.mark.windowed
-def test_throttling_holds_later_changes_until_the_period_ends(api, city, receiver):
+def test_throttling_holds_later_changes_until_the_period_ends(api, city, receiver, database_url):
     _, tokens = city
     assert _subscribe(api, tokens["other"], {
         "type": "Subscription", "entities": [{"type": "Device", "id": f"urn:ngsi-ld:Device:{SOIL}"}],
         "throttling": 2, "notification": {"endpoint": {"uri": f"http://127.0.0.1:{receiver.port}/"},
                                           "format": "keyValues"}}).status_code == 201
-    time.sleep(0.5)
+    wait_for(lambda: _notifier_listening(database_url), 10)
     for value in (21.0, 22.0):
         t = datetime.now(UTC).isoformat()
         assert _upsert(api, tokens["producer"], [{"id": f"urn:ngsi-ld:Device:{SOIL}", "type": "Device",
