@@ -102,17 +102,36 @@ def test_broker(settings) -> Iterator[TestBroker]:
     shutil.rmtree(home, ignore_errors=True)
 
 
-@pytest.fixture(scope="module")
-def api(database_url, test_broker, tmp_path_factory, request) -> Iterator[str]:
-    """The API as a subprocess (tests/helpers.py api_server) on the test database and broker; its base URL.
+@pytest.fixture(scope="session")
+def apps_built():
+    """The apps' files, built once (the API mounts an app's folder only if it exists when the API starts)."""
+    from cityos.apps.build import ensure_built
 
-    A module adds settings with a module-level ``API_ENV`` dict (e.g. ``{"CITYOS_ANONYMOUS_RATE_PER_MINUTE":
-    "5"}``) or function of the test broker (for settings that name its files), or overrides this fixture by
-    name to add data first (``def api(api): ...; return api``).
+    return ensure_built()
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory, request) -> Iterator[str]:
+    """The API as a subprocess (tests/helpers.py api_server) of the test module's own; its base URL.
+
+    By default it runs on the test database and the test broker. A module changes that with module-level names:
+
+    - ``API_ENV``: settings to add, a dict (e.g. ``{"CITYOS_ANONYMOUS_RATE_PER_MINUTE": "5"}``) or a function
+      of the test broker (for settings that name its files);
+    - ``API_DATABASE``: the name of a fixture (module or session scope) giving the database URL, e.g.
+      ``"private_database_url"`` for a module that replaces whole tables;
+    - ``API_BROKER = False``: no broker (``CITYOS_MQTT_URL`` empty, so ``/readyz`` reports it missing), for a
+      module that reads only the database.
+
+    A module that plants data before the API starts overrides this fixture by name with the planting fixture
+    first: ``def api(planted, api): return api``.
     """
-    extra = getattr(request.module, "API_ENV", {})
-    env = {"CITYOS_DATABASE_URL": database_url, "CITYOS_MQTT_URL": test_broker.url,
-           "CITYOS_HOME": str(tmp_path_factory.mktemp("api")), **(extra(test_broker) if callable(extra) else extra)}
+    module = request.module
+    env = {"CITYOS_DATABASE_URL": request.getfixturevalue(getattr(module, "API_DATABASE", "database_url")),
+           "CITYOS_MQTT_URL": request.getfixturevalue("test_broker").url if getattr(module, "API_BROKER", True) else "",
+           "CITYOS_HOME": str(tmp_path_factory.mktemp("api"))}
+    extra = getattr(module, "API_ENV", {})
+    env.update(extra(request.getfixturevalue("test_broker")) if callable(extra) else extra)
     with api_server(env) as base:
         yield base
 

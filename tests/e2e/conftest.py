@@ -15,13 +15,6 @@ CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-network
                   "--disable-sync", "--no-first-run", "--disable-quic", "--enable-unsafe-swiftshader"]
 
 
-@pytest.fixture(scope="session")
-def apps_built():
-    from cityos.apps.build import ensure_built
-
-    return ensure_built()
-
-
 @pytest.fixture(scope="module")
 def city_env(apps_built, database_url, test_broker, tmp_path_factory) -> dict[str, str]:
     """A small demo city in the test database, and the API's environment for it."""

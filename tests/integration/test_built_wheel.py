@@ -16,7 +16,6 @@ import shutil
 import site
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -168,9 +167,9 @@ def test_an_ingest_worker_from_the_wheel_stores_a_reading(wheel_env, wheel_datab
                             env={**wheel_env["env"], "CITYOS_DATABASE_URL": wheel_database,
                                  "CITYOS_MQTT_URL": test_broker.url, "CITYOS_HOME": str(tmp_path)})
     try:
-        wait_for(lambda: b"ingest worker connected" in log.read_bytes() or proc.poll() is not None, timeout=30)
+        # subscribed (the SUBACK), as tests/servers.py Workers waits for it: a condition, not a delay
+        wait_for(lambda: b"ingest worker subscribed" in log.read_bytes() or proc.poll() is not None, timeout=30)
         assert proc.poll() is None, log.read_text()
-        time.sleep(1.5)  # subscribe
         reading = json.dumps({"t": datetime.now(UTC).isoformat(), "power_w": 321.5})
         ok, reason = publish_once(test_broker.device_url("hems-wheel1", new.mqtt_password),
                                   "cityos/v1/hems/hems-wheel1/readings", reading)

@@ -22,7 +22,6 @@ from shapely.geometry import MultiPolygon, Point, box
 from cityos.gis.declarations import analyses, layers
 from cityos.gis.schema import ensure_tables
 from cityos.gis.store import replace_layer
-from helpers import api_server
 
 SHELTERS_CSV = (
     "ID,名称,種別,所在地_連結表記,緯度,経度,収容人数,備考\n"
@@ -30,6 +29,8 @@ SHELTERS_CSV = (
     "S02,栄町集会所,指定緊急避難場所,会津若松市栄町2-2,139.9290,37.4960,60,\n"  # swapped coordinates
     "S03,座標なし公民館,指定避難所,会津若松市,,,100,\n"  # refused: no position
 )
+#: The API runs on this module's own database, where ``city`` replaces whole layers.
+API_DATABASE = "private_database_url"
 
 
 def _cli(database_url: str, *args: str) -> subprocess.CompletedProcess:
@@ -115,11 +116,8 @@ def city(private_database_url, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def api(city, test_broker, tmp_path_factory):
-    env = {"CITYOS_DATABASE_URL": city[0], "CITYOS_MQTT_URL": test_broker.url,
-           "CITYOS_HOME": str(tmp_path_factory.mktemp("declared-api"))}
-    with api_server(env) as base:
-        yield base
+def api(city, api):  # the shared API (tests/conftest.py) on API_DATABASE, started once the city is loaded
+    return api
 
 
 def test_a_new_layer_file_is_loaded_from_a_city_csv_by_its_declared_column_names(city):

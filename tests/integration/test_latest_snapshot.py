@@ -11,9 +11,12 @@ import pytest
 
 from cityos.platform.api.responses import Encoded
 from cityos.platform.api.snapshots import Snapshots
-from helpers import api_server, wait_for
+from helpers import wait_for
 
 SENSORS = [f"env-snap-{n:02d}" for n in range(3)]
+#: The route's own kept answer is under test, not the micro-cache in front of it (off whatever the caller set).
+API_ENV = {"CITYOS_API_CACHE_S": "0"}
+API_BROKER = False
 
 
 @pytest.fixture(scope="module")
@@ -68,11 +71,8 @@ def test_a_rolled_back_change_builds_nothing_again(snapshots, sensors, database_
 
 
 @pytest.fixture(scope="module")
-def api(database_url, sensors, tmp_path_factory):
-    env = {"CITYOS_DATABASE_URL": database_url, "CITYOS_HOME": str(tmp_path_factory.mktemp("snapshot")),
-           "CITYOS_API_CACHE_S": "0"}
-    with api_server(env) as base:
-        yield base
+def api(sensors, api):  # the shared API (tests/conftest.py), started once the sensors exist
+    return api
 
 
 def _values(base: str) -> dict[str, float]:

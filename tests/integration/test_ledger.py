@@ -317,9 +317,17 @@ def test_a_batch_still_uncommitted_when_maintenance_claims_its_bucket_is_in_the_
     done: list[dict] = []
     with psycopg.connect(database_url, autocommit=True) as conn:
         run_id = conn.execute("select coalesce(max(id), 0) + 1 from cityos_meta.maintenance_runs").fetchone()[0]
+        passing, batch = conn.info.backend_pid, writer.info.backend_pid
+
+        def waits_for_the_batch() -> bool:
+            with psycopg.connect(database_url, autocommit=True) as probe:
+                return batch in probe.execute("select pg_blocking_pids(%s)", (passing,)).fetchone()[0]
+
         thread = threading.Thread(target=lambda: done.append(refresh_rollups(conn, 10**9 + run_id)))
         thread.start()
-        time.sleep(1.0)
+        # a condition, not a delay: the pass blocks on the batch's lock, or (wrongly) finishes without waiting
+        wait_for(lambda: done or waits_for_the_batch(), 30,
+                 message=lambda: "the pass neither finished nor waited for the batch's transaction")
         assert not done, "the pass must wait for the batch that marked the bucket"
         writer.commit()
         thread.join(30)

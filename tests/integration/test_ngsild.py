@@ -20,7 +20,7 @@ import pytest
 from cityos.ingest.broker_auth import PUBLIC_PASSWORD, PUBLIC_USER
 from cityos.platform.auth import create_token
 from cityos.platform.mqtt import BrokerAddress, new_client
-from helpers import api_server, client_python, free_port, wait_for
+from helpers import client_python, free_port, wait_for
 
 #: Tests whose readings go through ingest's time window (producers) are marked ``windowed``: the suite
 #: re-runs them with the Python clock a year ahead. The others compare with the database's clock (patrol-car
@@ -29,6 +29,8 @@ from helpers import api_server, client_python, free_port, wait_for
 NGSI = "/ngsi-ld/v1"
 PLOW, CAR, WX, SOIL, HOME = "ngsi-plow-01", "ngsi-car-01", "ngsi-wx-01", "ngsi-soil-01", "ngsi-home-01"
 CORE = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld"
+#: Subscriptions notify the test's own receivers on 127.0.0.1 (refused in production).
+API_ENV = {"CITYOS_ANONYMOUS_RATE_PER_MINUTE": "10000", "CITYOS_NGSILD_NOTIFY_PRIVATE_HOSTS": "127.0.0.1"}
 
 
 @pytest.fixture(scope="module")
@@ -86,12 +88,8 @@ def _forget_devices(conn: psycopg.Connection) -> None:
 
 
 @pytest.fixture(scope="module")
-def api(city, database_url, test_broker, tmp_path_factory):
-    env = {"CITYOS_DATABASE_URL": database_url, "CITYOS_MQTT_URL": test_broker.url,
-           "CITYOS_HOME": str(tmp_path_factory.mktemp("ngsi")), "CITYOS_ANONYMOUS_RATE_PER_MINUTE": "10000",
-           "CITYOS_NGSILD_NOTIFY_PRIVATE_HOSTS": "127.0.0.1"}
-    with api_server(env) as base:
-        yield base
+def api(city, api):  # the shared API (tests/conftest.py), started once the city is planted
+    return api
 
 
 #: This module's devices (the suite's database holds other tests' public devices too).
@@ -383,13 +381,15 @@ def test_an_invalid_reading_notifies_nobody(api, city, receiver):
 
 
 @pytest.mark.windowed
-def test_a_subscription_notifies_over_mqtt(api, city, test_broker):
+def test_a_subscription_notifies_over_mqtt(api, city, test_broker, database_url):
     _, tokens = city
     service = BrokerAddress.parse(test_broker.url)
     topic = "cityos/public/v1/ngsi-ld/test"
     got: list[dict] = []
+    subscribed = threading.Event()
     client = new_client(BrokerAddress.parse(f"mqtt://{PUBLIC_USER}:{PUBLIC_PASSWORD}@127.0.0.1:{service.port}"))
     client.on_message = lambda _c, _u, msg: got.append(json.loads(msg.payload))
+    client.on_subscribe = lambda *_: subscribed.set()
     client.connect(service.host, service.port)
     client.subscribe(topic, qos=1)
     client.loop_start()
@@ -397,7 +397,8 @@ def test_a_subscription_notifies_over_mqtt(api, city, test_broker):
         uri = f"mqtt://{service.username}:{service.password}@127.0.0.1:{service.port}/{topic}"
         assert _subscribe(api, tokens["other"], {"type": "Subscription", "entities": [{"type": "WeatherObserved"}],
                                                  "notification": {"endpoint": {"uri": uri}}}).status_code == 201
-        time.sleep(0.5)
+        assert subscribed.wait(10), "the test's MQTT subscription was not acknowledged"
+        wait_for(lambda: _notifier_listening(database_url), 10)
         t = datetime.now(UTC).replace(microsecond=0).isoformat()
         _upsert(api, tokens["producer"], [{"id": f"urn:ngsi-ld:WeatherObserved:{WX}", "type": "WeatherObserved",
                                            "temperature": {"type": "Property", "value": 1.25, "observedAt": t}}])
@@ -453,6 +454,7 @@ def test_orange_ngsildclient_queries_subscribes_reads_history_and_upserts(api, c
     address = urlsplit(api)
     script = Path(__file__).with_name("clients") / "ngsildclient_session.py"
     notify = f"http://127.0.0.1:{receiver.port}/notify"
+    wait_for(lambda: _notifier_listening(database_url), 10)  # the session's upsert must find a notifier
     run = subprocess.run([ngsildclient_python, str(script), address.hostname, str(address.port), tokens["producer"],
                           notify], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-3000:]
@@ -495,13 +497,13 @@ def test_a_developers_api_key_owns_its_subscriptions(api):
 
 
 @pytest.mark.windowed
-def test_throttling_holds_later_changes_until_the_period_ends(api, city, receiver):
+def test_throttling_holds_later_changes_until_the_period_ends(api, city, receiver, database_url):
     _, tokens = city
     assert _subscribe(api, tokens["other"], {
         "type": "Subscription", "entities": [{"type": "Device", "id": f"urn:ngsi-ld:Device:{SOIL}"}],
         "throttling": 2, "notification": {"endpoint": {"uri": f"http://127.0.0.1:{receiver.port}/"},
                                           "format": "keyValues"}}).status_code == 201
-    time.sleep(0.5)
+    wait_for(lambda: _notifier_listening(database_url), 10)
     for value in (21.0, 22.0):
         t = datetime.now(UTC).isoformat()
         assert _upsert(api, tokens["producer"], [{"id": f"urn:ngsi-ld:Device:{SOIL}", "type": "Device",

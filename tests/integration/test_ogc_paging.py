@@ -8,20 +8,25 @@ import subprocess
 import psycopg
 import pytest
 
-from helpers import api_server
+#: The module replaces the whole hydrant layer: the API runs on a database of its own, without a broker.
+API_DATABASE = "private_database_url"
+API_BROKER = False
+API_ENV = {"CITYOS_ANONYMOUS_RATE_PER_MINUTE": "60"}
 
 
 @pytest.fixture(scope="module")
-def api(private_database_url, tmp_path_factory):
+def hydrants(private_database_url) -> None:
+    """2000 hydrants and nothing else in the layer."""
     with psycopg.connect(private_database_url, autocommit=True) as conn:
         conn.execute("delete from gis.fire_water")
         conn.execute("insert into gis.fire_water (id, kind, geom) select 'HY' || lpad(i::text, 4, '0'), '消火栓', "
                      "st_setsrid(st_point(139.90 + (i % 50) * 0.001, 37.48 + (i / 50) * 0.001), 4326) "
                      "from generate_series(1, 2000) i")
-    env = {"CITYOS_DATABASE_URL": private_database_url, "CITYOS_MQTT_URL": "",
-           "CITYOS_HOME": str(tmp_path_factory.mktemp("paging")), "CITYOS_ANONYMOUS_RATE_PER_MINUTE": "60"}
-    with api_server(env) as base:
-        yield base
+
+
+@pytest.fixture(scope="module")
+def api(hydrants, api):  # the shared API (tests/conftest.py) on API_DATABASE, started once the hydrants exist
+    return api
 
 
 def test_gdal_reads_all_2000_hydrants_without_a_key(api, tmp_path):

@@ -10,11 +10,11 @@ import psycopg
 import pytest
 
 from cityos.ingest.devices import add_device
-from helpers import api_server
 
 
 @pytest.fixture(scope="module")
-def api(database_url, test_broker, tmp_path_factory):
+def sensors(database_url) -> None:
+    """A public patrol car and soil sensor with two hours of readings, and a private household meter."""
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("delete from core.devices where device_id in ('car-open1', 'soil-open1', 'hems-priv1')")
         add_device(conn, "car-open1", "vehicle", kind="patrol_car", public=True)
@@ -33,10 +33,11 @@ def api(database_url, test_broker, tmp_path_factory):
         conn.execute("""insert into telemetry.latest_values (device_id, metric, time, value) values
                         ('soil-open1', 'soil_moisture_pct', '2026-11-20 01:59+00', 119),
                         ('hems-priv1', 'power_w', '2026-11-20 01:59+00', 800) on conflict do nothing""")
-    env = {"CITYOS_DATABASE_URL": database_url, "CITYOS_MQTT_URL": test_broker.url,
-           "CITYOS_HOME": str(tmp_path_factory.mktemp("open-api"))}
-    with api_server(env) as base:
-        yield base
+
+
+@pytest.fixture(scope="module")
+def api(sensors, api):  # the shared API (tests/conftest.py), started once the sensors exist
+    return api
 
 
 def test_sensor_list_shows_only_public_devices(api):

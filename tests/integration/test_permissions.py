@@ -17,7 +17,7 @@ import pytest
 from cityos.gis.declarations import analyses
 from cityos.platform.api.app import create_app
 from cityos.platform.auth import create_token
-from helpers import api_server, wait_for
+from helpers import wait_for
 
 PUBLIC = "public"
 #: Any token or API key: the caller's own resources (NGSI-LD subscriptions belong to who made them).
@@ -92,6 +92,7 @@ SAMPLES = {"subject_id": "perm-subject", "device_id": "perm-wear-01", "collectio
 STA_SETS = ("Things", "Sensors", "Locations", "HistoricalLocations", "Datastreams", "ObservedProperties",
             "Observations", "FeaturesOfInterest")
 SECRETS = ("PERMSECRET-PERSON", "perm-secret-subject", "424242.4242", "perm-wear-01", "perm-home-01")
+API_ENV = {"CITYOS_ANONYMOUS_RATE_PER_MINUTE": "10000"}
 
 
 def _route_set() -> set[tuple[str, str]]:
@@ -106,7 +107,8 @@ def _url(base: str, path: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def api(database_url, test_broker, tmp_path_factory):
+def personal_data(database_url) -> None:
+    """A resident, a wearable and a household meter carrying the SECRETS."""
     now = datetime.now(UTC)
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("insert into registry.residents (person_id, household_id, district_code, birth_date, sex) "
@@ -121,10 +123,11 @@ def api(database_url, test_broker, tmp_path_factory):
                          f"(%s, %s, %s, 424242.4242) on conflict do nothing", (now, device, metric))
             conn.execute("insert into telemetry.latest_values (device_id, metric, time, value) values "
                          "(%s, %s, %s, 424242.4242) on conflict do nothing", (device, metric, now))
-    env = {"CITYOS_DATABASE_URL": database_url, "CITYOS_MQTT_URL": test_broker.url,
-           "CITYOS_HOME": str(tmp_path_factory.mktemp("perm")), "CITYOS_ANONYMOUS_RATE_PER_MINUTE": "10000"}
-    with api_server(env) as base:
-        yield base
+
+
+@pytest.fixture(scope="module")
+def api(personal_data, api):  # the shared API (tests/conftest.py), started once the personal data is planted
+    return api
 
 
 @pytest.fixture(scope="module")

@@ -8,19 +8,14 @@ import httpx
 import pytest
 
 from cityos.platform.api.security import script_hashes
-from helpers import api_server
+
+API_BROKER = False
+API_ENV = {"CITYOS_BASEMAP_TILES": "https://cyberjapandata.gsi.go.jp/xyz/std/{z}/{x}/{y}.png"}
 
 
 @pytest.fixture(scope="module")
-def api(database_url, tmp_path_factory):
-    from cityos.apps.build import ensure_built
-
-    ensure_built()
-    env = {"CITYOS_DATABASE_URL": database_url, "CITYOS_MQTT_URL": "",
-           "CITYOS_HOME": str(tmp_path_factory.mktemp("headers")),
-           "CITYOS_BASEMAP_TILES": "https://cyberjapandata.gsi.go.jp/xyz/std/{z}/{x}/{y}.png"}
-    with api_server(env) as base:
-        yield base
+def api(apps_built, api):  # the shared API (tests/conftest.py), started once the apps are built (it mounts them)
+    return api
 
 
 def _policy(response: httpx.Response) -> dict[str, str]:

@@ -10,17 +10,19 @@ import psycopg
 import pytest
 
 from cityos.platform.db.series_rollups import refresh_series_rollups
-from helpers import api_server, wait_for
+from helpers import wait_for
 
 ZONE = "Asia/Tokyo"
 SENSOR, GONE = "env-roll-01", "env-roll-02"
 AGGS = {"avg": "avg", "min": "min", "max": "max", "sum": "sum", "count": "count"}
+#: The API reads the roll-ups (the suite's default is raw rows); maintenance stays out of the way.
+API_ENV = {"CITYOS_SERIES_ROLLUPS": "true", "CITYOS_TIMEZONE": ZONE, "CITYOS_MAINTENANCE_INTERVAL_S": "3600"}
+API_BROKER = False
 
 
 @pytest.fixture(scope="module")
-def api(database_url, tmp_path_factory):
-    """Two public sensors with a reading every 10 minutes for the last four days, rolled up, and an API that
-    reads the roll-ups (the suite's default is raw rows)."""
+def rolled_up(database_url) -> None:
+    """Two public sensors with a reading every 10 minutes for the last four days, rolled up."""
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     with psycopg.connect(database_url, autocommit=True) as conn:
         for device in (SENSOR, GONE):
@@ -34,10 +36,11 @@ def api(database_url, tmp_path_factory):
         # Written into the past with SQL, behind ingest: roll everything up again, as from an empty roll-up.
         conn.execute("delete from cityos_meta.rollup_watermarks")
         refresh_series_rollups(conn, ZONE)
-    env = {"CITYOS_DATABASE_URL": database_url, "CITYOS_HOME": str(tmp_path_factory.mktemp("rollups")),
-           "CITYOS_SERIES_ROLLUPS": "true", "CITYOS_TIMEZONE": ZONE, "CITYOS_MAINTENANCE_INTERVAL_S": "3600"}
-    with api_server(env) as base:
-        yield base
+
+
+@pytest.fixture(scope="module")
+def api(rolled_up, api):  # the shared API (tests/conftest.py), started once the readings are rolled up
+    return api
 
 
 def _series(base: str, device: str, interval: str, agg: str, start: datetime, end: datetime) -> list:

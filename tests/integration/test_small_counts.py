@@ -24,11 +24,11 @@ from cityos.opendata.definitions import DATASETS_DIR
 from cityos.opendata.run import run
 from cityos.platform import consent
 from cityos.platform.auth import create_token
-from helpers import api_server
 
 NOW = datetime.now(UTC)
 REF = latest_reference_date(NOW)
 K = 10
+API_ENV = {"CITYOS_ANONYMOUS_RATE_PER_MINUTE": "10000"}
 #: (age, sex, place, how many): the planted district SDC1 (place: near 88 m, mid 442 m, far 1.8 km, none).
 SDC1 = [(35, "F", "near", 30), (36, "M", "near", 14), (80, "M", "near", 15), (82, "F", "mid", 6), (101, "F", "near", 1),
         (96, "F", "near", 3), (10, "M", "far", 7), (11, "F", "near", 5), (70, "X", "none", 2), (72, "F", "near", 9)]
@@ -75,11 +75,8 @@ def registry(database_url):
 
 
 @pytest.fixture(scope="module")
-def api(registry, test_broker, tmp_path_factory):
-    env = {"CITYOS_DATABASE_URL": registry, "CITYOS_MQTT_URL": test_broker.url,
-           "CITYOS_HOME": str(tmp_path_factory.mktemp("small-counts")), "CITYOS_ANONYMOUS_RATE_PER_MINUTE": "10000"}
-    with api_server(env) as base:
-        yield base
+def api(registry, api):  # the shared API (tests/conftest.py), started once the district is planted
+    return api
 
 
 @pytest.fixture(scope="module")

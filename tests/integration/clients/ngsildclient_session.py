@@ -55,7 +55,6 @@ def main(host: str, port: int, producer_token: str, notify_url: str) -> dict:
             "entities": [{"type": "WeatherObserved"}], "watchedAttributes": ["temperature"],
             "notification": {"endpoint": {"uri": notify_url, "accept": "application/json"},
                              "format": "keyValues"}})
-        time.sleep(0.5)
         now = datetime.now(UTC).replace(microsecond=0)
         station = Entity("WeatherObserved", "ngsi-wx-01")
         station.prop("temperature", -7.25, observedat=now)
