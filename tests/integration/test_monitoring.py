@@ -8,24 +8,27 @@ import psycopg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from helpers import api_server
+API_DATABASE = "private_database_url"  # the shared API (tests/conftest.py) on the database below
 
 
 @pytest.fixture(scope="module")
-def metrics(private_database_url, test_broker, tmp_path_factory):
-    """One scrape after a device that never sent a reading was registered and a few requests were answered."""
+def private_database_url(private_database_url):
+    """The module's database with a device that never sent a reading and a recent dead letter."""
     from cityos.ingest.devices import add_device
 
     with psycopg.connect(private_database_url, autocommit=True) as conn:
         add_device(conn, "hems-mon-quiet", "hems")
         conn.execute("insert into core.dead_letters (topic, device_id, reason, payload) "
                      "values ('cityos/v1/hems/x/readings', 'x', 'unknown_device', '')")
-    env = {"CITYOS_DATABASE_URL": private_database_url, "CITYOS_MQTT_URL": test_broker.url,
-           "CITYOS_HOME": str(tmp_path_factory.mktemp("api-home"))}
-    with api_server(env) as base:
-        httpx.get(f"{base}/healthz")
-        httpx.get(f"{base}/api/v1/devices/hems-mon-quiet")  # 401: counted under its template, not its path
-        text = httpx.get(f"{base}/metrics").text
+    return private_database_url
+
+
+@pytest.fixture(scope="module")
+def metrics(api):
+    """One scrape after a device that never sent a reading was registered and a few requests were answered."""
+    httpx.get(f"{api}/healthz")
+    httpx.get(f"{api}/api/v1/devices/hems-mon-quiet")  # 401: counted under its template, not its path
+    text = httpx.get(f"{api}/metrics").text
     return {(s.name, tuple(sorted(s.labels.items()))): s.value
             for family in text_string_to_metric_families(text) for s in family.samples}
 

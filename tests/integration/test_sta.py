@@ -19,7 +19,7 @@ import psycopg
 import pytest
 
 from cityos.platform.auth import create_token
-from helpers import api_server, client_python
+from helpers import client_python
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 PLOW, PATROL, SENSOR, HIDDEN = "sta-plow-01", "sta-patrol-01", "sta-soil-01", "sta-hidden-01"
@@ -81,19 +81,30 @@ def _plant(conn) -> None:
                         "(%s, %s, %s, %s)", (device, metric, NOW, SECRET))
 
 
+API_ENV = {"CITYOS_ANONYMOUS_RATE_PER_MINUTE": "100000"}
+
+
 @pytest.fixture(scope="module")
-def sta(database_url, test_broker, tmp_path_factory):
-    """The base URL of the SensorThings service of a running API with the planted devices."""
+def planted(database_url):
+    """The module's devices and readings, removed again when the module ends (after its API stopped)."""
     global NOW  # "now" when the module's data is planted, not when the suite was collected (minutes earlier)
     NOW = datetime.now(UTC).replace(microsecond=0)
     with psycopg.connect(database_url, autocommit=True) as conn:
         _plant(conn)
-    env = {"CITYOS_DATABASE_URL": database_url, "CITYOS_MQTT_URL": test_broker.url,
-           "CITYOS_HOME": str(tmp_path_factory.mktemp("sta")), "CITYOS_ANONYMOUS_RATE_PER_MINUTE": "100000"}
-    with api_server(env) as base:
-        yield base + "/sta/v1.1"
+    yield
     with psycopg.connect(database_url, autocommit=True) as conn:
         _remove(conn)  # a public patrol car with recent positions would change other modules' answers
+
+
+@pytest.fixture(scope="module")
+def api(planted, api):  # the shared API (tests/conftest.py), started once the devices exist
+    return api
+
+
+@pytest.fixture(scope="module")
+def sta(api):
+    """The base URL of the SensorThings service of a running API with the planted devices."""
+    return api + "/sta/v1.1"
 
 
 @pytest.fixture(scope="module")
