@@ -159,3 +159,46 @@ def test_a_late_reading_replaces_a_kept_answer_after_the_maintenance_pass(api, d
         write_batch(conn, batch)
     run_maintenance(database_url, 400, timezone=ZONE)
     wait_for(lambda: 7000.0 in [v for _, v in _series(api, SENSOR, "1d", "max", start, end)], 5)
+
+
+PLOW = "plow-roll-01"
+
+
+@pytest.fixture(scope="module")
+def plow(api, database_url):
+    """A public snowplow with a position every 10 minutes for the last three days, rolled up (removed after)."""
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("delete from telemetry.vehicle_positions where device_id = %s", (PLOW,))
+        conn.execute("insert into core.devices (device_id, domain, kind, public) values (%s, 'vehicle', 'snowplow', "
+                     "true) on conflict (device_id) do nothing", (PLOW,))
+        conn.execute("""insert into telemetry.vehicle_positions (time, device_id, geom, speed_kmh)
+                        select %s - make_interval(mins => 10 * n), %s, st_setsrid(st_point(139.93, 37.49), 4326),
+                               case when n %% 7 = 0 then null else (n * 31) %% 60 end
+                        from generate_series(1, 3 * 144) n""", (now, PLOW))
+        conn.execute("delete from cityos_meta.rollup_watermarks")
+        refresh_series_rollups(conn, ZONE)
+    yield now
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("delete from telemetry.vehicle_positions where device_id = %s", (PLOW,))
+        conn.execute("delete from core.devices where device_id = %s", (PLOW,))
+
+
+def test_a_vehicle_series_from_the_rollups_equals_the_answer_from_raw_positions(api, plow, database_url):
+    hour = plow.replace(minute=0)
+    for start, end in ((plow - timedelta(days=2, minutes=13), plow + timedelta(minutes=5)),  # up to now
+                       (hour - timedelta(days=2), hour - timedelta(hours=3))):  # whole hours, all rolled up
+        for interval, width in (("1h", "1 hour"), ("1d", "1 day")):
+            for agg in ("avg", "max", "count"):
+                answer = httpx.get(f"{api}/api/v1/sensors/{PLOW}/series", params={
+                    "metric": "speed_kmh", "interval": interval, "agg": agg, "start": start.isoformat(),
+                    "end": end.isoformat(), "limit": 1000}, timeout=30)
+                answer.raise_for_status()
+                got = [(datetime.fromisoformat(i["time"]), i["value"]) for i in answer.json()["items"]]
+                with psycopg.connect(database_url) as conn:
+                    want = conn.execute(
+                        f"select time_bucket('{width}', time, %s), {agg}(speed_kmh)::float8 from "
+                        "telemetry.vehicle_positions where device_id = %s and time >= %s and time < %s "
+                        "group by 1 order by 1", (ZONE, PLOW, start, end)).fetchall()
+                assert [t for t, _ in got] == [t for t, _ in want], (interval, agg, start)
+                assert [v for _, v in got] == pytest.approx([v for _, v in want]), (interval, agg, start)
