@@ -20,7 +20,7 @@ from cityos.platform.api.live import start_live_feed
 from cityos.platform.api.metrics import RequestMetrics
 from cityos.platform.api.microcache import MicroCache
 from cityos.platform.api.security import SecurityHeaders, mount_docs
-from cityos.platform.api.sensors import series_answers
+from cityos.platform.api.series_rows import series_answers
 from cityos.platform.api.snapshots import Snapshots
 from cityos.platform.db import pool as pools
 from cityos.platform.logs import configure_logging

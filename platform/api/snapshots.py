@@ -14,7 +14,7 @@ only ever shows less than it could, never more. While the listener is not listen
 up) nothing is kept: every request builds its answer, as without snapshots.
 
 The series route keeps its answers made wholly of rolled-up buckets the same way, on another channel
-(:func:`cityos.platform.api.sensors.series_answers`, migration 0020), with :meth:`Snapshots.kept` and
+(:func:`cityos.platform.api.series_rows.series_answers`, migration 0020), with :meth:`Snapshots.kept` and
 :meth:`Snapshots.put` (its async route waits for a builder itself).
 """
 
