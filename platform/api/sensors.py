@@ -196,7 +196,7 @@ async def series(request: Request, device_id: str, metric: str,
             if rollup is not None:
                 rows, depends, settled = await rolled_up_rows(cur, rollup, device, source, AGGREGATES[agg], params,
                                                                settings.zone)
-                answer_key = (device_id, metric, interval, agg, start, end, after, limit, format, zone, depends)
+                answer_key = (device_id, metric, interval, agg, start, after, limit, format, zone, depends)
                 if not settled:
                     keep_key = None  # raw rows after the watermarks: read again next time
             else:

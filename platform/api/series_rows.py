@@ -59,7 +59,8 @@ ROLLED = RolledRows()
 
 class Answers:
     """Series answers this process encoded (plain and gzip, with their ETag), by everything they depend on: the
-    request, the roll-up's version and the raw rows read after its watermark. A request whose rows are the same
+    request (not its end: a range up to now ends elsewhere each time, the rows it gave are in the key), the
+    roll-ups' versions and the raw rows read after their watermarks. A request whose rows are the same
     as an earlier one's is sent those bytes again instead of being encoded and compressed once more (the
     answer is exact: any new reading changes the key). At most :attr:`MAX` answers, least recently used out."""
 
@@ -203,7 +204,7 @@ async def _tail(cur, rollup: Rollup, device: dict, source: str, agg: str, params
                 f"select time_bucket('{rollup.width}', t, %(tz)s) as time, {COMBINE[agg]} as value "
                 f"from ({hours}) parts group by 1 order by 1", params)).fetchall()
             ROLLED.put(key, rows)
-        return rows, (device["fine_version"],), True
+        return rows, (device["fine_version"], end), True
     rows = await (await cur.execute(
         f"select time_bucket('{rollup.width}', t, %(tz)s) as time, {COMBINE[agg]} as value from ({hours} "
         "union all select time, value, (value is not null)::int, value, value from "
