@@ -8,6 +8,7 @@ Snowplows and buses are shown in real time; patrol cars and other official cars 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from datetime import UTC, datetime, timedelta
 from typing import Literal
@@ -26,6 +27,9 @@ router = APIRouter(prefix="/api/v1/sensors", tags=["open data"])
 
 INTERVALS = {"1m": "1 minute", "1h": "1 hour", "1d": "1 day"}
 AGGREGATES = {"avg": "avg", "min": "min", "max": "max", "sum": "sum", "count": "count"}
+#: A series answer of more rows than this is encoded in a worker thread, not on the event loop (10,000 raw rows
+#: take tens of milliseconds to render and compress: every other request of the process would wait).
+ENCODE_IN_THREAD_ROWS = 1000
 POSITION_METRICS = {"speed_kmh", "heading_deg", "gps_error_m", "accel_long", "accel_trans", "accel_vert"}
 
 
@@ -218,8 +222,11 @@ async def series(request: Request, device_id: str, metric: str,
                  "agg": agg if interval != "raw" else None, "next_cursor": next_cursor,
                  "timezone": zone if interval != "raw" else None}
         if answer_key is None:
+            if len(rows) > ENCODE_IN_THREAD_ROWS:
+                return await asyncio.to_thread(respond, request, rows, format, max_age=60, extra=extra)
             return respond(request, rows, format, max_age=60, extra=extra)
-        encoded = Encoded.of(rows, format, extra)
+        encoded = await asyncio.to_thread(Encoded.of, rows, format, extra) if len(rows) > ENCODE_IN_THREAD_ROWS \
+            else Encoded.of(rows, format, extra)
         ANSWERS.put(answer_key, encoded)
         if keep_key is not None and keeper is not None:
             keeper.put(keep_key, generation, encoded)
