@@ -92,7 +92,8 @@ def create_app(settings: Settings | None = None, *, maintenance: bool = True) ->
         live = start_live_feed(settings, asyncio.get_running_loop())
         snapshots = app.state.latest_snapshots = Snapshots(settings.database_url).start() \
             if settings.database_url else None
-        series = app.state.series_answers = series_answers(settings.database_url) if settings.database_url else None
+        series = app.state.series_answers = series_answers(settings.database_url) \
+            if settings.database_url and settings.series_rollups else None  # kept answers are rolled up
         services = [_load(spec)(settings, asyncio.get_running_loop()) for spec in SERVICES]
         log.info("api started", extra={"url": settings.api_url})
         yield

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from cityos.platform.api.responses import Encoded
 from cityos.platform.api.snapshots import Snapshots
-from cityos.platform.db.series_rollups import BY_NAME, Rollup, bucket_ceil, bucket_floor
+from cityos.platform.db.series_rollups import BY_NAME, COMBINE, Rollup, bucket_ceil, bucket_floor
 
 #: (vehicle?, interval) -> the roll-up that holds that interval's complete buckets.
 ROLLUPS = {(False, "1h"): BY_NAME["measurements_hourly"], (False, "1d"): BY_NAME["measurements_daily"],
@@ -124,12 +124,6 @@ class Builders:
 
 
 BUILDERS = Builders()
-
-
-#: How a bucket's value is made of partial aggregates (sum, count, min, max) of its parts: hourly roll-up rows
-#: and raw rows alike (the daily roll-up is made of the hourly one the same way).
-COMBINE = {"avg": "sum(sum) / nullif(sum(count), 0)", "min": "min(min)", "max": "max(max)", "sum": "sum(sum)",
-           "count": "sum(count)"}
 
 
 async def rolled_up_rows(cur, rollup: Rollup, device: dict, source: str, agg: str, params: dict, zone: ZoneInfo

@@ -64,10 +64,16 @@ def _from_raw(source_rows: str) -> str:
         group by 1, 2, 3"""
 
 
+#: How a bucket's avg, min, max, sum and count are made of the partial aggregates (sum, count, min, max) of its
+#: parts: the daily roll-up of the hourly one, and the series route's buckets of rolled-up hours and raw rows.
+COMBINE = {"avg": "sum(sum) / nullif(sum(count), 0)", "min": "min(min)", "max": "max(max)", "sum": "sum(sum)",
+           "count": "sum(count)"}
+
+
 def _from_hourly(hourly_table: str) -> str:
     return f"""
         select time_bucket('1 day', bucket, %(tz)s) as bucket, device_id, metric,
-               sum(sum) / nullif(sum(count), 0), min(min), max(max), sum(sum), sum(count)
+               {", ".join(COMBINE[a] for a in ("avg", "min", "max", "sum", "count"))}
         from {hourly_table}
         where zone = %(tz)s and bucket >= %(from)s and bucket < %(to)s
         group by 1, 2, 3"""
