@@ -89,7 +89,7 @@ Resolver = Callable[[list[str]], Expr | None]
 
 CASTS = {NUMBER: "float8", TEXT: "text", TIME: "timestamptz", DATE: "date", BOOL: "boolean"}
 COMPARATORS = {ast.Eq: "=", ast.NotEq: "<>", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">="}
-ARITHMETIC = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Mod: "%"}
+ARITHMETIC = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
 SPATIAL = {"geo.intersects": "st_intersects", "st_equals": "st_equals", "st_disjoint": "st_disjoint",
            "st_touches": "st_touches", "st_within": "st_within", "st_overlaps": "st_overlaps",
            "st_crosses": "st_crosses", "st_intersects": "st_intersects", "st_contains": "st_contains"}
@@ -212,6 +212,8 @@ class Translator:
             left, right = self.expr(node.left), self.expr(node.right)
             if left.type != NUMBER or right.type != NUMBER:
                 raise QueryError("add, sub, mul, div and mod apply to numbers")
+            if isinstance(node.op, ast.Mod):  # PostgreSQL has no % for double precision: mod() of numerics
+                return value(f"mod(({left.sql})::numeric, ({right.sql})::numeric)::float8", NUMBER, left, right)
             return value(f"({left.sql} {ARITHMETIC[type(node.op)]} {right.sql})", NUMBER, left, right)
         if isinstance(node, ast.Compare):
             return self.compare(node)
